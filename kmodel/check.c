@@ -1,0 +1,531 @@
+/*
+ * km_check: every invariant of the model, checked from the bytes in the
+ * frames and the pinned tables.  It reads only, never trusts a reference
+ * before checking it, and bounds every walk, so a broken model makes it
+ * return false, not crash.  Local checks (each part, each entry) come
+ * first; the whole-tree walk runs only once they hold.
+ */
+#include "internal.h"
+
+#define FAIL(...)                                                       \
+	do {                                                            \
+		snprintf(why, why_len, __VA_ARGS__);                    \
+		return false;                                           \
+	} while (0)
+
+/* The part at (t, slot) if the reference is valid and of kind `tag`. */
+static const union km_part *part_ok(const struct km *km, km_task_t t,
+                                    uint32_t slot, int tag)
+{
+	const struct km_task *tk;
+	uint32_t page = KM_SLOT_PAGE(slot), i = KM_SLOT_IDX(slot);
+	const union km_part *p;
+
+	if (t >= km->cfg.max_tasks || !km->task[t].live)
+		return NULL;
+	tk = &km->task[t];
+	if (page >= tk->mdb.len || i >= KM_MDB_PARTS ||
+	    tk->mdb.pfn[page] == KM_NO_PFN)
+		return NULL;
+	p = &((const struct km_mdb_page *)(const void *)
+	      km_fp(km, tk->mdb.pfn[page]))->part[i];
+	return p->f.tag == tag ? p : NULL;
+}
+
+/* The head of the child list of a parent named by a sender part. */
+static bool head_of(const struct km *km, km_task_t t, uint32_t parent,
+                    uint32_t *head)
+{
+	const union km_part *p;
+
+	if (t == KM_SIGMA0) {
+		if (parent >= km->cfg.frames)
+			return false;
+		*head = km->frame[parent].first_child;
+		return true;
+	}
+	p = part_ok(km, t, parent, KM_PART_RECV);
+	if (p == NULL)
+		return false;
+	*head = p->r.first_child;
+	return true;
+}
+
+static bool check_frames(const struct km *km, char *why, size_t why_len)
+{
+	uint32_t kernel = 0, pool_free = 0, s0_free = 0, lent = 0;
+
+	for (km_pfn_t f = 0; f < km->cfg.frames; f++) {
+		const struct km_frame *fr = &km->frame[f];
+
+		if (fr->pool && fr->first_child != KM_NONE)
+			FAIL("frame %u: pool frame has mappings", f);
+		if (fr->pool && fr->kuse == KM_KU_NONE)
+			FAIL("frame %u: pool frame neither free nor used", f);
+		if (!fr->pool && fr->kuse == KM_KU_POOL)
+			FAIL("frame %u: marked free in the pool, not a pool frame", f);
+		if (fr->kuse == KM_KU_POOL)
+			pool_free++;
+		if (!fr->pool && fr->first_child == KM_NONE) {
+			if (fr->kuse != KM_KU_NONE)
+				FAIL("frame %u: free at sigma0 but used by the kernel", f);
+			s0_free++;
+		}
+		if (fr->kuse != KM_KU_KERNEL)
+			continue;
+		kernel++;
+		{
+			struct km_kpage kp = { fr->ktask, (enum km_ktype)fr->ktype,
+			                       fr->kindex };
+
+			if (fr->ktype >= KM_KT_COUNT || !km_task_get(km, fr->ktask) ||
+			    km_kpage_pfn(km, kp) != f)
+				FAIL("frame %u: kernel page %s/%u/%u does not "
+				     "name it", f, km_ktype_name(kp.type),
+				     kp.task, kp.index);
+		}
+		if (!fr->pool) {
+			uint32_t slot;
+			const union km_part *p;
+			const struct km_kpager *k;
+
+			lent++;
+			if (fr->lender == KM_ROOT_KPAGER ||
+			    fr->lender >= km->nkpagers ||
+			    !km->kpager[fr->lender].live)
+				FAIL("frame %u: lent by no live kpager", f);
+			k = &km->kpager[fr->lender];
+			slot = km_recv_at(km, k->task, fr->lender_vpn);
+			p = slot == KM_NONE ? NULL :
+			    part_ok(km, k->task, slot, KM_PART_RECV);
+			if (p == NULL || p->r.pfn != f ||
+			    !(p->r.flags & KM_RECV_LENT))
+				FAIL("frame %u: the kpager's mapping at 0x%x is "
+				     "not marked lent", f,
+				     fr->lender_vpn << KM_PAGE_SHIFT);
+		}
+	}
+	if (kernel != km->kernel_frames)
+		FAIL("%u frames hold kernel pages, the count says %u",
+		     kernel, km->kernel_frames);
+	if (pool_free != km->kpool_len)
+		FAIL("%u pool frames are free, the pool stack holds %u",
+		     pool_free, km->kpool_len);
+	for (uint32_t i = 0; i < km->kpool_len; i++)
+		if (km->kpool[i] >= km->cfg.frames ||
+		    km->frame[km->kpool[i]].kuse != KM_KU_POOL)
+			FAIL("pool stack entry %u is not a free pool frame", i);
+	if (s0_free != km->s0_free)
+		FAIL("%u frames are free at sigma0, the count says %u",
+		     s0_free, km->s0_free);
+	for (km_pfn_t f = 0; f < km->s0_cursor && f < km->cfg.frames; f++)
+		if (!km->frame[f].pool && km->frame[f].first_child == KM_NONE)
+			FAIL("frame %u is free below sigma0's cursor %u", f,
+			     km->s0_cursor);
+	if (lent != km->lent)
+		FAIL("%u frames are lent, the count says %u", lent, km->lent);
+	return true;
+}
+
+/* One receiver part: its sender part points back, its parent holds the
+ * same frame with at least its rights. */
+static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
+                       const struct km_recv *r, char *why, size_t why_len)
+{
+	const union km_part *s, *p;
+
+	s = part_ok(km, r->send_task, r->send_slot, KM_PART_SEND);
+	if (s == NULL || s->s.recv_task != t || s->s.recv_slot != slot)
+		FAIL("task %u mapping 0x%x: its sender part does not point "
+		     "back", t, r->vpn << KM_PAGE_SHIFT);
+	if (r->rights == 0 || (r->rights & ~KM_RWX))
+		FAIL("task %u mapping 0x%x: rights %u", t,
+		     r->vpn << KM_PAGE_SHIFT, r->rights);
+	if (r->pfn >= km->cfg.frames || km->frame[r->pfn].pool)
+		FAIL("task %u mapping 0x%x: frame %u is not sigma0's", t,
+		     r->vpn << KM_PAGE_SHIFT, r->pfn);
+	if (r->send_task == KM_SIGMA0) {
+		if (s->s.parent != r->pfn)
+			FAIL("task %u mapping 0x%x: derived from frame %u, "
+			     "maps frame %u", t, r->vpn << KM_PAGE_SHIFT,
+			     s->s.parent, r->pfn);
+		return true;
+	}
+	p = part_ok(km, r->send_task, s->s.parent, KM_PART_RECV);
+	if (p == NULL)
+		FAIL("task %u mapping 0x%x: parent is not a mapping", t,
+		     r->vpn << KM_PAGE_SHIFT);
+	if (p->r.pfn != r->pfn || (r->rights & ~p->r.rights))
+		FAIL("task %u mapping 0x%x: frame or rights exceed its "
+		     "parent's", t, r->vpn << KM_PAGE_SHIFT);
+	if (p->r.flags & KM_RECV_LENT)
+		FAIL("task %u mapping 0x%x: derived from a lent page", t,
+		     r->vpn << KM_PAGE_SHIFT);
+	return true;
+}
+
+/* One sender part: its receiver part points back, its siblings agree. */
+static bool check_send(const struct km *km, km_task_t t, uint32_t slot,
+                       const struct km_send *s, char *why, size_t why_len)
+{
+	const union km_part *r, *o;
+	uint32_t head;
+
+	r = part_ok(km, s->recv_task, s->recv_slot, KM_PART_RECV);
+	if (r == NULL || r->r.send_task != t || r->r.send_slot != slot)
+		FAIL("task %u sender part %#x: its receiver part does not "
+		     "point back", t, slot);
+	if (!head_of(km, t, s->parent, &head))
+		FAIL("task %u sender part %#x: parent %#x is not a mapping",
+		     t, slot, s->parent);
+	if (s->prev == KM_NONE) {
+		if (head != slot)
+			FAIL("task %u sender part %#x: first child, but its "
+			     "parent's list starts elsewhere", t, slot);
+	} else {
+		o = part_ok(km, t, s->prev, KM_PART_SEND);
+		if (o == NULL || o->s.next != slot || o->s.parent != s->parent)
+			FAIL("task %u sender part %#x: bad previous sibling",
+			     t, slot);
+	}
+	if (s->next != KM_NONE) {
+		o = part_ok(km, t, s->next, KM_PART_SEND);
+		if (o == NULL || o->s.prev != slot || o->s.parent != s->parent)
+			FAIL("task %u sender part %#x: bad next sibling",
+			     t, slot);
+	}
+	return true;
+}
+
+static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
+                      char *why, size_t why_len)
+{
+	const struct km_task *tk = &km->task[t];
+	uint32_t free_parts = 0;
+
+	for (uint32_t pg = 0; pg < tk->mdb.len; pg++) {
+		const struct km_mdb_page *mp;
+		uint32_t used = 0, nfree = 0, f;
+
+		if (tk->mdb.pfn[pg] == KM_NO_PFN)
+			continue;
+		mp = (const void *)km_fp(km, tk->mdb.pfn[pg]);
+		if (mp->magic != KM_MDB_MAGIC || mp->task != t || mp->index != pg)
+			FAIL("task %u MDB page %u: bad header", t, pg);
+		for (uint32_t i = 0; i < KM_MDB_PARTS; i++) {
+			const union km_part *p = &mp->part[i];
+			uint32_t slot = KM_SLOT(pg, i);
+
+			if (p->f.tag == KM_PART_FREE)
+				continue;
+			used++;
+			if (p->f.tag == KM_PART_RECV) {
+				uint32_t nte;
+
+				if (t == KM_SIGMA0)
+					FAIL("sigma0 holds a receiver part");
+				if (!check_recv(km, t, slot, &p->r, why, why_len))
+					return false;
+				nte = km_recv_at(km, t, p->r.vpn);
+				if (nte != slot)
+					FAIL("task %u mapping 0x%x: node table "
+					     "does not locate it", t,
+					     p->r.vpn << KM_PAGE_SHIFT);
+				(*recvs)++;
+			} else if (p->f.tag == KM_PART_SEND) {
+				if (!check_send(km, t, slot, &p->s, why, why_len))
+					return false;
+			} else {
+				FAIL("task %u MDB page %u part %u: tag %u", t,
+				     pg, i, p->f.tag);
+			}
+		}
+		if (used != mp->used)
+			FAIL("task %u MDB page %u: %u parts used, header says %u",
+			     t, pg, used, mp->used);
+		for (f = mp->free_head; f != 0xffffu && nfree <= KM_MDB_PARTS;
+		     f = mp->part[f].f.next_free, nfree++)
+			if (f >= KM_MDB_PARTS || mp->part[f].f.tag != KM_PART_FREE)
+				FAIL("task %u MDB page %u: free list is broken",
+				     t, pg);
+		if (nfree != KM_MDB_PARTS - used)
+			FAIL("task %u MDB page %u: %u free parts, list has %u",
+			     t, pg, KM_MDB_PARTS - used, nfree);
+		free_parts += KM_MDB_PARTS - used;
+	}
+	if (free_parts != tk->mdb_free)
+		FAIL("task %u: %u free parts, the count says %u", t,
+		     free_parts, tk->mdb_free);
+	return true;
+}
+
+/* Page tables, node tables and the node directory of one task. */
+static bool check_tables(const struct km *km, km_task_t t, char *why,
+                         size_t why_len)
+{
+	const struct km_task *tk = &km->task[t];
+	const uint32_t *pd, *nd;
+	uint32_t mappings = 0;
+
+	if (tk->pd == KM_NO_PFN || tk->nd == KM_NO_PFN)
+		FAIL("task %u has no page or node directory", t);
+	pd = km_words(km, tk->pd);
+	nd = km_words(km, tk->nd);
+	if (memcmp(&pd[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde))
+		FAIL("task %u: kernel half of the page directory differs", t);
+	for (uint32_t i = 0; i < KM_USER_PDES; i++) {
+		const uint32_t *pt, *nt;
+		uint32_t live = 0;
+
+		if ((tk->pt[i] == KM_NO_PFN) != (tk->nt[i] == KM_NO_PFN))
+			FAIL("task %u PDE %u: page table without node table "
+			     "or the reverse", t, i);
+		if (tk->pt[i] == KM_NO_PFN) {
+			if (pd[i] != 0 || nd[i] != 0)
+				FAIL("task %u PDE %u: entry without a table", t, i);
+			continue;
+		}
+		if (pd[i] != (km_phys(km, tk->pt[i]) | KM_PTE_P | KM_PTE_RW |
+		              KM_PTE_US))
+			FAIL("task %u PDE %u: does not point at its table", t, i);
+		pt = km_words(km, tk->pt[i]);
+		nt = km_words(km, tk->nt[i]);
+		for (uint32_t j = 0; j < 1024; j++) {
+			km_vaddr_t va = (i << 22) | (j << 12);
+			uint32_t pte = pt[j], nte = nt[j];
+			const union km_part *p;
+
+			if (nte == KM_NTE_NONE) {
+				if (pte != 0)
+					FAIL("task %u 0x%x: PTE without a mapping "
+					     "node", t, va);
+				continue;
+			}
+			live++;
+			if (nte == KM_NTE_UTCB) {
+				uint32_t up = (va - KM_UTCB_AREA) >> KM_PAGE_SHIFT;
+
+				if (va < KM_UTCB_AREA || up >= tk->utcb.len ||
+				    tk->utcb.pfn[up] == KM_NO_PFN ||
+				    (pte & ~0x60u) != (km_phys(km, tk->utcb.pfn[up]) |
+				                      KM_PTE_P | KM_PTE_RW | KM_PTE_US))
+					FAIL("task %u 0x%x: bad UTCB entry", t, va);
+				continue;
+			}
+			p = part_ok(km, t, nte - 1, KM_PART_RECV);
+			if (p == NULL || p->r.vpn != va >> KM_PAGE_SHIFT)
+				FAIL("task %u 0x%x: node-table entry names no "
+				     "mapping of this page", t, va);
+			mappings++;
+			if (p->r.flags & KM_RECV_LENT) {
+				if (pte != 0)
+					FAIL("task %u 0x%x: page lent to the kernel "
+					     "is still accessible", t, va);
+				continue;
+			}
+			if (!(pte & KM_PTE_P) || !(pte & KM_PTE_US) ||
+			    km_pte_pfn(km, pte) != p->r.pfn ||
+			    (pte & 0xfe0u & ~0x60u) != 0 ||
+			    !!(pte & KM_PTE_RW) != !!(p->r.rights & KM_W))
+				FAIL("task %u 0x%x: PTE %#x disagrees with its "
+				     "mapping (frame %u, rights %u)", t, va, pte,
+				     p->r.pfn, p->r.rights);
+		}
+		if (nd[i] != live)
+			FAIL("task %u PDE %u: %u entries live, node directory "
+			     "says %u", t, i, live, nd[i]);
+	}
+	if (mappings != tk->nmappings)
+		FAIL("task %u: %u mappings, the count says %u", t, mappings,
+		     tk->nmappings);
+	return true;
+}
+
+/* Kernel pages present per type add up; thread slots agree both ways. */
+static bool check_task_pages(const struct km *km, km_task_t t,
+                             uint64_t *pages, char *why, size_t why_len)
+{
+	const struct km_task *tk = &km->task[t];
+	uint32_t n[KM_KT_COUNT] = { 0 };
+	const struct km_pages *arr[KM_KT_COUNT] = {
+		[KM_KT_MDB] = &tk->mdb, [KM_KT_UTCB] = &tk->utcb,
+		[KM_KT_KTCB] = &tk->ktcb,
+	};
+
+	n[KM_KT_PD] = tk->pd != KM_NO_PFN;
+	n[KM_KT_ND] = tk->nd != KM_NO_PFN;
+	for (uint32_t i = 0; tk->pt != NULL && i < KM_USER_PDES; i++) {
+		n[KM_KT_PT] += tk->pt[i] != KM_NO_PFN;
+		n[KM_KT_NT] += tk->nt[i] != KM_NO_PFN;
+	}
+	for (int ty = KM_KT_MDB; ty <= KM_KT_KTCB; ty++)
+		for (uint32_t i = 0; i < arr[ty]->len; i++)
+			n[ty] += arr[ty]->pfn[i] != KM_NO_PFN;
+	for (int ty = 0; ty < KM_KT_COUNT; ty++) {
+		if (n[ty] != tk->npages[ty])
+			FAIL("task %u: %u %s pages present, accounting says %u",
+			     t, n[ty], km_ktype_name((enum km_ktype)ty),
+			     tk->npages[ty]);
+		*pages += n[ty];
+	}
+	for (uint32_t s = 0; s < tk->utcb_cap; s++) {
+		km_thread_t th = tk->utcb_slot[s];
+		uint32_t pg = s / (KM_PAGE_SIZE / KM_UTCB_SIZE);
+
+		if (th != 0 && (th >= km->cfg.max_threads ||
+		                !km->thread[th].live || km->thread[th].task != t ||
+		                km->thread[th].utcb != s))
+			FAIL("task %u UTCB slot %u: names thread %u wrongly",
+			     t, s, th);
+		if (th != 0 && (pg >= tk->utcb.len ||
+		                tk->utcb.pfn[pg] == KM_NO_PFN))
+			FAIL("task %u UTCB slot %u: page absent", t, s);
+	}
+	for (uint32_t s = 0; s < tk->ktcb_cap; s++) {
+		km_thread_t th = tk->ktcb_slot[s];
+		uint32_t pg = s / (KM_PAGE_SIZE / KM_KTCB_SIZE);
+		const struct km_ktcb *kt;
+
+		if (th == 0)
+			continue;
+		if (th >= km->cfg.max_threads || !km->thread[th].live ||
+		    km->thread[th].task != t || km->thread[th].ktcb != s ||
+		    pg >= tk->ktcb.len || tk->ktcb.pfn[pg] == KM_NO_PFN)
+			FAIL("task %u KTCB slot %u: names thread %u wrongly",
+			     t, s, th);
+		kt = (const void *)(km_fp(km, tk->ktcb.pfn[pg]) +
+		                    (s % (KM_PAGE_SIZE / KM_KTCB_SIZE)) *
+		                    KM_KTCB_SIZE);
+		if (kt->magic != KM_KTCB_MAGIC || kt->thread != th)
+			FAIL("task %u KTCB slot %u: content is not thread %u's",
+			     t, s, th);
+	}
+	return true;
+}
+
+/* Every mapping is reached from sigma0's frames, once: the tree has no
+ * cycle and no orphan.  Runs after the local checks, so links are sound. */
+static bool check_reach(const struct km *km, uint64_t recvs, char *why,
+                        size_t why_len)
+{
+	uint64_t reached = 0;
+
+	for (km_pfn_t f = 0; f < km->cfg.frames; f++) {
+		uint32_t h = km->frame[f].first_child;
+		km_task_t pt = KM_SIGMA0;   /* where the current list lives */
+		uint32_t cur = h;
+		/* Explicit pre-order walk over (task, sender slot) lists. */
+		while (cur != KM_NONE) {
+			const union km_part *s = part_ok(km, pt, cur, KM_PART_SEND);
+			const union km_part *r;
+
+			if (s == NULL)
+				FAIL("walk: broken sender reference");
+			r = part_ok(km, s->s.recv_task, s->s.recv_slot,
+			            KM_PART_RECV);
+			if (r == NULL || r->r.pfn != f)
+				FAIL("walk: mapping of the wrong frame under "
+				     "frame %u", f);
+			if (++reached > recvs)
+				FAIL("walk: more mappings reached than exist: "
+				     "a cycle");
+			if (r->r.first_child != KM_NONE) {
+				pt = s->s.recv_task;
+				cur = r->r.first_child;
+				continue;
+			}
+			/* Next sibling, or climb. */
+			for (;;) {
+				if (s->s.next != KM_NONE) {
+					cur = s->s.next;
+					break;
+				}
+				if (pt == KM_SIGMA0) {
+					cur = KM_NONE;
+					break;
+				}
+				/* s's parent is a receiver part in pt; climb
+				 * to that mapping's own sender part. */
+				r = part_ok(km, pt, s->s.parent, KM_PART_RECV);
+				if (r == NULL)
+					FAIL("walk: broken parent reference");
+				s = part_ok(km, r->r.send_task, r->r.send_slot,
+				            KM_PART_SEND);
+				if (s == NULL)
+					FAIL("walk: broken sender reference");
+				pt = r->r.send_task;
+			}
+		}
+	}
+	if (reached != recvs)
+		FAIL("%llu mappings exist, %llu are reachable from sigma0",
+		     (unsigned long long)recvs, (unsigned long long)reached);
+	return true;
+}
+
+bool km_check(const struct km *km, char *why, size_t why_len)
+{
+	uint64_t pages = 0, recvs = 0;
+	uint32_t nthreads = 0, ntasks = 0;
+	char dummy[8];
+
+	if (why == NULL) {
+		why = dummy;
+		why_len = sizeof dummy;
+	}
+	if (!check_frames(km, why, why_len))
+		return false;
+	for (km_task_t t = 0; t < km->cfg.max_tasks; t++) {
+		const struct km_task *tk = &km->task[t];
+
+		if (!tk->live)
+			continue;
+		if (t != KM_SIGMA0) {
+			ntasks++;
+			if (!check_tables(km, t, why, why_len))
+				return false;
+		}
+		if (!check_mdb(km, t, &recvs, why, why_len) ||
+		    !check_task_pages(km, t, &pages, why, why_len))
+			return false;
+		if (tk->kpager != KM_ROOT_KPAGER &&
+		    (tk->kpager >= km->nkpagers || !km->kpager[tk->kpager].live))
+			FAIL("task %u: its kpager %u is gone", t, tk->kpager);
+	}
+	if (ntasks != km->ntasks)
+		FAIL("%u tasks live, the count says %u", ntasks, km->ntasks);
+	if (pages != km->kernel_frames)
+		FAIL("tasks account for %llu kernel pages, %u frames hold them",
+		     (unsigned long long)pages, km->kernel_frames);
+	for (km_thread_t i = 1; i < km->cfg.max_threads; i++) {
+		const struct km_thread *th = &km->thread[i];
+
+		if (!th->live)
+			continue;
+		nthreads++;
+		if (!km_task_get(km, th->task) ||
+		    th->utcb >= km->task[th->task].utcb_cap ||
+		    km->task[th->task].utcb_slot[th->utcb] != i)
+			FAIL("thread %u: its task does not hold it", i);
+	}
+	if (nthreads != km->nthreads)
+		FAIL("%u threads live, the count says %u", nthreads,
+		     km->nthreads);
+	for (km_kpager_t k = 1; k < km->nkpagers; k++) {
+		const struct km_kpager *kp = &km->kpager[k];
+		uint32_t clients = 0, lent = 0;
+
+		if (!kp->live)
+			continue;
+		for (km_task_t t = 1; t < km->cfg.max_tasks; t++)
+			clients += km->task[t].live && km->task[t].kpager == k;
+		for (km_pfn_t f = 0; f < km->cfg.frames; f++)
+			lent += km->frame[f].kuse == KM_KU_KERNEL &&
+			        !km->frame[f].pool && km->frame[f].lender == k;
+		if (clients != kp->clients || lent != kp->st.lent)
+			FAIL("kpager %u: %u clients and %u pages lent, counts "
+			     "say %u and %u", k, clients, lent, kp->clients,
+			     kp->st.lent);
+	}
+	return check_reach(km, recvs, why, why_len);
+}

@@ -1,0 +1,317 @@
+/*
+ * kmodel's private header: the model's host-side state (the pinned part of
+ * the kernel) and the layouts of kernel pages inside frames (the pageable
+ * part).  Only kmodel's own .c files include it.
+ */
+#ifndef KPSIM_KMODEL_INTERNAL_H
+#define KPSIM_KMODEL_INTERNAL_H
+
+#include "kmodel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A model bug: print the broken invariant and abort.  Never for bad input. */
+#define KM_ASSERT(cond)                                                       \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			km_panic(__FILE__, __LINE__, #cond);                  \
+	} while (0)
+_Noreturn void km_panic(const char *file, int line, const char *what);
+
+#define KM_NONE 0xffffffffu             /* an absent slot or reference */
+#define KM_USER_PDES (KM_USER_TOP >> 22) /* 768 page tables cover user space */
+#define KM_UTCB_PDE (KM_UTCB_AREA >> 22)
+#define KM_PDX(va) ((uint32_t)(va) >> 22)
+#define KM_PTX(va) (((uint32_t)(va) >> 12) & 0x3ffu)
+
+/* ---------------------------------------------------------------------- */
+/* The frame table: one pinned entry per frame, allocated at start.         */
+
+enum km_kuse {
+	KM_KU_NONE = 0,         /* not used by the kernel */
+	KM_KU_POOL,             /* a free frame of the in-kernel pool */
+	KM_KU_KERNEL            /* holds the kernel page `kp` */
+};
+
+struct km_frame {
+	uint32_t first_child;   /* sigma0-local sender part of the first mapping
+	                         * derived from this frame, or KM_NONE */
+	uint8_t kuse;           /* enum km_kuse */
+	uint8_t pool;           /* 1: the frame belongs to the in-kernel pool */
+	uint8_t ktype;          /* KM_KU_KERNEL: the page's type */
+	uint8_t pad;
+	uint32_t ktask;         /* KM_KU_KERNEL: the page's task */
+	uint32_t kindex;        /* KM_KU_KERNEL: the page's index */
+	uint32_t lender;        /* kpager that lent it; KM_ROOT_KPAGER: the pool */
+	uint32_t lender_vpn;    /* page of the lender's task it is mapped at */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Mapping-database pages.                                                   */
+
+/*
+ * A mapping is one node of the derivation tree, split in two 24-byte parts
+ * so that each party pages (and is charged for) what it determined:
+ * - the receiver part, in the receiver's MDB pages: where the mapping lives
+ *   (its virtual page, rights, frame) and the head of the list of mappings
+ *   the receiver derived from it;
+ * - the sender part, in the mapper's MDB pages: which of the mapper's own
+ *   mappings it derives from, its place among that mapping's children, and
+ *   the receiver part it belongs to.
+ * References inside one task are slots, (MDB page index << 8) | slot number;
+ * references to another task carry the task id beside the slot.  For
+ * sigma0 a sender part's parent is the frame itself.
+ */
+#define KM_MDB_PARTS 170u               /* 16-byte header + 170 * 24 = 4096 */
+#define KM_MDB_MAGIC 0x6d646221u
+#define KM_SLOT(page, i) (((page) << 8) | (i))
+#define KM_SLOT_PAGE(s) ((s) >> 8)
+#define KM_SLOT_IDX(s) ((s) & 0xffu)
+
+enum km_part_tag { KM_PART_FREE = 0, KM_PART_SEND = 1, KM_PART_RECV = 2 };
+
+#define KM_RECV_LENT 0x1u               /* lent to the kernel; PTE cleared */
+
+struct km_recv {                        /* the receiver-derived part */
+	uint8_t tag;                    /* KM_PART_RECV */
+	uint8_t rights;                 /* KM_R | KM_W | KM_X */
+	uint16_t flags;                 /* KM_RECV_* */
+	uint32_t vpn;                   /* the receiver's virtual page */
+	km_pfn_t pfn;                   /* the frame */
+	uint32_t send_task;             /* the mapper */
+	uint32_t send_slot;             /* its sender part */
+	uint32_t first_child;           /* local sender part, or KM_NONE */
+};
+
+struct km_send {                        /* the sender-derived part */
+	uint8_t tag;                    /* KM_PART_SEND */
+	uint8_t pad[3];
+	uint32_t parent;                /* local receiver part; sigma0: pfn */
+	uint32_t next;                  /* local siblings, or KM_NONE */
+	uint32_t prev;
+	uint32_t recv_task;
+	uint32_t recv_slot;
+};
+
+struct km_free_part {                   /* a free slot */
+	uint8_t tag;                    /* KM_PART_FREE */
+	uint8_t pad[3];
+	uint32_t next_free;             /* slot number in the page, or 0xff.. */
+	uint32_t unused[4];
+};
+
+union km_part {
+	struct km_recv r;
+	struct km_send s;
+	struct km_free_part f;
+};
+
+struct km_mdb_page {
+	uint32_t magic;
+	uint16_t used;                  /* parts in use */
+	uint16_t free_head;             /* first free slot number, 0xffff: none */
+	uint32_t task;
+	uint32_t index;
+	union km_part part[KM_MDB_PARTS];
+};
+
+_Static_assert(sizeof(union km_part) == 24, "mapping-node part is 24 bytes");
+_Static_assert(sizeof(struct km_mdb_page) == KM_PAGE_SIZE, "one MDB page");
+
+/* Node-table entries: 0 empty, else receiver slot + 1, or the UTCB mark for
+ * the kernel's own UTCB mappings (which have no mapping node). */
+#define KM_NTE_NONE 0u
+#define KM_NTE_UTCB 0xffffffffu
+
+/* The pageable part of a thread control block (KM_KTCB_SIZE bytes). */
+struct km_ktcb {
+	uint32_t magic;
+	uint32_t thread;                /* the thread's id */
+	uint32_t state;                 /* enum km_thread_state */
+	uint32_t safe_point;            /* where in the kernel it stopped */
+	uint32_t regs[10];              /* eax ecx edx ebx esp ebp esi edi eip eflags */
+	uint32_t ipc_partner;
+	uint32_t timeslice;             /* in cycles */
+	uint32_t priority;
+	uint32_t pager;                 /* the thread's pager task */
+	uint32_t mr[64];                /* message registers */
+	uint8_t kstack[KM_KTCB_SIZE - 72 - 256]; /* continuation data */
+};
+#define KM_KTCB_MAGIC 0x6b746362u
+_Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
+
+/* ---------------------------------------------------------------------- */
+/* Host-side objects: the pinned part of the kernel.                         */
+
+/* A growable array of frame numbers, one per page index of a data type. */
+struct km_pages {
+	km_pfn_t *pfn;                  /* KM_NO_PFN where absent */
+	uint32_t len, cap;
+};
+
+struct km_task {
+	bool live;
+	km_kpager_t kpager;             /* where its kernel memory comes from */
+	km_pfn_t pd, nd;                /* page and node directory */
+	km_pfn_t *pt, *nt;              /* [KM_USER_PDES], KM_NO_PFN if absent */
+	struct km_pages mdb, utcb, ktcb;
+	uint32_t npages[KM_KT_COUNT];   /* present kernel pages by type */
+	uint32_t mdb_free;              /* free parts in present MDB pages */
+	uint32_t mdb_hint;              /* an MDB page that may have room */
+	km_thread_t *utcb_slot;         /* thread per UTCB slot, 0 if free */
+	uint32_t utcb_cap;
+	km_thread_t *ktcb_slot;         /* thread per KTCB slot */
+	uint32_t ktcb_cap;
+	uint32_t nthreads;
+	uint32_t nmappings;             /* receiver parts (user pages mapped) */
+	uint32_t kpagers;               /* kpagers running in this task */
+	uint64_t kfaults, ufaults;
+};
+
+/* The pinned part of a thread (KM_KTCB_PINNED bytes in a real kernel). */
+struct km_thread {
+	bool live;
+	km_task_t task;
+	km_task_t pager;
+	uint32_t utcb;                  /* slot in the task's UTCB area */
+	uint32_t ktcb;                  /* slot in the task's KTCB pages */
+};
+
+struct km_kpager {
+	bool live;
+	const struct kp_ops *ops;
+	void *state;
+	km_task_t task;                 /* the task it runs in */
+	uint32_t clients;               /* tasks whose kernel memory it lends */
+	struct km_kpager_stats st;
+};
+
+/* A kernel operation's list of kernel pages to obtain (validate, then
+ * commit): filled, sorted into hierarchy order, then faulted in. */
+struct km_need {
+	struct km_kpage kp;
+	km_pfn_t pfn;                   /* obtained frame, KM_NO_PFN before */
+};
+
+struct km {
+	struct km_config cfg;
+	uint8_t *mem;                   /* the frames, mapped from memfd */
+	int memfd;
+	struct km_frame *frame;         /* the frame table */
+	uint32_t s0_cursor;             /* no frame below it is free at sigma0 */
+	uint32_t s0_free;               /* frames sigma0 has not mapped */
+	km_pfn_t *kpool;                /* free in-kernel pool frames (a stack) */
+	uint32_t kpool_len;
+	uint32_t kernel_frames;         /* frames holding kernel pages */
+	uint32_t lent;                  /* of those, frames lent by kpagers */
+
+	struct km_task *task;           /* [max_tasks]; 0 is sigma0 */
+	uint32_t ntasks;
+	struct km_thread *thread;       /* [max_threads]; 0 unused */
+	uint32_t nthreads;
+	struct km_kpager *kpager;       /* growable; 0 is the in-kernel pool */
+	uint32_t nkpagers, kpager_cap;
+	km_task_t defpager;             /* the default user pager's task */
+	uint32_t dp_next, dp_top;       /* its pool: next unused page, end */
+	uint32_t *dp_free;              /* pool pages given back (a stack) */
+	uint32_t dp_nfree, dp_cap;
+	bool dp_lost;                   /* a page came back unrecorded */
+
+	uint32_t kernel_pde[256];
+
+	/* costs, clock and fault records */
+	uint32_t cost[KM_C_COUNT];      /* cycles per named cost */
+	uint64_t cost_total[KM_C_COUNT];
+	uint64_t now;
+	uint64_t fault_seq;
+	struct km_fault_rec *cur_rec;   /* the innermost open fault record */
+	km_fault_sink sink;
+	void *sink_ctx;
+	uint64_t kfaults, ufaults, denied;
+
+	/* scratch for operations, reused to avoid allocation per operation */
+	struct km_need *need;
+	uint32_t nneed, need_cap;
+	struct km_kpage *trim;          /* MDB pages an operation left empty */
+	uint32_t ntrim, trim_cap;
+	km_thread_t op_thread;          /* on whose behalf, for kernel faults */
+	uint64_t op_parent;             /* the user fault being served, or 0 */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Shared helpers between kmodel's files.                                   */
+
+static inline uint8_t *km_fp(const struct km *km, km_pfn_t pfn)
+{
+	return km->mem + (size_t)pfn * KM_PAGE_SIZE;
+}
+static inline uint32_t *km_words(const struct km *km, km_pfn_t pfn)
+{
+	return (uint32_t *)(void *)km_fp(km, pfn);
+}
+static inline uint32_t km_phys(const struct km *km, km_pfn_t pfn)
+{
+	return km->cfg.phys_base + (pfn << KM_PAGE_SHIFT);
+}
+static inline km_pfn_t km_pte_pfn(const struct km *km, uint32_t pte)
+{
+	return ((pte & ~0xfffu) - km->cfg.phys_base) >> KM_PAGE_SHIFT;
+}
+static inline struct km_task *km_task_get(const struct km *km, km_task_t t)
+{
+	if (t >= km->cfg.max_tasks || !km->task[t].live)
+		return NULL;
+	return &km->task[t];
+}
+
+/* costs.c */
+int km_costs_parse(uint32_t cost[KM_C_COUNT], const char *text,
+                   char *why, size_t why_len);
+void km_charge(struct km *km, enum km_cost c);
+struct km_fault_rec *km_rec_begin(struct km *km, struct km_fault_rec *rec,
+                                  enum km_fault_kind kind, km_task_t task);
+void km_rec_end(struct km *km, struct km_fault_rec *rec,
+                struct km_fault_rec *outer);
+
+/* kmem.c: kernel pages and the operation protocol */
+km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp);
+void km_op_begin(struct km *km, km_thread_t thread);
+int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
+               uint32_t index);
+int km_op_acquire(struct km *km);
+void km_op_rollback(struct km *km);
+void km_kpage_free(struct km *km, struct km_kpage kp);
+int km_pages_reserve(struct km_pages *p, uint32_t len);
+void km_task_free_kpages(struct km *km, km_task_t t);
+
+/* pt.c: page tables, node tables */
+uint32_t *km_pte_slot(const struct km *km, const struct km_task *tk,
+                      km_vaddr_t va);
+uint32_t *km_nte_slot(const struct km *km, const struct km_task *tk,
+                      km_vaddr_t va);
+void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
+               km_pfn_t pfn, unsigned rights, uint32_t nte);
+void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va);
+void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
+                   unsigned rights);
+unsigned km_pte_rights_ok(uint32_t pte, unsigned access);
+
+/* mdb.c */
+union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot);
+uint32_t km_recv_at(const struct km *km, km_task_t t, uint32_t vpn);
+int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts);
+void km_mdb_trim_note(struct km *km, struct km_kpage kp);
+int km_unmap_all(struct km *km, km_task_t t);
+bool km_subtree_lent(const struct km *km, km_task_t t, uint32_t slot,
+                     bool self);
+void km_kpager_lend_clear(struct km *km, km_kpager_t kp, km_vaddr_t va);
+int km_map_one(struct km *km, km_task_t from, uint32_t src_vpn,
+               km_task_t to, uint32_t dst_vpn, unsigned rights);
+
+/* touch.c, task.c */
+void km_dp_page_freed(struct km *km, uint32_t vpn);
+const struct km_thread *km_thread_get(const struct km *km, km_thread_t th);
+
+#endif /* KPSIM_KMODEL_INTERNAL_H */

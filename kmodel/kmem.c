@@ -1,0 +1,557 @@
+/*
+ * Kernel memory: kernel pages named by (task, type, index), where each one
+ * sits, and how the kernel obtains them.  An operation first lists the
+ * pages it needs (km_op_need), then km_op_acquire sorts them into hierarchy
+ * order and obtains each, from the in-kernel pool or through a kernel page
+ * fault to the task's kpager; if any is refused, the pages obtained so far
+ * are given back and the operation fails with nothing changed.
+ */
+#include "internal.h"
+
+static const char *const ktype_names[KM_KT_COUNT] = {
+	[KM_KT_PD] = "pd", [KM_KT_ND] = "nd", [KM_KT_PT] = "pt",
+	[KM_KT_NT] = "nt", [KM_KT_MDB] = "mdb", [KM_KT_UTCB] = "utcb",
+	[KM_KT_KTCB] = "ktcb",
+};
+
+const char *km_ktype_name(enum km_ktype type)
+{
+	return (unsigned)type < KM_KT_COUNT ? ktype_names[type] : "?";
+}
+
+enum km_kgroup km_ktype_group(enum km_ktype type)
+{
+	switch (type) {
+	case KM_KT_PD: case KM_KT_PT: return KM_KG_P;
+	case KM_KT_ND: case KM_KT_NT: return KM_KG_N;
+	case KM_KT_MDB: return KM_KG_M;
+	case KM_KT_UTCB: return KM_KG_U;
+	default: return KM_KG_K;
+	}
+}
+
+/* How many pages of each type one task can have: PT and NT pages are
+ * indexed by PDE, the UTCB area holds 1024 pages (8192 threads), so does
+ * the KTCB range; MDB pages are limited by the 24-bit page field of a slot. */
+static uint32_t ktype_limit(enum km_ktype type)
+{
+	switch (type) {
+	case KM_KT_PD: case KM_KT_ND: return 1;
+	case KM_KT_PT: case KM_KT_NT: return KM_USER_PDES;
+	case KM_KT_UTCB: return KM_UTCB_AREA_SIZE / KM_PAGE_SIZE;
+	case KM_KT_KTCB: return KM_UTCB_AREA_SIZE / KM_UTCB_SIZE /
+	                        (KM_PAGE_SIZE / KM_KTCB_SIZE);
+	case KM_KT_MDB: return 1u << 24;
+	default: return 0;
+	}
+}
+
+uint64_t km_kpage_kva(struct km_kpage kp)
+{
+	return ((uint64_t)kp.type << 60) | ((uint64_t)(kp.task & 0x0fffffffu) << 32) |
+	       ((uint64_t)kp.index << KM_PAGE_SHIFT);
+}
+
+int km_kva_decode(uint64_t kva, struct km_kpage *out)
+{
+	struct km_kpage kp;
+	uint64_t index = (kva & 0xffffffffu) >> KM_PAGE_SHIFT;
+
+	/* Is it page aligned, of a known type, and inside the type's range? */
+	if ((kva & (KM_PAGE_SIZE - 1)) != 0 || (kva >> 60) >= KM_KT_COUNT)
+		return KM_EINVAL;
+	kp.type = (enum km_ktype)(kva >> 60);
+	kp.task = (km_task_t)((kva >> 32) & 0x0fffffffu);
+	kp.index = (uint32_t)index;
+	if (kp.index >= ktype_limit(kp.type))
+		return KM_EINVAL;
+	*out = kp;
+	return KM_OK;
+}
+
+int km_pages_reserve(struct km_pages *p, uint32_t len)
+{
+	uint32_t cap;
+	km_pfn_t *n;
+
+	if (len <= p->cap)
+		return KM_OK;
+	cap = p->cap ? p->cap : 8;
+	while (cap < len)
+		cap *= 2;
+	n = realloc(p->pfn, (size_t)cap * sizeof *n);
+	if (n == NULL)
+		return KM_EIO;
+	for (uint32_t i = p->cap; i < cap; i++)
+		n[i] = KM_NO_PFN;
+	p->pfn = n;
+	p->cap = cap;
+	return KM_OK;
+}
+
+/* Where the frame number of a kernel page is kept; NULL if the index lies
+ * beyond what is allocated so far (the page is then absent). */
+static km_pfn_t *kpage_slot(const struct km *km, struct km_kpage kp)
+{
+	struct km_task *tk = km_task_get(km, kp.task);
+	struct km_pages *p;
+
+	if (tk == NULL || kp.index >= ktype_limit(kp.type))
+		return NULL;
+	switch (kp.type) {
+	case KM_KT_PD: return &tk->pd;
+	case KM_KT_ND: return &tk->nd;
+	case KM_KT_PT: return &tk->pt[kp.index];
+	case KM_KT_NT: return &tk->nt[kp.index];
+	case KM_KT_MDB: p = &tk->mdb; break;
+	case KM_KT_UTCB: p = &tk->utcb; break;
+	case KM_KT_KTCB: p = &tk->ktcb; break;
+	default: return NULL;
+	}
+	return kp.index < p->cap ? &p->pfn[kp.index] : NULL;
+}
+
+static struct km_pages *kpage_array(struct km_task *tk, enum km_ktype type)
+{
+	switch (type) {
+	case KM_KT_MDB: return &tk->mdb;
+	case KM_KT_UTCB: return &tk->utcb;
+	case KM_KT_KTCB: return &tk->ktcb;
+	default: return NULL;
+	}
+}
+
+km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp)
+{
+	km_pfn_t *s = kpage_slot(km, kp);
+
+	return s ? *s : KM_NO_PFN;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Installing and freeing kernel pages.                                     */
+
+/* Gives a zeroed frame its kernel-page content and enters it into the
+ * task's tables.  Pages it depends on are present (hierarchy order). */
+static void kpage_install(struct km *km, struct km_kpage kp, km_pfn_t pfn)
+{
+	struct km_task *tk = km_task_get(km, kp.task);
+	uint32_t *w = km_words(km, pfn);
+	struct km_frame *f = &km->frame[pfn];
+	struct km_pages *arr = kpage_array(tk, kp.type);
+
+	KM_ASSERT(f->kuse == KM_KU_NONE);
+	memset(w, 0, KM_PAGE_SIZE);
+	km_charge(km, KM_C_ZERO_FRAME);
+	km_charge(km, KM_C_KPAGE_INIT);
+	f->kuse = KM_KU_KERNEL;
+	f->ktype = (uint8_t)kp.type;
+	f->ktask = kp.task;
+	f->kindex = kp.index;
+	if (arr != NULL && kp.index >= arr->len)
+		arr->len = kp.index + 1;
+	*kpage_slot(km, kp) = pfn;
+	tk->npages[kp.type]++;
+	km->kernel_frames++;
+
+	switch (kp.type) {
+	case KM_KT_PD:
+		memcpy(&w[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde);
+		/* Tables that outlived their directory are entered again. */
+		for (uint32_t i = 0; i < KM_USER_PDES; i++)
+			if (tk->pt[i] != KM_NO_PFN)
+				w[i] = km_phys(km, tk->pt[i]) | KM_PTE_P |
+				       KM_PTE_RW | KM_PTE_US;
+		break;
+	case KM_KT_PT:
+		KM_ASSERT(tk->pd != KM_NO_PFN);
+		km_words(km, tk->pd)[kp.index] =
+			km_phys(km, pfn) | KM_PTE_P | KM_PTE_RW | KM_PTE_US;
+		break;
+	case KM_KT_MDB: {
+		struct km_mdb_page *mp = (struct km_mdb_page *)(void *)w;
+
+		mp->magic = KM_MDB_MAGIC;
+		mp->task = kp.task;
+		mp->index = kp.index;
+		mp->used = 0;
+		mp->free_head = 0;
+		for (uint32_t i = 0; i < KM_MDB_PARTS; i++)
+			mp->part[i].f.next_free =
+				i + 1 < KM_MDB_PARTS ? i + 1 : 0xffffu;
+		tk->mdb_free += KM_MDB_PARTS;
+		km_mdb_trim_note(km, kp);
+		break;
+	}
+	case KM_KT_UTCB:
+		/* The UTCB page is user visible: the kernel maps it into the
+		 * task's UTCB area itself, without a mapping node. */
+		km_pt_set(km, tk, KM_UTCB_AREA + kp.index * KM_PAGE_SIZE, pfn,
+		          KM_R | KM_W, KM_NTE_UTCB);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Ends a lent frame's kernel use: the lender's mapping becomes accessible
+ * again and the policy learns that the page is its own again. */
+static void lend_return(struct km *km, km_pfn_t pfn, struct km_kpage kp)
+{
+	struct km_frame *f = &km->frame[pfn];
+	struct km_kpager *k = &km->kpager[f->lender];
+	km_vaddr_t va = f->lender_vpn << KM_PAGE_SHIFT;
+
+	km_kpager_lend_clear(km, f->lender, va);
+	k->st.released++;
+	k->st.lent--;
+	if (k->ops->released != NULL)
+		k->ops->released(k->state, va, kp);
+}
+
+/*
+ * Frees a present kernel page: takes it out of the task's tables and
+ * returns the frame to the pool or to the kpager that lent it.  The caller
+ * has emptied it (no live PTEs, parts or slots) where that matters.
+ */
+void km_kpage_free(struct km *km, struct km_kpage kp)
+{
+	struct km_task *tk = km_task_get(km, kp.task);
+	km_pfn_t *slot = kpage_slot(km, kp);
+	km_pfn_t pfn = slot ? *slot : KM_NO_PFN;
+	struct km_frame *f;
+
+	KM_ASSERT(pfn != KM_NO_PFN);
+	f = &km->frame[pfn];
+	KM_ASSERT(f->kuse == KM_KU_KERNEL && f->ktask == kp.task &&
+	          f->ktype == kp.type && f->kindex == kp.index);
+	switch (kp.type) {
+	case KM_KT_PT:
+		if (tk->pd != KM_NO_PFN)
+			km_words(km, tk->pd)[kp.index] = 0;
+		break;
+	case KM_KT_MDB: {
+		struct km_mdb_page *mp = (void *)km_fp(km, pfn);
+
+		KM_ASSERT(mp->used == 0);
+		tk->mdb_free -= KM_MDB_PARTS;
+		break;
+	}
+	case KM_KT_UTCB:
+		km_pt_clear(km, tk, KM_UTCB_AREA + kp.index * KM_PAGE_SIZE);
+		break;
+	default:
+		break;
+	}
+	*slot = KM_NO_PFN;
+	tk->npages[kp.type]--;
+	km->kernel_frames--;
+	f->kuse = KM_KU_NONE;
+	if (f->pool) {
+		km_charge(km, KM_C_KPOOL_FREE);
+		f->kuse = KM_KU_POOL;
+		km->kpool[km->kpool_len++] = pfn;
+	} else {
+		km_charge(km, KM_C_KUNMAP);
+		lend_return(km, pfn, kp);
+	}
+	/* Trim the array's length past absent pages at its end. */
+	{
+		struct km_pages *arr = kpage_array(tk, kp.type);
+
+		while (arr != NULL && arr->len > 0 &&
+		       arr->pfn[arr->len - 1] == KM_NO_PFN)
+			arr->len--;
+	}
+}
+
+/* Frees every kernel page of a task whose objects are all gone, in reverse
+ * hierarchy order. */
+void km_task_free_kpages(struct km *km, km_task_t t)
+{
+	struct km_task *tk = &km->task[t];
+
+	for (int type = KM_KT_COUNT - 1; type >= 0; type--) {
+		uint32_t n = ktype_limit((enum km_ktype)type);
+		struct km_pages *arr = kpage_array(tk, (enum km_ktype)type);
+
+		if (arr != NULL)
+			n = arr->len;
+		for (uint32_t i = n; i-- > 0;) {
+			struct km_kpage kp = { t, (enum km_ktype)type, i };
+
+			if (km_kpage_pfn(km, kp) != KM_NO_PFN)
+				km_kpage_free(km, kp);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Obtaining a frame: the in-kernel pool or a kernel page fault.            */
+
+/*
+ * Checks a kpager's answer: the page at `va` of the kpager's task must be
+ * mapped writable there, not mapped onwards, not lent already, and its
+ * frame must not hold kernel data.  Returns the receiver slot or KM_NONE.
+ */
+static uint32_t lend_check(const struct km *km, km_task_t kt, km_vaddr_t va)
+{
+	uint32_t slot;
+	const struct km_recv *r;
+
+	if ((va & (KM_PAGE_SIZE - 1)) != 0 || va >= KM_USER_TOP)
+		return KM_NONE;
+	slot = km_recv_at(km, kt, va >> KM_PAGE_SHIFT);
+	if (slot == KM_NONE)
+		return KM_NONE;
+	r = &km_part(km, kt, slot)->r;
+	if (!(r->rights & KM_W) || (r->flags & KM_RECV_LENT) ||
+	    r->first_child != KM_NONE ||
+	    km->frame[r->pfn].kuse != KM_KU_NONE)
+		return KM_NONE;
+	return slot;
+}
+
+/* Raises a kernel page fault for `kp` to kpager `kid`.  On success the
+ * frame is lent (the kpager's own access to it is revoked) and returned. */
+static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
+                        km_pfn_t *pfn)
+{
+	struct km_kpager *k = &km->kpager[kid];
+	struct km_task *kt = &km->task[k->task];
+	struct km_fault_rec rec, *outer;
+	struct kp_fault f;
+	struct kp_decision d = { KP_DENY, 0 };
+	uint32_t slot;
+	struct km_recv *r;
+	int err;
+
+	outer = km_rec_begin(km, &rec, KM_FK_KERNEL, kp.task);
+	rec.kpage = kp;
+	km->kfaults++;
+	km->task[kp.task].kfaults++;
+	k->st.faults++;
+	/* The fault IPC leaves the kernel for the kpager and comes back. */
+	km_charge(km, KM_C_TRAP_EXIT);
+	km_charge(km, KM_C_FAULT_IPC);
+	km_charge(km, KM_C_KPAGER_HANDLER);
+	f.seq = rec.seq;
+	f.now = km->now;
+	f.thread = km->op_thread;
+	f.kpage = kp;
+	f.kva = km_kpage_kva(kp);
+	k->ops->fault(k->state, &f, &d);
+	km_charge(km, KM_C_TRAP_ENTRY);
+	km_charge(km, KM_C_MAP_ITEM);
+
+	if (d.action == KP_DENY) {
+		k->st.denied++;
+		km->denied++;
+		rec.decision = KM_D_DENIED;
+		err = KM_EDENIED;
+	} else if (d.action != KP_MAP ||
+	           (slot = lend_check(km, k->task, d.vaddr)) == KM_NONE) {
+		k->st.refused++;
+		rec.decision = KM_D_REFUSED;
+		err = KM_EKPAGER;
+	} else {
+		km_charge(km, KM_C_KMAP);
+		r = &km_part(km, k->task, slot)->r;
+		r->flags |= KM_RECV_LENT;
+		/* In-use kernel memory is out of the kpager's reach. */
+		*km_pte_slot(km, kt, d.vaddr) = 0;
+		km->frame[r->pfn].lender = kid;
+		km->frame[r->pfn].lender_vpn = d.vaddr >> KM_PAGE_SHIFT;
+		k->st.mapped++;
+		k->st.lent++;
+		km->lent++;
+		rec.decision = KM_D_MAPPED;
+		rec.pfn = r->pfn;
+		*pfn = r->pfn;
+		err = KM_OK;
+	}
+	if (err == KM_OK)
+		kpage_install(km, kp, *pfn);
+	km_rec_end(km, &rec, outer);
+	return err;
+}
+
+/* Takes a frame from the in-kernel pool for `kp`. */
+static int pool_alloc(struct km *km, struct km_kpage kp, km_pfn_t *pfn)
+{
+	struct km_fault_rec rec, *outer;
+	int err = KM_OK;
+
+	outer = km_rec_begin(km, &rec, KM_FK_KPOOL, kp.task);
+	rec.kpage = kp;
+	km_charge(km, KM_C_KPOOL_ALLOC);
+	if (km->kpool_len == 0) {
+		km->denied++;
+		rec.decision = KM_D_DENIED;
+		err = KM_ENOMEM;
+	} else {
+		*pfn = km->kpool[--km->kpool_len];
+		km->frame[*pfn].kuse = KM_KU_NONE;
+		km->frame[*pfn].lender = KM_ROOT_KPAGER;
+		rec.decision = KM_D_MAPPED;
+		rec.pfn = *pfn;
+		kpage_install(km, kp, *pfn);
+	}
+	km_rec_end(km, &rec, outer);
+	return err;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The operation protocol.                                                  */
+
+void km_op_begin(struct km *km, km_thread_t thread)
+{
+	km->nneed = 0;
+	km->op_thread = thread;
+}
+
+/* Adds a page the operation needs, unless it is present or listed. */
+int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
+               uint32_t index)
+{
+	struct km_kpage kp = { task, type, index };
+
+	if (km_kpage_pfn(km, kp) != KM_NO_PFN)
+		return KM_OK;
+	for (uint32_t i = 0; i < km->nneed; i++)
+		if (km->need[i].kp.task == task && km->need[i].kp.type == type &&
+		    km->need[i].kp.index == index)
+			return KM_OK;
+	if (km->nneed == km->need_cap) {
+		uint32_t cap = km->need_cap ? km->need_cap * 2 : 16;
+		struct km_need *n = realloc(km->need, cap * sizeof *n);
+
+		if (n == NULL)
+			return KM_EIO;
+		km->need = n;
+		km->need_cap = cap;
+	}
+	km->need[km->nneed].kp = kp;
+	km->need[km->nneed].pfn = KM_NO_PFN;
+	km->nneed++;
+	return KM_OK;
+}
+
+/* Hierarchy order: by type first (enum km_ktype is that order), then by
+ * task and index so that the order is deterministic. */
+static int need_cmp(const void *a, const void *b)
+{
+	const struct km_kpage *x = &((const struct km_need *)a)->kp;
+	const struct km_kpage *y = &((const struct km_need *)b)->kp;
+
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	if (x->task != y->task)
+		return x->task < y->task ? -1 : 1;
+	if (x->index != y->index)
+		return x->index < y->index ? -1 : 1;
+	return 0;
+}
+
+/* Gives back, in reverse order, every page this operation obtained. */
+void km_op_rollback(struct km *km)
+{
+	for (uint32_t i = km->nneed; i-- > 0;) {
+		if (km->need[i].pfn != KM_NO_PFN) {
+			km_kpage_free(km, km->need[i].kp);
+			km->need[i].pfn = KM_NO_PFN;
+		}
+	}
+	km->nneed = 0;
+}
+
+/*
+ * Obtains every listed page in hierarchy order.  Returns KM_OK with all of
+ * them present, or the first refusal's error with all of them given back.
+ */
+int km_op_acquire(struct km *km)
+{
+	qsort(km->need, km->nneed, sizeof *km->need, need_cmp);
+	for (uint32_t i = 0; i < km->nneed; i++) {
+		struct km_kpage kp = km->need[i].kp;
+		km_kpager_t kid = km->task[kp.task].kpager;
+		km_pfn_t pfn = KM_NO_PFN;
+		int err;
+
+		if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER)
+			err = pool_alloc(km, kp, &pfn);
+		else
+			err = kernel_fault(km, kid, kp, &pfn);
+		if (err != KM_OK) {
+			km_op_rollback(km);
+			return err;
+		}
+		km->need[i].pfn = pfn;
+	}
+	km->nneed = 0;
+	return KM_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* kpagers.                                                                  */
+
+int km_kpager_create(struct km *km, const struct kp_ops *ops,
+                     km_task_t task, const char *args, km_kpager_t *id,
+                     char *why, size_t why_len)
+{
+	struct km_kpager *k;
+	void *state = NULL;
+	uint32_t n;
+	int err;
+
+	/* Is there a policy with the calls the kernel makes? */
+	if (ops == NULL || ops->init == NULL || ops->fault == NULL) {
+		snprintf(why, why_len, "kpager policy lacks init or fault");
+		return KM_EINVAL;
+	}
+	/* Does the kpager's task exist, and is it not sigma0? */
+	if (task == KM_SIGMA0) {
+		snprintf(why, why_len, "sigma0 cannot run a kpager");
+		return KM_EINVAL;
+	}
+	if (km_task_get(km, task) == NULL) {
+		snprintf(why, why_len, "no task %u", task);
+		return KM_ENOTASK;
+	}
+	for (n = 1; n < km->nkpagers && km->kpager[n].live; n++)
+		;
+	if (n == km->kpager_cap) {
+		uint32_t cap = km->kpager_cap * 2;
+		struct km_kpager *nk = realloc(km->kpager, cap * sizeof *nk);
+
+		if (nk == NULL)
+			return KM_EIO;
+		memset(nk + km->kpager_cap, 0,
+		       (cap - km->kpager_cap) * sizeof *nk);
+		km->kpager = nk;
+		km->kpager_cap = cap;
+	}
+	err = ops->init(km, task, args ? args : "", &state, why, why_len);
+	if (err != KM_OK)
+		return err;
+	k = &km->kpager[n];
+	memset(k, 0, sizeof *k);
+	k->live = true;
+	k->ops = ops;
+	k->state = state;
+	k->task = task;
+	km->task[task].kpagers++;
+	if (n == km->nkpagers)
+		km->nkpagers++;
+	*id = n;
+	return KM_OK;
+}
+
+int km_kpager_stats(const struct km *km, km_kpager_t id,
+                    struct km_kpager_stats *out)
+{
+	if (id == KM_ROOT_KPAGER || id >= km->nkpagers || !km->kpager[id].live)
+		return KM_ENOKPAGER;
+	*out = km->kpager[id].st;
+	return KM_OK;
+}

@@ -1,0 +1,522 @@
+/*
+ * kmodel: a C model of an L4-style microkernel on IA-32 whose metadata
+ * lives in frames that user-level kpagers lend (Haeberlen and Elphinstone,
+ * "User-Level Management of Kernel Memory", 2003).
+ *
+ * The model owns physical frames (one memfd), tasks and threads, real IA-32
+ * page tables with parallel node tables, the mapping database (map, grant,
+ * unmap on flexpages, rooted at sigma0), and the kernel's own memory, which
+ * comes either from an in-kernel pool or, page by page, from kpagers through
+ * kernel page faults.  Every kernel path charges named cycle costs.
+ *
+ * Conventions.  Every mutator validates all of its arguments and obtains all
+ * kernel pages it needs before it changes anything ("validate, then
+ * commit"): on any error it returns a nonzero enum km_err and the model is
+ * exactly as before, apart from statistics and the simulated clock.  Bad
+ * input never aborts; an abort means a model bug and prints the broken
+ * invariant.  No function keeps a pointer it was given unless it says so.
+ */
+#ifndef KPSIM_KMODEL_H
+#define KPSIM_KMODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint32_t km_pfn_t;      /* physical frame number */
+typedef uint32_t km_vaddr_t;    /* IA-32 virtual address */
+typedef uint32_t km_task_t;     /* task id; 0 is sigma0 */
+typedef uint32_t km_thread_t;   /* thread id; 0 is "no thread" */
+typedef uint32_t km_kpager_t;   /* kpager id; 0 is the in-kernel pool */
+
+#define KM_PAGE_SHIFT   12
+#define KM_PAGE_SIZE    4096u
+#define KM_SIGMA0       ((km_task_t)0)
+#define KM_NO_THREAD    ((km_thread_t)0)
+#define KM_ROOT_KPAGER  ((km_kpager_t)0)
+#define KM_NO_PFN       ((km_pfn_t)0xffffffffu)
+
+/* User space is [0, KM_USER_TOP); above it every page directory holds the
+ * kernel's entries (the simulator's physical window).  Each task's UTCB area
+ * is the last 4 MiB below KM_USER_TOP; user mappings may not be placed there. */
+#define KM_USER_TOP     0xC0000000u
+#define KM_UTCB_AREA    0xBF000000u
+#define KM_UTCB_AREA_SIZE 0x00400000u
+#define KM_UTCB_SIZE    512u        /* bytes per thread, 8 per page */
+#define KM_KTCB_SIZE    1024u       /* bytes per thread in a KTCB page, 4 per page */
+#define KM_KTCB_PINNED  96u         /* bytes per thread that stay pinned */
+
+/* ---------------------------------------------------------------------- */
+/* Errors: one enum for the whole model, OK == 0.                           */
+
+enum km_err {
+	KM_OK = 0,
+	KM_EINVAL,      /* malformed argument (address, flexpage, rights, flag) */
+	KM_ENOTASK,     /* no such task */
+	KM_ENOTHREAD,   /* no such thread */
+	KM_ENOKPAGER,   /* no such kpager */
+	KM_ENOMAP,      /* nothing mapped where the operation needs a mapping */
+	KM_EPERM,       /* the caller may not do this (sigma0 grants, ...) */
+	KM_ERESERVED,   /* the address lies in a reserved range (UTCB area) */
+	KM_ECYCLE,      /* the destination mapping is an ancestor of the source */
+	KM_EACCES,      /* access violates the mapping's rights; pager cannot fix */
+	KM_EDENIED,     /* a kpager denied a kernel page fault */
+	KM_ENOMEM,      /* a pool (in-kernel, sigma0, pager) is exhausted */
+	KM_ELIMIT,      /* a model limit (tasks, threads, frames) is reached */
+	KM_EBUSY,       /* the object is in use (lent to the kernel, has clients) */
+	KM_EKPAGER,     /* a kpager returned a decision the kernel refuses */
+	KM_EIO,         /* host failure (memfd, mmap, reading a file) */
+	KM_EPARSE,      /* malformed text input (cost table) */
+	KM_ERR_COUNT
+};
+
+/* Returns a static, human-readable text for an enum km_err value. */
+const char *km_strerror(int err);
+
+/* ---------------------------------------------------------------------- */
+/* Kernel data types and the kernel virtual address space.                  */
+
+/*
+ * Kernel data types, in hierarchy order: a page of an earlier type never
+ * depends on a page of a later type, so faulting needed pages in this order
+ * never asks for a page whose parent is missing.  (Directory before its
+ * tables, a table before its node table, node tables before the mapping
+ * nodes they locate, all address-space data before thread data.)
+ * This order is the one place the fault hierarchy is written down.
+ */
+enum km_ktype {
+	KM_KT_PD = 0,   /* page directory: 1024 PDEs, walked by the MMU */
+	KM_KT_ND,       /* node directory: per PDE, a count of live PTEs */
+	KM_KT_PT,       /* page table: 1024 PTEs, walked by the MMU */
+	KM_KT_NT,       /* node table: per PTE, a reference to its mapping node */
+	KM_KT_MDB,      /* mapping-database page: 170 mapping-node parts */
+	KM_KT_UTCB,     /* user TCBs: 8 slots of 512 bytes, mapped to the task */
+	KM_KT_KTCB,     /* pageable kernel TCBs: 4 slots of 1 KiB */
+	KM_KT_COUNT
+};
+
+/* The accounting groups of the paper's Figure 2. */
+enum km_kgroup {
+	KM_KG_P = 0,    /* page tables and directories */
+	KM_KG_N,        /* node tables and node directories */
+	KM_KG_M,        /* mapping database */
+	KM_KG_U,        /* UTCB pages */
+	KM_KG_K,        /* KTCB pages (not in Figure 2's metadata column) */
+	KM_KG_COUNT
+};
+
+/* A kernel page is named by content, not by where it sits. */
+struct km_kpage {
+	km_task_t task;         /* the task the page is charged to */
+	enum km_ktype type;
+	uint32_t index;         /* PDE index for PT/NT, slot page for the rest */
+};
+
+const char *km_ktype_name(enum km_ktype type);      /* "pd", "pt", ... */
+enum km_kgroup km_ktype_group(enum km_ktype type);
+
+/*
+ * The kernel virtual address of a kernel page: each data type owns a range
+ * (bits 63..60), each task a window in it (bits 59..32), pages are indexed in
+ * the window (bits 31..12).  A generic kpager can ignore it; a specialised
+ * one can read the type from the top bits.
+ */
+uint64_t km_kpage_kva(struct km_kpage kp);
+/* Decodes a kernel virtual address; KM_EINVAL if it names no kernel page. */
+int km_kva_decode(uint64_t kva, struct km_kpage *out);
+
+/* ---------------------------------------------------------------------- */
+/* Costs and fault records.                                                 */
+
+/* Named costs of kernel paths, in cycles, read from a cost table. */
+enum km_cost {
+	KM_C_TRAP_ENTRY = 0,    /* user -> kernel crossing */
+	KM_C_TRAP_EXIT,         /* kernel -> user crossing */
+	KM_C_PF_DECODE,         /* page-fault entry: decode CR2, error code */
+	KM_C_PT_WALK,           /* kernel walk of a task's page table */
+	KM_C_FAULT_IPC,         /* synthesize a fault IPC and switch to the pager */
+	KM_C_REPLY_IPC,         /* the pager's map reply, back to the faulter */
+	KM_C_PAGER_HANDLER,     /* user-level pager's fault handler */
+	KM_C_KPAGER_HANDLER,    /* user-level kpager's fault handler */
+	KM_C_MAP_ITEM,          /* decode one map or grant item */
+	KM_C_MAP_PAGE,          /* map one page: PTE, node-table entry */
+	KM_C_MDB_INSERT,        /* insert one mapping node (both parts) */
+	KM_C_MDB_REMOVE,        /* remove one mapping node */
+	KM_C_UNMAP_PAGE,        /* clear one PTE and flush its TLB entry */
+	KM_C_KPOOL_ALLOC,       /* take a frame from the in-kernel pool */
+	KM_C_KPOOL_FREE,        /* return a frame to the in-kernel pool */
+	KM_C_KMAP,              /* enter a lent frame into the kernel space */
+	KM_C_KUNMAP,            /* return a kernel page's frame to its lender */
+	KM_C_ZERO_FRAME,        /* clear a 4 KiB frame */
+	KM_C_KPAGE_INIT,        /* initialise a kernel page for its type */
+	KM_C_TASK_CREATE,       /* task bookkeeping */
+	KM_C_TASK_DELETE,
+	KM_C_THREAD_CREATE,     /* thread bookkeeping (pinned part, KTCB init) */
+	KM_C_THREAD_DELETE,
+	KM_C_COUNT
+};
+
+const char *km_cost_name(enum km_cost c);   /* "trap_entry", ... */
+
+/* The default cost table (Pentium II/400) as text, compiled in. */
+extern const char km_default_costs[];
+
+enum km_fault_kind {
+	KM_FK_USER = 0,         /* a user page fault, resolved by the pager */
+	KM_FK_KERNEL,           /* a kernel page fault, resolved by a kpager */
+	KM_FK_KPOOL             /* a kernel page taken from the in-kernel pool */
+};
+
+enum km_decision {
+	KM_D_MAPPED = 0,        /* resolved: a frame was mapped */
+	KM_D_DENIED,            /* the (k)pager refused */
+	KM_D_REFUSED,           /* the kernel refused the (k)pager's answer */
+	KM_D_FAILED,            /* unresolved: a nested fault failed */
+	KM_D_PRESENT            /* nothing to do: already mapped (spurious) */
+};
+
+const char *km_fault_kind_name(enum km_fault_kind k);
+const char *km_decision_name(enum km_decision d);
+
+/* One fault, reported to the fault sink when it completes (so nested
+ * kernel faults are reported before the user fault that raised them). */
+struct km_fault_rec {
+	uint64_t seq;               /* 1, 2, ... in the order faults are raised */
+	uint64_t parent;            /* seq of the user fault that caused it, or 0 */
+	uint64_t cycle;             /* simulated clock when the fault was raised */
+	km_task_t task;             /* the task the fault is for */
+	km_thread_t thread;         /* the faulting thread, or KM_NO_THREAD */
+	enum km_fault_kind kind;
+	km_vaddr_t addr;            /* user faults: the faulting address */
+	uint32_t access;            /* user faults: KM_ACC_* */
+	struct km_kpage kpage;      /* kernel faults: the kernel page */
+	km_pfn_t pfn;               /* the frame that resolved it, or KM_NO_PFN */
+	enum km_decision decision;
+	uint64_t cycles;            /* cycles of this fault alone (nested excluded) */
+	uint32_t count[KM_C_COUNT]; /* how often each named cost was charged */
+};
+
+typedef void (*km_fault_sink)(void *ctx, const struct km_fault_rec *rec);
+
+/* ---------------------------------------------------------------------- */
+/* The model.                                                               */
+
+struct km;
+
+enum km_kmem {
+	KM_KMEM_POOL = 0,       /* the in-kernel pool: no kernel page faults */
+	KM_KMEM_KPAGER          /* kernel pages come from each task's kpager */
+};
+
+struct km_config {
+	uint32_t frames;        /* simulated RAM in 4 KiB frames, >= 64 */
+	uint32_t phys_base;     /* PTEs hold phys_base + pfn * 4096 */
+	uint32_t kpool_frames;  /* frames sigma0 gives the in-kernel pool */
+	enum km_kmem kmem;
+	uint32_t max_tasks;     /* 0: a default */
+	uint32_t max_threads;   /* 0: a default */
+	const char *costs;      /* cost table text; NULL: km_default_costs */
+};
+
+/* A configuration with sensible defaults for `frames` frames. */
+struct km_config km_config_default(uint32_t frames);
+
+/*
+ * Creates a model: frames in a fresh memfd (lazily backed), the frame table,
+ * sigma0 owning every frame, the in-kernel pool taken from sigma0.
+ * Returns KM_OK and *out, or an error (KM_EINVAL for a bad configuration,
+ * KM_EPARSE for a bad cost table, with its line in *why when why != NULL,
+ * KM_EIO when the host refuses memory) and leaves *out NULL.
+ */
+int km_create(const struct km_config *cfg, struct km **out,
+              char *why, size_t why_len);
+/* Destroys the model and everything in it; accepts NULL. */
+void km_destroy(struct km *km);
+
+/* Sets the fault sink (NULL: none).  ctx is kept until replaced. */
+void km_set_fault_sink(struct km *km, km_fault_sink sink, void *ctx);
+
+/* The simulated clock, in cycles; the simulator advances it for guest time. */
+uint64_t km_now(const struct km *km);
+void km_advance(struct km *km, uint64_t cycles);
+/* Cycles charged so far for a named cost, and how often it was charged. */
+uint64_t km_cost_value(const struct km *km, enum km_cost c);
+
+/* The memfd holding the frames (for aliasing frames into guests) and the
+ * host address of a frame's bytes; valid until km_destroy. */
+int km_frames_fd(const struct km *km);
+uint8_t *km_frame_ptr(const struct km *km, km_pfn_t pfn);
+uint32_t km_frame_count(const struct km *km);
+
+/*
+ * The kernel's page-directory entries for [KM_USER_TOP, 4 GiB): copied into
+ * every page directory the kernel builds from now on and into existing ones.
+ * The simulator sets them to map its physical window supervisor-only.
+ */
+void km_set_kernel_pdes(struct km *km, const uint32_t pdes[256]);
+
+/* ---------------------------------------------------------------------- */
+/* kpagers.                                                                 */
+
+/* A kernel page fault as a kpager sees it. */
+struct kp_fault {
+	uint64_t seq;           /* the fault record's sequence number */
+	uint64_t now;           /* simulated clock */
+	km_thread_t thread;     /* on whose behalf, or KM_NO_THREAD */
+	struct km_kpage kpage;  /* the page the kernel needs */
+	uint64_t kva;           /* its kernel virtual address */
+};
+
+enum kp_action {
+	KP_MAP = 0,             /* lend the page at `vaddr` of the kpager's task */
+	KP_DENY                 /* refuse: the kernel operation fails */
+};
+
+struct kp_decision {
+	enum kp_action action;
+	km_vaddr_t vaddr;       /* KP_MAP: a page the kpager's task has mapped
+	                         * writable, that it has not mapped onwards */
+};
+
+/*
+ * A kpager policy: plugged in like a dictType, one const struct per policy.
+ * The kernel calls it; the policy returns decisions that the kernel carries
+ * out and checks.  A policy keeps its own state behind `state`.
+ */
+struct kp_ops {
+	const char *name;
+	/* Sets up the policy for the kpager whose task is `task` (already
+	 * created), with `args` ("key=value,..." or ""), obtaining its frames
+	 * from sigma0 with km_sigma0_map.  Returns KM_OK and *state, or an
+	 * error with a message in why; nothing is kept on error. */
+	int (*init)(struct km *km, km_task_t task, const char *args,
+	            void **state, char *why, size_t why_len);
+	/* Releases the policy state; accepts NULL. */
+	void (*fini)(void *state);
+	/* Decides a kernel page fault. */
+	void (*fault)(void *state, const struct kp_fault *f,
+	              struct kp_decision *d);
+	/* The kernel no longer needs the page it held at `vaddr` (freed, or
+	 * handed back after a failed operation): it is the kpager's again. */
+	void (*released)(void *state, km_vaddr_t vaddr, struct km_kpage kp);
+};
+
+/*
+ * Creates a kpager: a policy serving kernel page faults, running in `task`
+ * (which holds its frames).  The policy's init runs here.
+ * Returns KM_OK and *id; KM_ENOTASK, KM_EINVAL (sigma0 or a NULL ops), or
+ * the policy's error (message in why).  Nothing changes on error.
+ */
+int km_kpager_create(struct km *km, const struct kp_ops *ops,
+                     km_task_t task, const char *args, km_kpager_t *id,
+                     char *why, size_t why_len);
+/* Statistics of one kpager. */
+struct km_kpager_stats {
+	uint64_t faults;        /* kernel page faults delivered */
+	uint64_t mapped;
+	uint64_t denied;
+	uint64_t refused;       /* decisions the kernel refused */
+	uint64_t released;      /* pages handed back */
+	uint32_t lent;          /* pages lent to the kernel now */
+};
+int km_kpager_stats(const struct km *km, km_kpager_t id,
+                    struct km_kpager_stats *out);
+
+/* ---------------------------------------------------------------------- */
+/* Tasks and threads.                                                       */
+
+/*
+ * Creates a task whose kernel memory comes from `kpager` (KM_ROOT_KPAGER:
+ * the in-kernel pool).  Its page directory and node directory are faulted
+ * in first.  Returns KM_OK and *id; KM_ENOKPAGER, KM_ELIMIT, or the error of
+ * a kernel page fault (KM_EDENIED, KM_ENOMEM); nothing changes on error.
+ */
+int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id);
+
+/*
+ * Deletes a task: its threads, every mapping it holds (and, recursively,
+ * every mapping derived from them in other tasks), then its kernel pages,
+ * which go back to their lenders.  KM_ENOTASK; KM_EPERM for sigma0;
+ * KM_EBUSY if the task backs a kpager that still has pages lent or clients,
+ * or if one of the mappings to remove is lent to the kernel.
+ */
+int km_task_destroy(struct km *km, km_task_t task);
+
+/*
+ * Creates a thread in `task` with `pager` (a task that resolves its user
+ * page faults; 0 for the model's default pager, see km_default_pager).
+ * Allocates a UTCB slot (mapped into the task's UTCB area) and a KTCB slot,
+ * faulting in their pages.  Returns KM_OK and *id, or an error with nothing
+ * changed.
+ */
+int km_thread_create(struct km *km, km_task_t task, km_task_t pager,
+                     km_thread_t *id);
+/* Deletes a thread and frees its slots. KM_ENOTHREAD. */
+int km_thread_destroy(struct km *km, km_thread_t thread);
+
+/* The task of a thread, or KM_ENOTHREAD. */
+int km_thread_task(const struct km *km, km_thread_t thread, km_task_t *task);
+/* Where the thread's UTCB sits in its task's address space. */
+int km_thread_utcb(const struct km *km, km_thread_t thread, km_vaddr_t *va);
+
+bool km_task_exists(const struct km *km, km_task_t task);
+
+/* ---------------------------------------------------------------------- */
+/* The mapping database: flexpages, map, grant, unmap.                     */
+
+/* L4 rights: read, write, execute.  IA-32 pages without PAE cannot say
+ * "not executable": any of R or X makes a PTE present, W makes it writable. */
+#define KM_R 4u
+#define KM_W 2u
+#define KM_X 1u
+#define KM_RWX 7u
+
+/* A flexpage: 2^log2 bytes at base (aligned), with a rights mask. */
+struct km_fpage {
+	uint32_t base;          /* user VA, or for sigma0 a physical address */
+	uint8_t log2;           /* 12 .. 32 */
+	uint8_t rights;         /* KM_R | KM_W | KM_X */
+};
+
+static inline struct km_fpage km_fpage(uint32_t base, unsigned log2,
+                                       unsigned rights)
+{
+	struct km_fpage f = { base, (uint8_t)log2, (uint8_t)rights };
+	return f;
+}
+
+enum km_map_mode { KM_MAP = 0, KM_GRANT = 1 };
+
+/*
+ * Maps (or grants) every page of `src` that `from` has mapped into `to` at
+ * `dst_base` + the page's offset, with rights (src.rights & the source
+ * mapping's rights).  For sigma0, `src` names physical frames that sigma0
+ * still holds.  A mapping already at a destination is replaced (unmapped
+ * with everything derived from it).  Map keeps the source mapping and
+ * derives the new one from it; grant moves the mapping, with everything
+ * derived from it, and removes it from `from`.
+ * Returns KM_OK and, in *pages (may be NULL), how many pages moved; or
+ * KM_ENOTASK, KM_EINVAL (flexpage, alignment, range), KM_ERESERVED (UTCB
+ * area), KM_EPERM (sigma0 grants; a sigma0 destination), KM_ECYCLE,
+ * KM_EBUSY (a replaced or granted mapping is lent to the kernel), or a
+ * kernel page fault's error.  Nothing changes on error.
+ */
+int km_map(struct km *km, km_task_t from, struct km_fpage src,
+           km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
+           uint32_t *pages);
+
+/* Unmap flags. */
+#define KM_UNMAP_SELF 1u        /* also revoke the rights from the mappings
+                                 * in `task` itself (L4 "flush") */
+
+/*
+ * Revokes `fp.rights` from every mapping derived from the pages of `fp` in
+ * `task` (and from those mappings themselves with KM_UNMAP_SELF).  A mapping
+ * left without rights is removed, with everything derived from it.
+ * Returns KM_OK and in *pages (may be NULL) how many mappings changed;
+ * KM_ENOTASK, KM_EINVAL, KM_EBUSY (a mapping to change is lent to the
+ * kernel).  Nothing changes on error.  Needs no kernel memory.
+ */
+int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
+             unsigned flags, uint32_t *pages);
+
+/*
+ * sigma0's allocator: maps `count` frames that sigma0 has not mapped to
+ * anyone to `to` at consecutive pages from `dst` (lowest frames first, so
+ * runs are physically contiguous).  KM_ENOMEM if sigma0 has too few;
+ * otherwise as km_map.
+ */
+int km_sigma0_map(struct km *km, km_task_t to, km_vaddr_t dst,
+                  uint32_t count, unsigned rights);
+
+/* What a task has mapped at a page. */
+struct km_mapping {
+	km_pfn_t pfn;
+	unsigned rights;
+	km_task_t from;         /* the mapper; KM_SIGMA0 for roots */
+	km_vaddr_t from_vaddr;  /* where it is mapped in `from` (sigma0: phys) */
+	bool lent;              /* lent to the kernel by this task */
+};
+/* KM_OK and *out, KM_ENOMAP, KM_ENOTASK, KM_EINVAL. */
+int km_lookup(const struct km *km, km_task_t task, km_vaddr_t va,
+              struct km_mapping *out);
+
+/* ---------------------------------------------------------------------- */
+/* The user-fault path.                                                     */
+
+#define KM_ACC_READ  1u
+#define KM_ACC_WRITE 2u
+#define KM_ACC_EXEC  4u
+
+/*
+ * A thread's access to `va`, as the MMU would make it: if the task's page
+ * table allows it, sets A (and D on write) and returns KM_OK.  Otherwise it
+ * is a user page fault: the thread's pager is asked (the default pager maps
+ * a zeroed frame of its own, obtained from sigma0; that needs page tables,
+ * node tables and mapping nodes, so kernel page faults may follow), and the
+ * access is retried once.  Returns KM_OK; KM_ENOTHREAD, KM_EINVAL (address
+ * in kernel space), KM_ERESERVED, KM_EACCES (a protection fault the pager
+ * cannot resolve), KM_ENOMEM (the pager's pool), or a kernel page fault's
+ * error.  A failed fault leaves the mappings unchanged.
+ */
+int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
+             unsigned access);
+
+/*
+ * The default pager: a task of its own whose pool comes from sigma0.  It is
+ * created with the model and its kernel memory comes from the in-kernel
+ * pool.  Returns its task id.
+ */
+km_task_t km_default_pager(const struct km *km);
+
+/* ---------------------------------------------------------------------- */
+/* Page tables as the MMU sees them.                                        */
+
+#define KM_PTE_P  0x001u
+#define KM_PTE_RW 0x002u
+#define KM_PTE_US 0x004u
+#define KM_PTE_A  0x020u
+#define KM_PTE_D  0x040u
+
+/* The value for CR3 (phys_base + page-directory frame * 4096), or 0 if the
+ * task has no directory. */
+uint32_t km_task_cr3(const struct km *km, km_task_t task);
+/* The PTE for `va` in `task` (0 if there is none). */
+uint32_t km_pte(const struct km *km, km_task_t task, km_vaddr_t va);
+
+/* ---------------------------------------------------------------------- */
+/* Accounting and checking.                                                 */
+
+struct km_task_stats {
+	uint32_t pages[KM_KT_COUNT];    /* kernel pages present, by type */
+	uint32_t group[KM_KG_COUNT];    /* the same by Figure 2 group */
+	uint32_t mappings;              /* user pages mapped in the task */
+	uint32_t threads;
+	uint64_t kfaults;               /* kernel page faults for this task */
+	uint64_t ufaults;               /* user page faults in this task */
+};
+int km_task_stats(const struct km *km, km_task_t task,
+                  struct km_task_stats *out);
+
+struct km_stats {
+	uint32_t tasks, threads;
+	uint32_t kernel_frames;         /* frames holding kernel pages */
+	uint32_t kpool_free;            /* free frames in the in-kernel pool */
+	uint32_t sigma0_free;           /* frames sigma0 has not mapped */
+	uint64_t kfaults, ufaults, denied;
+};
+void km_stats(const struct km *km, struct km_stats *out);
+
+/* Iterates over live tasks in id order: returns the first id > after, or
+ * 0 when there is none (sigma0 is never returned). */
+km_task_t km_task_next(const struct km *km, km_task_t after);
+
+/*
+ * Checks every invariant of the model: page tables agree with node tables
+ * and the mapping database, the mapping tree is well formed, accounting
+ * adds up, every frame is in exactly one state.  Returns true, or false
+ * with the first broken invariant in why.
+ */
+bool km_check(const struct km *km, char *why, size_t why_len);
+
+#endif /* KPSIM_KMODEL_H */

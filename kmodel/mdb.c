@@ -1,0 +1,901 @@
+/*
+ * The mapping database: the derivation tree of every user mapping, rooted
+ * at sigma0's frames, kept in mapping-database pages (see internal.h for
+ * the split of a node into a sender part and a receiver part).  map, grant
+ * and unmap with L4 semantics on flexpages, all tree walks iterative (trees
+ * may be a million nodes deep), all mutators validate, then commit.
+ */
+#include "internal.h"
+
+/* A node of the tree: a receiver part (task, slot), or a root, which is
+ * sigma0's frame `slot`. */
+struct node {
+	km_task_t task;
+	uint32_t slot;
+};
+
+static bool is_root(struct node n)
+{
+	return n.task == KM_SIGMA0;
+}
+
+static bool same(struct node a, struct node b)
+{
+	return a.task == b.task && a.slot == b.slot;
+}
+
+union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot)
+{
+	const struct km_task *tk = &km->task[t];
+	uint32_t page = KM_SLOT_PAGE(slot), i = KM_SLOT_IDX(slot);
+	struct km_mdb_page *mp;
+
+	KM_ASSERT(page < tk->mdb.len && i < KM_MDB_PARTS &&
+	          tk->mdb.pfn[page] != KM_NO_PFN);
+	mp = (struct km_mdb_page *)(void *)km_fp(km, tk->mdb.pfn[page]);
+	return &mp->part[i];
+}
+
+static struct km_recv *recv_of(const struct km *km, struct node n)
+{
+	struct km_recv *r = &km_part(km, n.task, n.slot)->r;
+
+	KM_ASSERT(r->tag == KM_PART_RECV);
+	return r;
+}
+
+static struct km_send *send_of(const struct km *km, km_task_t t,
+                               uint32_t slot)
+{
+	struct km_send *s = &km_part(km, t, slot)->s;
+
+	KM_ASSERT(s->tag == KM_PART_SEND);
+	return s;
+}
+
+uint32_t km_recv_at(const struct km *km, km_task_t t, uint32_t vpn)
+{
+	const uint32_t *nte;
+
+	if (t == KM_SIGMA0 || vpn >= (KM_USER_TOP >> KM_PAGE_SHIFT))
+		return KM_NONE;
+	nte = km_nte_slot(km, &km->task[t], vpn << KM_PAGE_SHIFT);
+	if (nte == NULL || *nte == KM_NTE_NONE || *nte == KM_NTE_UTCB)
+		return KM_NONE;
+	return *nte - 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Parts: allocation inside a task's MDB pages.                              */
+
+/* Takes a free part of task t; the caller has made sure there is one. */
+static uint32_t part_alloc(struct km *km, km_task_t t)
+{
+	struct km_task *tk = &km->task[t];
+	uint32_t page = tk->mdb_hint;
+	struct km_mdb_page *mp = NULL;
+	uint32_t i;
+
+	KM_ASSERT(tk->mdb_free > 0);
+	if (page < tk->mdb.len && tk->mdb.pfn[page] != KM_NO_PFN)
+		mp = (void *)km_fp(km, tk->mdb.pfn[page]);
+	if (mp == NULL || mp->used == KM_MDB_PARTS) {
+		mp = NULL;
+		for (page = 0; page < tk->mdb.len; page++) {
+			if (tk->mdb.pfn[page] == KM_NO_PFN)
+				continue;
+			mp = (void *)km_fp(km, tk->mdb.pfn[page]);
+			if (mp->used < KM_MDB_PARTS)
+				break;
+		}
+		KM_ASSERT(page < tk->mdb.len);
+		tk->mdb_hint = page;
+	}
+	i = mp->free_head;
+	KM_ASSERT(i < KM_MDB_PARTS && mp->part[i].f.tag == KM_PART_FREE);
+	mp->free_head = (uint16_t)mp->part[i].f.next_free;
+	mp->used++;
+	tk->mdb_free--;
+	return KM_SLOT(page, i);
+}
+
+/* Notes an MDB page that may be empty when the operation ends: one whose
+ * last part was freed, or one just obtained that the commit may not use. */
+void km_mdb_trim_note(struct km *km, struct km_kpage kp)
+{
+	if (km->ntrim == km->trim_cap) {
+		uint32_t cap = km->trim_cap ? 2 * km->trim_cap : 64;
+		struct km_kpage *n = realloc(km->trim, cap * sizeof *n);
+
+		if (n == NULL)
+			return;
+		km->trim = n;
+		km->trim_cap = cap;
+	}
+	km->trim[km->ntrim++] = kp;
+}
+
+/* Frees a part.  A page left empty is freed when the operation ends
+ * (mdb_trim), so that parts freed and taken in one operation never make
+ * its kernel-page count wrong. */
+static void part_free(struct km *km, km_task_t t, uint32_t slot)
+{
+	struct km_task *tk = &km->task[t];
+	uint32_t page = KM_SLOT_PAGE(slot);
+	struct km_mdb_page *mp = (void *)km_fp(km, tk->mdb.pfn[page]);
+	union km_part *p = &mp->part[KM_SLOT_IDX(slot)];
+
+	memset(p, 0, sizeof *p);
+	p->f.next_free = mp->free_head;
+	mp->free_head = (uint16_t)KM_SLOT_IDX(slot);
+	mp->used--;
+	tk->mdb_free++;
+	tk->mdb_hint = page;
+	if (mp->used == 0)
+		km_mdb_trim_note(km, (struct km_kpage){ t, KM_KT_MDB, page });
+}
+
+/* Frees the MDB pages that operations left empty.  (If the host refused
+ * memory for the list, an empty page stays until its task dies: harmless,
+ * and still counted.) */
+static void mdb_trim(struct km *km)
+{
+	for (uint32_t i = 0; i < km->ntrim; i++) {
+		struct km_kpage kp = km->trim[i];
+		km_pfn_t pfn = km_kpage_pfn(km, kp);
+
+		if (pfn != KM_NO_PFN &&
+		    ((struct km_mdb_page *)(void *)km_fp(km, pfn))->used == 0)
+			km_kpage_free(km, kp);
+	}
+	km->ntrim = 0;
+}
+
+/*
+ * Lists the MDB pages task t needs so that `parts` parts are free.  One
+ * call per task and operation: a second call would not see the first's
+ * pages and would ask for the same ones.
+ */
+int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts)
+{
+	struct km_task *tk = &km->task[t];
+	uint32_t missing, pages, index;
+	int err;
+
+	if (parts <= tk->mdb_free)
+		return KM_OK;
+	missing = parts - tk->mdb_free;
+	pages = (missing + KM_MDB_PARTS - 1) / KM_MDB_PARTS;
+	for (index = 0; pages > 0; index++) {
+		struct km_kpage kp = { t, KM_KT_MDB, index };
+
+		if (index >= (1u << 24))
+			return KM_ELIMIT;
+		if (km_kpage_pfn(km, kp) != KM_NO_PFN)
+			continue;
+		err = km_pages_reserve(&tk->mdb, index + 1);
+		if (err == KM_OK)
+			err = km_op_need(km, t, KM_KT_MDB, index);
+		if (err != KM_OK)
+			return err;
+		pages--;
+	}
+	return KM_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Walking the tree.                                                         */
+
+static uint32_t *child_head(struct km *km, struct node n)
+{
+	if (is_root(n))
+		return &km->frame[n.slot].first_child;
+	return &recv_of(km, n)->first_child;
+}
+
+static bool first_child(struct km *km, struct node n, struct node *c)
+{
+	uint32_t h = *child_head(km, n);
+	const struct km_send *s;
+
+	if (h == KM_NONE)
+		return false;
+	s = send_of(km, n.task, h);
+	c->task = s->recv_task;
+	c->slot = s->recv_slot;
+	return true;
+}
+
+static bool next_sibling(struct km *km, struct node n, struct node *out)
+{
+	const struct km_recv *r = recv_of(km, n);
+	const struct km_send *s = send_of(km, r->send_task, r->send_slot);
+
+	if (s->next == KM_NONE)
+		return false;
+	s = send_of(km, r->send_task, s->next);
+	out->task = s->recv_task;
+	out->slot = s->recv_slot;
+	return true;
+}
+
+static struct node parent_of(struct km *km, struct node n)
+{
+	const struct km_recv *r = recv_of(km, n);
+	struct node p = { r->send_task,
+	                  send_of(km, r->send_task, r->send_slot)->parent };
+
+	return p;
+}
+
+/*
+ * The next node of a pre-order walk of the subtree under `top` after `n`,
+ * not descending below n when `skip_children`.  Returns false at the end.
+ */
+static bool walk_next(struct km *km, struct node top, struct node *n,
+                      bool skip_children)
+{
+	struct node c;
+
+	if (!skip_children && first_child(km, *n, &c)) {
+		*n = c;
+		return true;
+	}
+	while (!same(*n, top)) {
+		if (next_sibling(km, *n, &c)) {
+			*n = c;
+			return true;
+		}
+		*n = parent_of(km, *n);
+	}
+	return false;
+}
+
+/* Is any mapping in the subtree under x (and x itself, if `self`) lent to
+ * the kernel? */
+bool km_subtree_lent(const struct km *kmc, km_task_t t, uint32_t slot,
+                     bool self)
+{
+	struct km *km = (struct km *)kmc;  /* the walk only reads */
+	struct node top = { t, slot }, n = top;
+
+	if (km->lent == 0)
+		return false;
+	if (self && !is_root(top) && (recv_of(km, top)->flags & KM_RECV_LENT))
+		return true;
+	while (walk_next(km, top, &n, false))
+		if (recv_of(km, n)->flags & KM_RECV_LENT)
+			return true;
+	return false;
+}
+
+static bool is_ancestor(struct km *km, struct node anc, struct node n)
+{
+	while (!is_root(n)) {
+		n = parent_of(km, n);
+		if (same(n, anc))
+			return true;
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Changing the tree.                                                        */
+
+/* Enters a new mapping of `pfn` at (to, vpn), derived from `parent`. */
+static void mdb_link(struct km *km, struct node parent, km_task_t to,
+                     uint32_t vpn, km_pfn_t pfn, unsigned rights)
+{
+	km_task_t s_task = parent.task;
+	uint32_t s = part_alloc(km, s_task);
+	uint32_t r = part_alloc(km, to);
+	uint32_t *head = child_head(km, parent);
+	struct km_send *sp = &km_part(km, s_task, s)->s;
+	struct km_recv *rp = &km_part(km, to, r)->r;
+
+	if (is_root(parent) && *head == KM_NONE)
+		km->s0_free--;
+	sp->tag = KM_PART_SEND;
+	sp->parent = parent.slot;
+	sp->next = *head;
+	sp->prev = KM_NONE;
+	if (*head != KM_NONE)
+		send_of(km, s_task, *head)->prev = s;
+	*head = s;
+	sp->recv_task = to;
+	sp->recv_slot = r;
+
+	rp->tag = KM_PART_RECV;
+	rp->rights = (uint8_t)rights;
+	rp->flags = 0;
+	rp->vpn = vpn;
+	rp->pfn = pfn;
+	rp->send_task = s_task;
+	rp->send_slot = s;
+	rp->first_child = KM_NONE;
+	km_pt_set(km, &km->task[to], vpn << KM_PAGE_SHIFT, pfn, rights, r + 1);
+	km->task[to].nmappings++;
+	km_charge(km, KM_C_MDB_INSERT);
+	km_charge(km, KM_C_MAP_PAGE);
+}
+
+/* Removes a mapping without children. */
+static void remove_leaf(struct km *km, struct node n)
+{
+	struct km_recv r = *recv_of(km, n);
+	struct km_send *s = send_of(km, r.send_task, r.send_slot);
+	struct node parent = { r.send_task, s->parent };
+
+	KM_ASSERT(r.first_child == KM_NONE && !(r.flags & KM_RECV_LENT));
+	if (s->prev != KM_NONE)
+		send_of(km, r.send_task, s->prev)->next = s->next;
+	else
+		*child_head(km, parent) = s->next;
+	if (s->next != KM_NONE)
+		send_of(km, r.send_task, s->next)->prev = s->prev;
+	if (*child_head(km, parent) == KM_NONE) {
+		if (is_root(parent)) {
+			km->s0_free++;
+			if (parent.slot < km->s0_cursor)
+				km->s0_cursor = parent.slot;
+		} else if (parent.task == km->defpager) {
+			km_dp_page_freed(km, recv_of(km, parent)->vpn);
+		}
+	}
+	part_free(km, r.send_task, r.send_slot);
+	part_free(km, n.task, n.slot);
+	km_pt_clear(km, &km->task[n.task], r.vpn << KM_PAGE_SHIFT);
+	km->task[n.task].nmappings--;
+	km_charge(km, KM_C_MDB_REMOVE);
+	km_charge(km, KM_C_UNMAP_PAGE);
+}
+
+/* Removes every mapping derived from x, and x itself if `self`, leaves
+ * first.  Returns how many mappings went. */
+static uint32_t remove_subtree(struct km *km, struct node x, bool self)
+{
+	struct node cur = x, c;
+	uint32_t n = 0;
+
+	for (;;) {
+		if (first_child(km, cur, &c)) {
+			cur = c;
+			continue;
+		}
+		if (same(cur, x))
+			break;
+		c = parent_of(km, cur);
+		remove_leaf(km, cur);
+		n++;
+		cur = c;
+	}
+	if (self && !is_root(x)) {
+		remove_leaf(km, x);
+		n++;
+	}
+	return n;
+}
+
+/* Sets a mapping's rights, in its receiver part and its PTE. */
+static void set_rights(struct km *km, struct node n, unsigned rights)
+{
+	struct km_recv *r = recv_of(km, n);
+
+	r->rights = (uint8_t)rights;
+	km_pt_protect(km, &km->task[n.task], r->vpn << KM_PAGE_SHIFT, rights);
+	km_charge(km, KM_C_UNMAP_PAGE);
+}
+
+/*
+ * L4 unmap of one page: revokes `mask` from every mapping derived from x
+ * (and from x itself if `self`); a mapping left without rights goes, with
+ * everything derived from it.  Returns how many mappings changed.
+ */
+static uint32_t revoke(struct km *km, struct node x, unsigned mask, bool self)
+{
+	struct node cur = x;
+	uint32_t n = 0;
+	bool more;
+
+	if (self && !is_root(x)) {
+		unsigned left = recv_of(km, x)->rights & ~mask;
+
+		if ((left & KM_RWX) == 0)
+			return remove_subtree(km, x, true);
+		if (left != recv_of(km, x)->rights) {
+			set_rights(km, x, left);
+			n++;
+		}
+	}
+	more = walk_next(km, x, &cur, false);
+	while (more) {
+		unsigned rights = recv_of(km, cur)->rights;
+		unsigned left = rights & ~mask;
+
+		if ((left & KM_RWX) == 0) {
+			/* Step past cur's subtree before it goes. */
+			struct node gone = cur;
+
+			more = walk_next(km, x, &cur, true);
+			n += remove_subtree(km, gone, true);
+			continue;
+		}
+		if (left != rights) {
+			set_rights(km, cur, left);
+			n++;
+		}
+		more = walk_next(km, x, &cur, false);
+	}
+	return n;
+}
+
+/* Moves the mapping x (not a root) to (to, vpn) with `rights`: a new
+ * receiver part in `to`, the sender parts of x's children moved to `to`,
+ * x's old parts freed.  The caller has reserved the parts. */
+static void grant_move(struct km *km, struct node x, km_task_t to,
+                       uint32_t vpn, unsigned rights)
+{
+	struct km_recv old = *recv_of(km, x);
+	uint32_t r2 = part_alloc(km, to);
+	struct km_recv *rp = &km_part(km, to, r2)->r;
+	uint32_t prev = KM_NONE, c = old.first_child;
+
+	rp->tag = KM_PART_RECV;
+	rp->rights = old.rights;
+	rp->flags = 0;
+	rp->vpn = vpn;
+	rp->pfn = old.pfn;
+	rp->send_task = old.send_task;
+	rp->send_slot = old.send_slot;
+	rp->first_child = KM_NONE;
+	send_of(km, old.send_task, old.send_slot)->recv_task = to;
+	send_of(km, old.send_task, old.send_slot)->recv_slot = r2;
+
+	/* The children's sender parts belong to whoever holds the mapping. */
+	while (c != KM_NONE) {
+		struct km_send cs = *send_of(km, x.task, c);
+		uint32_t c2 = part_alloc(km, to);
+		struct km_send *ns = &km_part(km, to, c2)->s;
+		struct km_recv *child = &km_part(km, cs.recv_task,
+		                                 cs.recv_slot)->r;
+
+		*ns = cs;
+		ns->parent = r2;
+		ns->prev = prev;
+		ns->next = KM_NONE;
+		if (prev != KM_NONE)
+			send_of(km, to, prev)->next = c2;
+		else
+			rp->first_child = c2;
+		child->send_task = to;
+		child->send_slot = c2;
+		prev = c2;
+		part_free(km, x.task, c);
+		c = cs.next;
+	}
+	km_pt_clear(km, &km->task[x.task], old.vpn << KM_PAGE_SHIFT);
+	km->task[x.task].nmappings--;
+	part_free(km, x.task, x.slot);
+
+	km_pt_set(km, &km->task[to], vpn << KM_PAGE_SHIFT, old.pfn, old.rights,
+	          r2 + 1);
+	km->task[to].nmappings++;
+	km_charge(km, KM_C_MDB_INSERT);
+	km_charge(km, KM_C_MAP_PAGE);
+	if (rights != old.rights) {
+		struct node moved = { to, r2 };
+
+		revoke(km, moved, old.rights & ~rights, true);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* map and grant.                                                            */
+
+struct plan {
+	km_task_t from, to;
+	const uint32_t *src;    /* source pages, or NULL: src_vpn + i */
+	uint32_t src_vpn;
+	uint32_t dst_vpn;
+	uint32_t n;
+	unsigned rights;
+	enum km_map_mode mode;
+};
+
+/* The source of page i of a plan, if something movable is mapped there:
+ * sigma0's frames that no kernel use claims, or a task's mappings that are
+ * not lent to the kernel (a lent page is out of its holder's reach). */
+static bool plan_source(struct km *km, const struct plan *p, uint32_t i,
+                        struct node *src, unsigned *rights, km_pfn_t *pfn)
+{
+	uint32_t vpn = p->src ? p->src[i] : p->src_vpn + i;
+
+	if (p->from == KM_SIGMA0) {
+		const struct km_frame *f;
+
+		if (vpn >= km->cfg.frames)
+			return false;
+		f = &km->frame[vpn];
+		if (f->pool || f->kuse != KM_KU_NONE)
+			return false;
+		src->task = KM_SIGMA0;
+		src->slot = vpn;
+		*rights = KM_RWX;
+		*pfn = vpn;
+	} else {
+		uint32_t slot = km_recv_at(km, p->from, vpn);
+		const struct km_recv *r;
+
+		if (slot == KM_NONE)
+			return false;
+		src->task = p->from;
+		src->slot = slot;
+		r = recv_of(km, *src);
+		if (r->flags & KM_RECV_LENT)
+			return false;
+		*rights = r->rights;
+		*pfn = r->pfn;
+	}
+	/* Mapping a page onto itself changes nothing. */
+	if (p->from == p->to && vpn == p->dst_vpn + i)
+		return false;
+	*rights &= p->rights;
+	return *rights != 0;
+}
+
+static uint32_t count_children(struct km *km, struct node n)
+{
+	uint32_t k = 0;
+	struct node c;
+
+	if (!first_child(km, n, &c))
+		return 0;
+	do
+		k++;
+	while (next_sibling(km, c, &c));
+	return k;
+}
+
+/* Validates a plan, obtains the kernel pages it needs, then carries it out.
+ * Returns KM_OK and the number of pages moved in *moved. */
+static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
+{
+	uint32_t pages = 0, children = 0, last_pde = KM_NONE, done = 0;
+	struct node src, dst;
+	unsigned rights;
+	km_pfn_t pfn;
+	int err;
+
+	km_op_begin(km, km->op_thread);
+	km_charge(km, KM_C_MAP_ITEM);
+	for (uint32_t i = 0; i < p->n; i++) {
+		uint32_t dvpn = p->dst_vpn + i, pde = dvpn >> 10;
+
+		if (!plan_source(km, p, i, &src, &rights, &pfn))
+			continue;
+		pages++;
+		dst.task = p->to;
+		dst.slot = km_recv_at(km, p->to, dvpn);
+		/* Can the mapping already at the destination go? */
+		if (dst.slot != KM_NONE) {
+			if (km_subtree_lent(km, dst.task, dst.slot, true))
+				return KM_EBUSY;
+			if (is_ancestor(km, dst, src))
+				return KM_ECYCLE;
+		}
+		if (p->mode == KM_GRANT) {
+			if (km_subtree_lent(km, src.task, src.slot, false))
+				return KM_EBUSY;
+			children += count_children(km, src);
+		}
+		if (pde != last_pde) {
+			last_pde = pde;
+			if ((err = km_op_need(km, p->to, KM_KT_PT, pde)) != KM_OK ||
+			    (err = km_op_need(km, p->to, KM_KT_NT, pde)) != KM_OK)
+				return err;
+		}
+	}
+	if (pages == 0) {
+		*moved = 0;
+		return KM_OK;
+	}
+	/* Parts: map adds a sender part to the mapper and a receiver part to
+	 * the receiver; grant moves the receiver part and the sender parts of
+	 * the children. */
+	if (p->mode == KM_MAP && p->from != p->to) {
+		err = km_mdb_need_parts(km, p->from, pages);
+		if (err == KM_OK)
+			err = km_mdb_need_parts(km, p->to, pages);
+	} else if (p->mode == KM_MAP) {
+		err = km_mdb_need_parts(km, p->to, 2 * pages);
+	} else {
+		err = km_mdb_need_parts(km, p->to, pages + children);
+	}
+	if (err != KM_OK || (err = km_op_acquire(km)) != KM_OK) {
+		km_op_rollback(km);
+		return err;
+	}
+
+	/* Commit.  Sources are looked up again: replacing one destination
+	 * may have removed a later page's source, which is then skipped. */
+	for (uint32_t i = 0; i < p->n; i++) {
+		uint32_t dvpn = p->dst_vpn + i;
+		uint32_t old = km_recv_at(km, p->to, dvpn);
+
+		if (!plan_source(km, p, i, &src, &rights, &pfn))
+			continue;
+		if (old != KM_NONE) {
+			dst.task = p->to;
+			dst.slot = old;
+			remove_subtree(km, dst, true);
+		}
+		if (p->mode == KM_MAP)
+			mdb_link(km, src, p->to, dvpn, pfn, rights);
+		else
+			grant_move(km, src, p->to, dvpn, rights);
+		done++;
+	}
+	mdb_trim(km);
+	*moved = done;
+	return KM_OK;
+}
+
+/* Is a flexpage well formed: size 2^12..2^32, base aligned, rights valid? */
+static bool fpage_ok(struct km_fpage f)
+{
+	uint64_t size;
+
+	if (f.log2 < KM_PAGE_SHIFT || f.log2 > 32 || (f.rights & ~KM_RWX))
+		return false;
+	size = 1ull << f.log2;
+	return (f.base & (size - 1)) == 0;
+}
+
+/* Does [va, va + size) stay inside user space, outside the UTCB area?
+ * Returns KM_OK, KM_EINVAL or KM_ERESERVED. */
+static int user_range(uint64_t va, uint64_t size)
+{
+	if (va + size > KM_USER_TOP)
+		return KM_EINVAL;
+	if (va < (uint64_t)KM_UTCB_AREA + KM_UTCB_AREA_SIZE &&
+	    va + size > KM_UTCB_AREA)
+		return KM_ERESERVED;
+	return KM_OK;
+}
+
+int km_map(struct km *km, km_task_t from, struct km_fpage src,
+           km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
+           uint32_t *pages)
+{
+	struct plan p;
+	uint64_t size;
+	uint32_t moved = 0;
+	int err;
+
+	/* Do both tasks exist, and may they take part? */
+	if (km_task_get(km, from) == NULL || km_task_get(km, to) == NULL)
+		return KM_ENOTASK;
+	if (to == KM_SIGMA0 || (from == KM_SIGMA0 && mode == KM_GRANT))
+		return KM_EPERM;
+	if (mode != KM_MAP && mode != KM_GRANT)
+		return KM_EINVAL;
+	/* Is the flexpage well formed, with some rights? */
+	if (!fpage_ok(src) || src.rights == 0)
+		return KM_EINVAL;
+	size = 1ull << src.log2;
+	/* Is the source inside the sender's space (sigma0: physical memory)? */
+	if (from == KM_SIGMA0) {
+		if (src.base + size > (uint64_t)km->cfg.frames * KM_PAGE_SIZE)
+			return KM_EINVAL;
+	} else if ((err = user_range(src.base, size)) != KM_OK) {
+		return err;
+	}
+	/* Is the destination aligned like the flexpage, in user space? */
+	if ((dst_base & (size - 1)) != 0)
+		return KM_EINVAL;
+	if ((err = user_range(dst_base, size)) != KM_OK)
+		return err;
+
+	p.from = from;
+	p.to = to;
+	p.src = NULL;
+	p.src_vpn = src.base >> KM_PAGE_SHIFT;
+	p.dst_vpn = dst_base >> KM_PAGE_SHIFT;
+	p.n = (uint32_t)(size >> KM_PAGE_SHIFT);
+	p.rights = src.rights;
+	p.mode = mode;
+	err = map_plan(km, &p, &moved);
+	if (pages != NULL)
+		*pages = err == KM_OK ? moved : 0;
+	return err;
+}
+
+int km_map_one(struct km *km, km_task_t from, uint32_t src_vpn,
+               km_task_t to, uint32_t dst_vpn, unsigned rights)
+{
+	struct plan p = { from, to, NULL, src_vpn, dst_vpn, 1, rights, KM_MAP };
+	uint32_t moved;
+	int err = map_plan(km, &p, &moved);
+
+	return err == KM_OK && moved == 0 ? KM_ENOMAP : err;
+}
+
+int km_sigma0_map(struct km *km, km_task_t to, km_vaddr_t dst,
+                  uint32_t count, unsigned rights)
+{
+	struct plan p;
+	uint32_t *frames, n = 0, moved;
+	int err;
+
+	/* Does the receiver exist and is it not sigma0? */
+	if (to == KM_SIGMA0)
+		return KM_EPERM;
+	if (km_task_get(km, to) == NULL)
+		return KM_ENOTASK;
+	/* Are the rights and the destination range valid? */
+	if (rights == 0 || (rights & ~KM_RWX) || (dst & (KM_PAGE_SIZE - 1)))
+		return KM_EINVAL;
+	if (count == 0)
+		return KM_OK;
+	if ((err = user_range(dst, (uint64_t)count * KM_PAGE_SIZE)) != KM_OK)
+		return err;
+	/* Has sigma0 enough frames it has not mapped? */
+	if (count > km->s0_free)
+		return KM_ENOMEM;
+	frames = malloc((size_t)count * sizeof *frames);
+	if (frames == NULL)
+		return KM_EIO;
+	for (km_pfn_t f = km->s0_cursor; f < km->cfg.frames && n < count; f++) {
+		const struct km_frame *fr = &km->frame[f];
+
+		if (fr->pool || fr->kuse != KM_KU_NONE ||
+		    fr->first_child != KM_NONE)
+			continue;
+		if (n == 0)
+			km->s0_cursor = f;
+		frames[n++] = f;
+	}
+	KM_ASSERT(n == count);
+	p.from = KM_SIGMA0;
+	p.to = to;
+	p.src = frames;
+	p.src_vpn = 0;
+	p.dst_vpn = dst >> KM_PAGE_SHIFT;
+	p.n = count;
+	p.rights = rights;
+	p.mode = KM_MAP;
+	err = map_plan(km, &p, &moved);
+	free(frames);
+	return err;
+}
+
+/* ---------------------------------------------------------------------- */
+/* unmap.                                                                    */
+
+/* The node that unmap of `vpn` in `task` starts from, if any. */
+static bool unmap_node(struct km *km, km_task_t task, uint32_t vpn,
+                       struct node *n)
+{
+	n->task = task;
+	if (task == KM_SIGMA0) {
+		n->slot = vpn;
+		return !km->frame[vpn].pool;
+	}
+	n->slot = km_recv_at(km, task, vpn);
+	return n->slot != KM_NONE;
+}
+
+/* The next page to look at after vpn: past a whole missing node table. */
+static uint32_t unmap_step(const struct km *km, km_task_t task, uint32_t vpn)
+{
+	if (task != KM_SIGMA0 && km->task[task].nt[vpn >> 10] == KM_NO_PFN)
+		return (vpn | 0x3ffu) + 1;
+	return vpn + 1;
+}
+
+int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
+             unsigned flags, uint32_t *pages)
+{
+	uint64_t size, first, end;
+	uint32_t n = 0;
+	bool self = (flags & KM_UNMAP_SELF) != 0;
+	struct node x;
+
+	if (pages != NULL)
+		*pages = 0;
+	/* Does the task exist; are the flexpage and flags well formed? */
+	if (km_task_get(km, task) == NULL)
+		return KM_ENOTASK;
+	if (!fpage_ok(fp) || (flags & ~KM_UNMAP_SELF))
+		return KM_EINVAL;
+	size = 1ull << fp.log2;
+	if (task == KM_SIGMA0) {
+		if (fp.base + size > (uint64_t)km->cfg.frames * KM_PAGE_SIZE)
+			return KM_EINVAL;
+	} else if (fp.base + size > KM_USER_TOP) {
+		return KM_EINVAL;
+	}
+	if (fp.rights == 0)
+		return KM_OK;
+	first = fp.base >> KM_PAGE_SHIFT;
+	end = first + (size >> KM_PAGE_SHIFT);
+	/* May every affected mapping change (none is lent to the kernel)? */
+	for (uint64_t v = first; km->lent > 0 && v < end;
+	     v = unmap_step(km, task, (uint32_t)v))
+		if (unmap_node(km, task, (uint32_t)v, &x) &&
+		    km_subtree_lent(km, x.task, x.slot, self))
+			return KM_EBUSY;
+	for (uint64_t v = first; v < end; v = unmap_step(km, task, (uint32_t)v))
+		if (unmap_node(km, task, (uint32_t)v, &x))
+			n += revoke(km, x, fp.rights, self);
+	mdb_trim(km);
+	if (pages != NULL)
+		*pages = n;
+	return KM_OK;
+}
+
+/* Removes every mapping of task t and everything derived from them.  The
+ * caller has checked that none is lent. */
+int km_unmap_all(struct km *km, km_task_t t)
+{
+	struct km_task *tk = &km->task[t];
+
+	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++) {
+		if (tk->nt[pde] == KM_NO_PFN)
+			continue;
+		for (uint32_t i = 0; i < 1024; i++) {
+			struct node x = { t, km_recv_at(km, t, (pde << 10) | i) };
+
+			if (x.slot != KM_NONE)
+				remove_subtree(km, x, true);
+		}
+	}
+	mdb_trim(km);
+	return KM_OK;
+}
+
+/* Ends the kernel's use of a lent page: the kpager may reach it again. */
+void km_kpager_lend_clear(struct km *km, km_kpager_t kid, km_vaddr_t va)
+{
+	km_task_t kt = km->kpager[kid].task;
+	struct node n = { kt, km_recv_at(km, kt, va >> KM_PAGE_SHIFT) };
+	struct km_recv *r;
+
+	KM_ASSERT(n.slot != KM_NONE);
+	r = recv_of(km, n);
+	KM_ASSERT(r->flags & KM_RECV_LENT);
+	r->flags &= (uint16_t)~KM_RECV_LENT;
+	*km_pte_slot(km, &km->task[kt], va) = km_phys(km, r->pfn) | KM_PTE_P |
+		KM_PTE_US | ((r->rights & KM_W) ? KM_PTE_RW : 0);
+	km->lent--;
+}
+
+int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
+              struct km_mapping *out)
+{
+	struct km *km = (struct km *)kmc;  /* only reads */
+	struct node n;
+	const struct km_recv *r;
+
+	if (km_task_get(km, task) == NULL)
+		return KM_ENOTASK;
+	if (task == KM_SIGMA0 || va >= KM_USER_TOP)
+		return KM_EINVAL;
+	n.task = task;
+	n.slot = km_recv_at(km, task, va >> KM_PAGE_SHIFT);
+	if (n.slot == KM_NONE)
+		return KM_ENOMAP;
+	r = recv_of(km, n);
+	out->pfn = r->pfn;
+	out->rights = r->rights;
+	out->from = r->send_task;
+	if (r->send_task == KM_SIGMA0) {
+		out->from_vaddr = r->pfn << KM_PAGE_SHIFT;
+	} else {
+		struct node p = parent_of(km, n);
+
+		out->from_vaddr = recv_of(km, p)->vpn << KM_PAGE_SHIFT;
+	}
+	out->lent = (r->flags & KM_RECV_LENT) != 0;
+	return KM_OK;
+}

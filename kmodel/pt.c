@@ -1,0 +1,107 @@
+/*
+ * Page tables and node tables: the IA-32 two-level structures the MMU
+ * walks (a directory of 1024 PDEs, tables of 1024 PTEs), the node table
+ * beside each page table (per PTE, the receiver part of its mapping), and
+ * the node directory (per PDE, how many entries of that table are in use).
+ * All of them live in kernel pages; see kmem.c for how those are obtained.
+ */
+#include "internal.h"
+
+uint32_t *km_pte_slot(const struct km *km, const struct km_task *tk,
+                      km_vaddr_t va)
+{
+	km_pfn_t pt = tk->pt != NULL && KM_PDX(va) < KM_USER_PDES ?
+	              tk->pt[KM_PDX(va)] : KM_NO_PFN;
+
+	return pt == KM_NO_PFN ? NULL : &km_words(km, pt)[KM_PTX(va)];
+}
+
+uint32_t *km_nte_slot(const struct km *km, const struct km_task *tk,
+                      km_vaddr_t va)
+{
+	km_pfn_t nt = tk->nt != NULL && KM_PDX(va) < KM_USER_PDES ?
+	              tk->nt[KM_PDX(va)] : KM_NO_PFN;
+
+	return nt == KM_NO_PFN ? NULL : &km_words(km, nt)[KM_PTX(va)];
+}
+
+static uint32_t pte_bits(unsigned rights)
+{
+	return KM_PTE_P | KM_PTE_US | ((rights & KM_W) ? KM_PTE_RW : 0);
+}
+
+/* Enters a page: PTE, node-table entry, and the node directory's count.
+ * The page table and node table are present; the slot is empty. */
+void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
+               km_pfn_t pfn, unsigned rights, uint32_t nte)
+{
+	uint32_t *pte = km_pte_slot(km, tk, va);
+	uint32_t *nt = km_nte_slot(km, tk, va);
+
+	KM_ASSERT(pte != NULL && nt != NULL && tk->nd != KM_NO_PFN);
+	KM_ASSERT(*nt == KM_NTE_NONE && *pte == 0);
+	*pte = km_phys(km, pfn) | pte_bits(rights);
+	*nt = nte;
+	km_words(km, tk->nd)[KM_PDX(va)]++;
+}
+
+/* Removes a page entered with km_pt_set. */
+void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
+{
+	uint32_t *pte = km_pte_slot(km, tk, va);
+	uint32_t *nt = km_nte_slot(km, tk, va);
+
+	KM_ASSERT(pte != NULL && nt != NULL && *nt != KM_NTE_NONE);
+	*pte = 0;
+	*nt = KM_NTE_NONE;
+	KM_ASSERT(km_words(km, tk->nd)[KM_PDX(va)] > 0);
+	km_words(km, tk->nd)[KM_PDX(va)]--;
+}
+
+/* Changes the rights of an entered page, keeping its A and D bits. */
+void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
+                   unsigned rights)
+{
+	uint32_t *pte = km_pte_slot(km, tk, va);
+
+	KM_ASSERT(pte != NULL);
+	if (*pte & KM_PTE_P)
+		*pte = (*pte & ~KM_PTE_RW) | ((rights & KM_W) ? KM_PTE_RW : 0);
+}
+
+/* Does a present PTE allow `access` from user mode? */
+unsigned km_pte_rights_ok(uint32_t pte, unsigned access)
+{
+	if (!(pte & KM_PTE_P) || !(pte & KM_PTE_US))
+		return 0;
+	if ((access & KM_ACC_WRITE) && !(pte & KM_PTE_RW))
+		return 0;
+	return 1;
+}
+
+uint32_t km_task_cr3(const struct km *km, km_task_t task)
+{
+	const struct km_task *tk = km_task_get(km, task);
+
+	return tk && tk->pd != KM_NO_PFN ? km_phys(km, tk->pd) : 0;
+}
+
+uint32_t km_pte(const struct km *km, km_task_t task, km_vaddr_t va)
+{
+	const struct km_task *tk = km_task_get(km, task);
+	const uint32_t *pte = tk ? km_pte_slot(km, tk, va) : NULL;
+
+	return pte ? *pte : 0;
+}
+
+void km_set_kernel_pdes(struct km *km, const uint32_t pdes[256])
+{
+	memcpy(km->kernel_pde, pdes, sizeof km->kernel_pde);
+	for (km_task_t t = 0; t < km->cfg.max_tasks; t++) {
+		const struct km_task *tk = &km->task[t];
+
+		if (tk->live && tk->pd != KM_NO_PFN)
+			memcpy(&km_words(km, tk->pd)[KM_USER_PDES], pdes,
+			       sizeof km->kernel_pde);
+	}
+}

@@ -1,0 +1,335 @@
+/*
+ * Tasks and threads.  A task is an address space and the resource
+ * principal: every kernel page is charged to one.  A thread's control
+ * block is split as in the paper: the UTCB (512 bytes, user visible, in a
+ * UTCB page the kernel maps into the task's UTCB area), the pageable KTCB
+ * part (a 1 KiB slot of a KTCB page), and a small pinned part (struct
+ * km_thread; KM_KTCB_PINNED bytes in a real kernel).
+ */
+#include "internal.h"
+
+#define KM_UTCB_SLOTS (KM_UTCB_AREA_SIZE / KM_UTCB_SIZE)   /* per task */
+#define KM_UTCB_PER_PAGE (KM_PAGE_SIZE / KM_UTCB_SIZE)
+#define KM_KTCB_PER_PAGE (KM_PAGE_SIZE / KM_KTCB_SIZE)
+
+enum km_thread_state { KM_TS_DEAD = 0, KM_TS_READY = 1 };
+
+static bool kpager_live(const struct km *km, km_kpager_t k)
+{
+	return k < km->nkpagers && km->kpager[k].live;
+}
+
+int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
+{
+	struct km_task *tk;
+	km_task_t t;
+	int err;
+
+	/* Is the kpager the in-kernel pool or a live kpager? */
+	if (kpager != KM_ROOT_KPAGER && !kpager_live(km, kpager))
+		return KM_ENOKPAGER;
+	/* Is there a free task id? */
+	for (t = 1; t < km->cfg.max_tasks && km->task[t].live; t++)
+		;
+	if (t == km->cfg.max_tasks)
+		return KM_ELIMIT;
+
+	tk = &km->task[t];
+	memset(tk, 0, sizeof *tk);
+	tk->pt = malloc(KM_USER_PDES * sizeof *tk->pt);
+	tk->nt = malloc(KM_USER_PDES * sizeof *tk->nt);
+	if (tk->pt == NULL || tk->nt == NULL) {
+		free(tk->pt);
+		free(tk->nt);
+		memset(tk, 0, sizeof *tk);
+		return KM_EIO;
+	}
+	for (uint32_t i = 0; i < KM_USER_PDES; i++)
+		tk->pt[i] = tk->nt[i] = KM_NO_PFN;
+	tk->pd = tk->nd = KM_NO_PFN;
+	tk->kpager = kpager;
+	tk->live = true;
+
+	km_op_begin(km, km->op_thread);
+	if ((err = km_op_need(km, t, KM_KT_PD, 0)) != KM_OK ||
+	    (err = km_op_need(km, t, KM_KT_ND, 0)) != KM_OK ||
+	    (err = km_op_acquire(km)) != KM_OK) {
+		km_op_rollback(km);
+		free(tk->pt);
+		free(tk->nt);
+		memset(tk, 0, sizeof *tk);
+		return err;
+	}
+	km_charge(km, KM_C_TASK_CREATE);
+	if (kpager != KM_ROOT_KPAGER)
+		km->kpager[kpager].clients++;
+	km->ntasks++;
+	*id = t;
+	return KM_OK;
+}
+
+/* Frees a thread's slots, and the UTCB and KTCB pages left empty. */
+static void thread_free(struct km *km, km_thread_t id)
+{
+	struct km_thread *th = &km->thread[id];
+	km_task_t t = th->task;
+	struct km_task *tk = &km->task[t];
+	uint32_t up = th->utcb / KM_UTCB_PER_PAGE;
+	uint32_t kp = th->ktcb / KM_KTCB_PER_PAGE;
+	bool used;
+
+	tk->utcb_slot[th->utcb] = 0;
+	tk->ktcb_slot[th->ktcb] = 0;
+	memset(km_fp(km, tk->ktcb.pfn[kp]) +
+	       (th->ktcb % KM_KTCB_PER_PAGE) * KM_KTCB_SIZE, 0, KM_KTCB_SIZE);
+	used = false;
+	for (uint32_t i = 0; i < KM_UTCB_PER_PAGE; i++)
+		used |= tk->utcb_slot[up * KM_UTCB_PER_PAGE + i] != 0;
+	if (!used)
+		km_kpage_free(km, (struct km_kpage){ t, KM_KT_UTCB, up });
+	used = false;
+	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++)
+		used |= tk->ktcb_slot[kp * KM_KTCB_PER_PAGE + i] != 0;
+	if (!used)
+		km_kpage_free(km, (struct km_kpage){ t, KM_KT_KTCB, kp });
+	memset(th, 0, sizeof *th);
+	tk->nthreads--;
+	km->nthreads--;
+	km_charge(km, KM_C_THREAD_DELETE);
+}
+
+int km_task_destroy(struct km *km, km_task_t t)
+{
+	struct km_task *tk = km_task_get(km, t);
+
+	/* Does the task exist, and is it not sigma0? */
+	if (t == KM_SIGMA0)
+		return KM_EPERM;
+	if (tk == NULL)
+		return KM_ENOTASK;
+	/* Does it run a kpager that still lends pages or has clients? */
+	for (km_kpager_t k = 1; k < km->nkpagers; k++)
+		if (km->kpager[k].live && km->kpager[k].task == t &&
+		    (km->kpager[k].clients > 0 || km->kpager[k].st.lent > 0))
+			return KM_EBUSY;
+	/* Is it the pager of a thread of another task? */
+	for (km_thread_t i = 1; i < km->cfg.max_threads; i++) {
+		const struct km_thread *th = &km->thread[i];
+
+		if (th->live && th->task != t && th->pager == t)
+			return KM_EBUSY;
+	}
+	/* Is one of its mappings, or one derived from them, lent? */
+	if (km->lent > 0) {
+		for (uint32_t v = 0; v < (KM_USER_TOP >> KM_PAGE_SHIFT); v++) {
+			uint32_t slot;
+
+			if (tk->nt[v >> 10] == KM_NO_PFN) {
+				v |= 0x3ffu;
+				continue;
+			}
+			slot = km_recv_at(km, t, v);
+			if (slot != KM_NONE && km_subtree_lent(km, t, slot, true))
+				return KM_EBUSY;
+		}
+	}
+
+	for (km_thread_t i = 1; i < km->cfg.max_threads; i++)
+		if (km->thread[i].live && km->thread[i].task == t)
+			thread_free(km, i);
+	km_unmap_all(km, t);
+	for (km_kpager_t k = 1; k < km->nkpagers; k++) {
+		struct km_kpager *kp = &km->kpager[k];
+
+		if (kp->live && kp->task == t) {
+			if (kp->ops->fini != NULL)
+				kp->ops->fini(kp->state);
+			memset(kp, 0, sizeof *kp);
+		}
+	}
+	km_task_free_kpages(km, t);
+	if (tk->kpager != KM_ROOT_KPAGER)
+		km->kpager[tk->kpager].clients--;
+	free(tk->pt);
+	free(tk->nt);
+	free(tk->mdb.pfn);
+	free(tk->utcb.pfn);
+	free(tk->ktcb.pfn);
+	free(tk->utcb_slot);
+	free(tk->ktcb_slot);
+	memset(tk, 0, sizeof *tk);
+	if (t == km->defpager)
+		km->defpager = KM_SIGMA0;
+	km->ntasks--;
+	km_charge(km, KM_C_TASK_DELETE);
+	return KM_OK;
+}
+
+/* The lowest free slot of a per-task slot table, growing it up to `max`;
+ * KM_NONE if all `max` are used or the host refuses memory. */
+static uint32_t slot_find(km_thread_t **tab, uint32_t *cap, uint32_t max)
+{
+	uint32_t i, ncap;
+	km_thread_t *n;
+
+	for (i = 0; i < *cap; i++)
+		if ((*tab)[i] == 0)
+			return i;
+	if (*cap >= max)
+		return KM_NONE;
+	ncap = *cap ? *cap * 2 : 16;
+	if (ncap > max)
+		ncap = max;
+	n = realloc(*tab, ncap * sizeof *n);
+	if (n == NULL)
+		return KM_NONE;
+	memset(n + *cap, 0, (ncap - *cap) * sizeof *n);
+	*tab = n;
+	*cap = ncap;
+	return i;
+}
+
+int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
+                     km_thread_t *id)
+{
+	struct km_task *tk = km_task_get(km, t);
+	struct km_ktcb *kt;
+	km_thread_t th;
+	uint32_t us, ks;
+	int err;
+
+	/* Does the task exist, with an address space? */
+	if (tk == NULL)
+		return KM_ENOTASK;
+	if (t == KM_SIGMA0)
+		return KM_EPERM;
+	/* Does the pager exist?  (0 is the default pager.) */
+	if (pager == 0 ? km_task_get(km, km->defpager) == NULL ||
+	                 km->defpager == KM_SIGMA0
+	               : km_task_get(km, pager) == NULL || pager == KM_SIGMA0)
+		return KM_ENOTASK;
+	/* Is there a thread id, a UTCB slot and a KTCB slot? */
+	for (th = 1; th < km->cfg.max_threads && km->thread[th].live; th++)
+		;
+	if (th == km->cfg.max_threads)
+		return KM_ELIMIT;
+	us = slot_find(&tk->utcb_slot, &tk->utcb_cap, KM_UTCB_SLOTS);
+	ks = slot_find(&tk->ktcb_slot, &tk->ktcb_cap, KM_UTCB_SLOTS);
+	if (us == KM_NONE || ks == KM_NONE)
+		return KM_ELIMIT;
+	if (km_pages_reserve(&tk->utcb, us / KM_UTCB_PER_PAGE + 1) != KM_OK ||
+	    km_pages_reserve(&tk->ktcb, ks / KM_KTCB_PER_PAGE + 1) != KM_OK)
+		return KM_EIO;
+
+	/* The UTCB page is mapped into the task, so it needs the UTCB
+	 * area's page table and node table. */
+	km_op_begin(km, km->op_thread);
+	err = km_op_need(km, t, KM_KT_UTCB, us / KM_UTCB_PER_PAGE);
+	if (err == KM_OK && km->nneed > 0) {
+		err = km_op_need(km, t, KM_KT_PT, KM_UTCB_PDE);
+		if (err == KM_OK)
+			err = km_op_need(km, t, KM_KT_NT, KM_UTCB_PDE);
+	}
+	if (err == KM_OK)
+		err = km_op_need(km, t, KM_KT_KTCB, ks / KM_KTCB_PER_PAGE);
+	if (err != KM_OK || (err = km_op_acquire(km)) != KM_OK) {
+		km_op_rollback(km);
+		return err;
+	}
+
+	km->thread[th].live = true;
+	km->thread[th].task = t;
+	km->thread[th].pager = pager == 0 ? km->defpager : pager;
+	km->thread[th].utcb = us;
+	km->thread[th].ktcb = ks;
+	tk->utcb_slot[us] = th;
+	tk->ktcb_slot[ks] = th;
+	memset(km_fp(km, tk->utcb.pfn[us / KM_UTCB_PER_PAGE]) +
+	       (us % KM_UTCB_PER_PAGE) * KM_UTCB_SIZE, 0, KM_UTCB_SIZE);
+	kt = (struct km_ktcb *)(void *)(km_fp(km, tk->ktcb.pfn[ks / KM_KTCB_PER_PAGE]) +
+	                                (ks % KM_KTCB_PER_PAGE) * KM_KTCB_SIZE);
+	memset(kt, 0, sizeof *kt);
+	kt->magic = KM_KTCB_MAGIC;
+	kt->thread = th;
+	kt->state = KM_TS_READY;
+	kt->pager = km->thread[th].pager;
+	tk->nthreads++;
+	km->nthreads++;
+	km_charge(km, KM_C_THREAD_CREATE);
+	*id = th;
+	return KM_OK;
+}
+
+static struct km_thread *thread_get(const struct km *km, km_thread_t th)
+{
+	if (th == KM_NO_THREAD || th >= km->cfg.max_threads ||
+	    !km->thread[th].live)
+		return NULL;
+	return &km->thread[th];
+}
+
+int km_thread_destroy(struct km *km, km_thread_t th)
+{
+	if (thread_get(km, th) == NULL)
+		return KM_ENOTHREAD;
+	thread_free(km, th);
+	return KM_OK;
+}
+
+int km_thread_task(const struct km *km, km_thread_t th, km_task_t *task)
+{
+	const struct km_thread *t = thread_get(km, th);
+
+	if (t == NULL)
+		return KM_ENOTHREAD;
+	*task = t->task;
+	return KM_OK;
+}
+
+int km_thread_utcb(const struct km *km, km_thread_t th, km_vaddr_t *va)
+{
+	const struct km_thread *t = thread_get(km, th);
+
+	if (t == NULL)
+		return KM_ENOTHREAD;
+	*va = KM_UTCB_AREA + t->utcb * KM_UTCB_SIZE;
+	return KM_OK;
+}
+
+/* For km_touch: the thread's task and pager, or NULL. */
+const struct km_thread *km_thread_get(const struct km *km, km_thread_t th)
+{
+	return thread_get(km, th);
+}
+
+bool km_task_exists(const struct km *km, km_task_t task)
+{
+	return km_task_get(km, task) != NULL;
+}
+
+km_task_t km_task_next(const struct km *km, km_task_t after)
+{
+	for (km_task_t t = after + 1; t < km->cfg.max_tasks; t++)
+		if (km->task[t].live)
+			return t;
+	return 0;
+}
+
+int km_task_stats(const struct km *km, km_task_t task,
+                  struct km_task_stats *out)
+{
+	const struct km_task *tk = km_task_get(km, task);
+
+	if (tk == NULL)
+		return KM_ENOTASK;
+	memset(out, 0, sizeof *out);
+	for (int i = 0; i < KM_KT_COUNT; i++) {
+		out->pages[i] = tk->npages[i];
+		out->group[km_ktype_group((enum km_ktype)i)] += tk->npages[i];
+	}
+	out->mappings = tk->nmappings;
+	out->threads = tk->nthreads;
+	out->kfaults = tk->kfaults;
+	out->ufaults = tk->ufaults;
+	return KM_OK;
+}

@@ -1,0 +1,205 @@
+/*
+ * The user-fault path and the default pager.  km_touch is what the MMU and
+ * the kernel's page-fault entry do for one access: a PTE that allows it
+ * only gets its A and D bits; anything else is a user page fault, which the
+ * kernel turns into a fault IPC to the thread's pager.  The default pager is
+ * an ordinary task whose pool comes from sigma0 by map; it answers with a
+ * map of one of its own zeroed pages, which may make the kernel fault in a
+ * page table, a node table and mapping-database pages first.
+ */
+#include "internal.h"
+
+/* The default pager keeps its pool from 4 MiB up, below the UTCB area, and
+ * asks sigma0 for this many frames at a time. */
+#define DP_BASE 0x00400000u
+#define DP_CHUNK 256u
+
+km_task_t km_default_pager(const struct km *km)
+{
+	return km->defpager;
+}
+
+/* Gives back a pager page that has no mapping derived from it. */
+static void dp_push(struct km *km, uint32_t vpn)
+{
+	if (km->dp_nfree == km->dp_cap) {
+		uint32_t cap = km->dp_cap ? 2 * km->dp_cap : 256;
+		uint32_t *n = realloc(km->dp_free, cap * sizeof *n);
+
+		if (n == NULL) {
+			km->dp_lost = true;     /* found again by a scan */
+			return;
+		}
+		km->dp_free = n;
+		km->dp_cap = cap;
+	}
+	km->dp_free[km->dp_nfree++] = vpn;
+}
+
+/* Is the pager's page `vpn` mapped to it and not mapped onwards? */
+static bool dp_page_free(const struct km *km, uint32_t vpn)
+{
+	uint32_t slot = km_recv_at(km, km->defpager, vpn);
+	const struct km_recv *r;
+
+	if (slot == KM_NONE)
+		return false;
+	r = &km_part(km, km->defpager, slot)->r;
+	return r->first_child == KM_NONE && !(r->flags & KM_RECV_LENT);
+}
+
+/*
+ * Picks a page of the default pager's pool to map: a page given back, a
+ * page never used, or, after a scan finds none, a new chunk from sigma0.
+ */
+static int dp_alloc(struct km *km, uint32_t *vpn)
+{
+	uint32_t base = DP_BASE >> KM_PAGE_SHIFT;
+	uint32_t chunk;
+	int err;
+
+	while (km->dp_nfree > 0) {
+		uint32_t v = km->dp_free[--km->dp_nfree];
+
+		if (dp_page_free(km, v)) {
+			*vpn = v;
+			return KM_OK;
+		}
+	}
+	while (km->dp_next < km->dp_top) {
+		uint32_t v = km->dp_next++;
+
+		if (dp_page_free(km, v)) {
+			*vpn = v;
+			return KM_OK;
+		}
+	}
+	/* A page whose return could not be recorded is found by a scan. */
+	if (km->dp_lost) {
+		km->dp_lost = false;
+		for (uint32_t v = base; v < km->dp_top; v++)
+			if (dp_page_free(km, v))
+				dp_push(km, v);
+		if (km->dp_nfree > 0)
+			return dp_alloc(km, vpn);
+	}
+
+	chunk = km->s0_free < DP_CHUNK ? km->s0_free : DP_CHUNK;
+	if (chunk == 0 || km->dp_top + chunk > (KM_UTCB_AREA >> KM_PAGE_SHIFT))
+		return KM_ENOMEM;
+	/* Growing the pool is the pager's own provisioning, not part of the
+	 * fault being served: it takes simulated time, but its costs and
+	 * kernel allocations are not charged to the fault's record. */
+	{
+		struct km_fault_rec *rec = km->cur_rec;
+		uint64_t parent = km->op_parent;
+
+		km->cur_rec = NULL;
+		km->op_parent = 0;
+		err = km_sigma0_map(km, km->defpager,
+		                    km->dp_top << KM_PAGE_SHIFT, chunk, KM_RWX);
+		km->cur_rec = rec;
+		km->op_parent = parent;
+	}
+	if (err != KM_OK)
+		return err;
+	km->dp_top += chunk;
+	*vpn = km->dp_next++;
+	return KM_OK;
+}
+
+/* Called by the mapping database when a page of the default pager loses
+ * its last derived mapping: the pager may hand it out again.  (A real
+ * pager would learn this from its own bookkeeping; the in-model pager
+ * takes the shortcut.) */
+void km_dp_page_freed(struct km *km, uint32_t vpn)
+{
+	dp_push(km, vpn);
+}
+
+static void set_accessed(uint32_t *pte, unsigned access)
+{
+	*pte |= KM_PTE_A | ((access & KM_ACC_WRITE) ? KM_PTE_D : 0);
+}
+
+int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
+             unsigned access)
+{
+	const struct km_thread *th = km_thread_get(km, thread);
+	struct km_task *tk;
+	struct km_fault_rec rec, *outer;
+	uint64_t saved_parent = km->op_parent;
+	km_thread_t saved_thread = km->op_thread;
+	uint32_t *pte, vpn = 0;
+	int err;
+
+	/* Is the thread live, the access kind valid, the address user space? */
+	if (th == NULL)
+		return KM_ENOTHREAD;
+	if (access == 0 || (access & ~(KM_ACC_READ | KM_ACC_WRITE | KM_ACC_EXEC)))
+		return KM_EINVAL;
+	if (va >= KM_USER_TOP)
+		return KM_EINVAL;
+	tk = &km->task[th->task];
+
+	/* What the MMU does when the PTE allows the access. */
+	pte = km_pte_slot(km, tk, va);
+	if (pte != NULL && km_pte_rights_ok(*pte, access)) {
+		set_accessed(pte, access);
+		return KM_OK;
+	}
+	/* Nothing but the kernel maps the UTCB area. */
+	if (va >= KM_UTCB_AREA && va < KM_UTCB_AREA + KM_UTCB_AREA_SIZE)
+		return KM_ERESERVED;
+	/* Only the default pager runs inside the model; a thread whose pager
+	 * is a user task needs that task to map the page (by IPC, in the
+	 * simulator). */
+	if (th->pager != km->defpager)
+		return KM_ENOMAP;
+
+	outer = km_rec_begin(km, &rec, KM_FK_USER, th->task);
+	rec.thread = thread;
+	rec.addr = va;
+	rec.access = access;
+	km->op_parent = rec.seq;
+	km->op_thread = thread;
+	km->ufaults++;
+	tk->ufaults++;
+	km_charge(km, KM_C_TRAP_ENTRY);
+	km_charge(km, KM_C_PF_DECODE);
+	km_charge(km, KM_C_PT_WALK);
+	km_charge(km, KM_C_FAULT_IPC);
+	km_charge(km, KM_C_PAGER_HANDLER);
+
+	if (pte != NULL && (*pte & KM_PTE_P)) {
+		/* A write to a read-only mapping: the default pager did not
+		 * make it, so it cannot widen it. */
+		rec.decision = KM_D_DENIED;
+		err = KM_EACCES;
+	} else if ((err = dp_alloc(km, &vpn)) != KM_OK) {
+		rec.decision = KM_D_FAILED;
+	} else {
+		uint32_t slot = km_recv_at(km, km->defpager, vpn);
+		km_pfn_t pfn = km_part(km, km->defpager, slot)->r.pfn;
+
+		/* The pager hands out zeroed memory. */
+		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+		km_charge(km, KM_C_ZERO_FRAME);
+		km_charge(km, KM_C_REPLY_IPC);
+		err = km_map_one(km, km->defpager, vpn, th->task,
+		                 va >> KM_PAGE_SHIFT, KM_RWX);
+		if (err == KM_OK) {
+			rec.decision = KM_D_MAPPED;
+			rec.pfn = pfn;
+			set_accessed(km_pte_slot(km, tk, va), access);
+		} else {
+			rec.decision = KM_D_FAILED;
+			dp_push(km, vpn);
+		}
+	}
+	km_charge(km, KM_C_TRAP_EXIT);
+	km_rec_end(km, &rec, outer);
+	km->op_parent = saved_parent;
+	km->op_thread = saved_thread;
+	return err;
+}

@@ -1,0 +1,307 @@
+/*
+ * Randomized, seeded stress test of kmodel in kpager mode with small pools,
+ * so that kernel page faults are denied now and then.  After every
+ * operation km_check() must hold, and an operation that fails must leave
+ * the model's structure exactly as it was.  At the end every task dies and
+ * every frame must be back where it started: at sigma0 or in the pool.
+ *
+ * KPSIM_SEED=N replays a run; KPSIM_STRESS_OPS=N sets its length (default
+ * 100,000).  The seed is printed at the start and on failure.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "kmodel.h"
+#include "pagers.h"
+
+#define MAX_LIVE 10
+
+/* xorshift64*: small, fast, and the same everywhere for a given seed. */
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t pick(uint32_t n)
+{
+	return (uint32_t)(rng() % n);
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+struct world {
+	struct km *km;
+	km_kpager_t kpager[2];
+	km_task_t kpager_task[2];
+	km_task_t task[MAX_LIVE];
+	uint32_t ntasks;
+	km_thread_t thread[4 * MAX_LIVE];
+	uint32_t nthreads;
+};
+
+/* The structure an operation must not change when it fails. */
+struct shape {
+	struct km_stats st;
+	struct km_task_stats ts[64];
+};
+
+static void shape_of(struct km *km, struct shape *s)
+{
+	memset(s, 0, sizeof *s);
+	km_stats(km, &s->st);
+	for (km_task_t t = km_task_next(km, 0); t != 0 && t < 64;
+	     t = km_task_next(km, t)) {
+		km_task_stats(km, t, &s->ts[t]);
+		s->ts[t].kfaults = s->ts[t].ufaults = 0;
+	}
+	s->st.kfaults = s->st.ufaults = s->st.denied = 0;
+}
+
+/* Addresses the operations aim at: a few Linux-like regions, so that
+ * operations collide often. */
+static uint32_t some_page(void)
+{
+	static const uint32_t base[] = { 0x08048000u, 0x40000000u,
+	                                 0x10000000u, 0xbfff0000u,
+	                                 0x7f000000u };
+
+	return base[pick(5)] + pick(16) * KM_PAGE_SIZE;
+}
+
+static km_task_t some_task(struct world *w)
+{
+	return w->ntasks ? w->task[pick(w->ntasks)] : KM_SIGMA0;
+}
+
+/* As the source of map, grant and unmap: now and then a kpager's task,
+ * whose pool pages at 0x10000000 are lent to the kernel (unmap must say
+ * busy; a pool page granted away makes the kpager's later answers wrong,
+ * which the kernel must refuse).  Not as a destination: a client's page
+ * mapped into a kpager's pool and lent from there could only be taken
+ * back by revocation, which this model does not have yet. */
+static km_task_t any_task(struct world *w)
+{
+	return pick(10) == 0 ? w->kpager_task[pick(2)] : some_task(w);
+}
+
+static void remove_task(struct world *w, uint32_t i)
+{
+	km_task_t t = w->task[i];
+
+	w->task[i] = w->task[--w->ntasks];
+	for (uint32_t j = 0; j < w->nthreads;) {
+		km_task_t tt;
+
+		if (km_thread_task(w->km, w->thread[j], &tt) != KM_OK ||
+		    tt == t)
+			w->thread[j] = w->thread[--w->nthreads];
+		else
+			j++;
+	}
+}
+
+/* One random operation.  Returns its result; *what names it. */
+static int one_op(struct world *w, const char **what)
+{
+	struct km *km = w->km;
+	uint32_t r = pick(100), n;
+	unsigned rights = 1 + pick(7);
+	int err;
+
+	if (r < 6) {
+		km_task_t t;
+
+		*what = "task_create";
+		if (w->ntasks == MAX_LIVE)
+			return KM_OK;
+		err = km_task_create(km, w->kpager[pick(2)], &t);
+		if (err == KM_OK)
+			w->task[w->ntasks++] = t;
+		return err;
+	}
+	if (r < 9) {
+		uint32_t i;
+
+		*what = "task_destroy";
+		if (w->ntasks == 0)
+			return KM_OK;
+		i = pick(w->ntasks);
+		err = km_task_destroy(km, w->task[i]);
+		if (err == KM_OK)
+			remove_task(w, i);
+		return err;
+	}
+	if (r < 15) {
+		km_thread_t th;
+
+		*what = "thread_create";
+		if (w->ntasks == 0 || w->nthreads == 4 * MAX_LIVE)
+			return KM_OK;
+		err = km_thread_create(km, some_task(w), 0, &th);
+		if (err == KM_OK)
+			w->thread[w->nthreads++] = th;
+		return err;
+	}
+	if (r < 18) {
+		uint32_t i;
+
+		*what = "thread_destroy";
+		if (w->nthreads == 0)
+			return KM_OK;
+		i = pick(w->nthreads);
+		err = km_thread_destroy(km, w->thread[i]);
+		if (err == KM_OK)
+			w->thread[i] = w->thread[--w->nthreads];
+		return err;
+	}
+	if (r < 60) {
+		*what = "touch";
+		if (w->nthreads == 0)
+			return KM_OK;
+		return km_touch(km, w->thread[pick(w->nthreads)], some_page(),
+		                pick(2) ? KM_ACC_READ : KM_ACC_WRITE);
+	}
+	if (r < 78) {
+		unsigned log2 = 12 + pick(4);
+		uint32_t mask = ~((1u << log2) - 1);
+
+		*what = r < 72 ? "map" : "grant";
+		return km_map(km, any_task(w),
+		              km_fpage(some_page() & mask, log2, rights),
+		              some_task(w), some_page() & mask,
+		              r < 72 ? KM_MAP : KM_GRANT, &n);
+	}
+	if (r < 95) {
+		unsigned log2 = 12 + pick(5);
+		uint32_t mask = ~((1u << log2) - 1);
+
+		*what = "unmap";
+		return km_unmap(km, any_task(w),
+		                km_fpage(some_page() & mask, log2, rights),
+		                pick(2) ? KM_UNMAP_SELF : 0, &n);
+	}
+	*what = "sigma0_map";
+	if (w->ntasks == 0)
+		return KM_OK;
+	return km_sigma0_map(km, some_task(w), some_page(), 1 + pick(4),
+	                     rights);
+}
+
+static void test_kmodel_stress_random_ops(void **state)
+{
+	uint64_t seed = env_u64("KPSIM_SEED", (uint64_t)time(NULL));
+	uint64_t ops = env_u64("KPSIM_STRESS_OPS", 100000);
+	struct km_config c = km_config_default(2048);
+	struct world w;
+	struct shape before, after;
+	struct km_stats st;
+	uint64_t fails[KM_ERR_COUNT] = { 0 };
+	char why[256];
+	km_task_t dp;
+
+	(void)state;
+	print_message("kmodel stress: seed %llu, %llu operations "
+	              "(KPSIM_SEED=%llu replays)\n", (unsigned long long)seed,
+	              (unsigned long long)ops, (unsigned long long)seed);
+	rng_state = seed * 2654435761u + 1;
+	memset(&w, 0, sizeof w);
+	c.kmem = KM_KMEM_KPAGER;
+	assert_int_equal(km_create(&c, &w.km, why, sizeof why), KM_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(km_task_create(w.km, KM_ROOT_KPAGER,
+		                                &w.kpager_task[i]), KM_OK);
+		assert_int_equal(km_kpager_create(w.km, &kp_fcfs_ops,
+		                                  w.kpager_task[i],
+		                                  i ? "frames=24" : "frames=40",
+		                                  &w.kpager[i], why, sizeof why),
+		                 KM_OK);
+	}
+	km_stats(w.km, &st);
+
+	for (uint64_t i = 0; i < ops; i++) {
+		const char *what = "?";
+		int err;
+
+		shape_of(w.km, &before);
+		err = one_op(&w, &what);
+		if (err != KM_OK) {
+			fails[err]++;
+			shape_of(w.km, &after);
+			/* A failed touch may still have let the default pager
+			 * grow its pool from sigma0 first: that is the pager's
+			 * own successful request, not part of the fault. */
+			if (strcmp(what, "touch") == 0) {
+				dp = km_default_pager(w.km);
+				before.ts[dp] = after.ts[dp];
+				before.st = after.st;
+			}
+			if (memcmp(&before, &after, sizeof before) != 0)
+				fail_msg("seed %llu op %llu: failed %s (%s) "
+				         "changed the model",
+				         (unsigned long long)seed,
+				         (unsigned long long)i, what,
+				         km_strerror(err));
+		}
+		if (!km_check(w.km, why, sizeof why))
+			fail_msg("seed %llu op %llu (%s -> %s): %s",
+			         (unsigned long long)seed, (unsigned long long)i,
+			         what, km_strerror(err), why);
+	}
+	print_message("kmodel stress: denied %llu, refused %llu, busy %llu, "
+	              "cycle %llu, nomem %llu\n",
+	              (unsigned long long)fails[KM_EDENIED],
+	              (unsigned long long)fails[KM_EKPAGER],
+	              (unsigned long long)fails[KM_EBUSY],
+	              (unsigned long long)fails[KM_ECYCLE],
+	              (unsigned long long)fails[KM_ENOMEM]);
+	/* The pools are small enough that kernel page faults were denied. */
+	if (ops >= 10000)
+		assert_true(fails[KM_EDENIED] > 0);
+
+	/* Every task dies: clients, then kpagers, then the default pager. */
+	while (w.ntasks > 0) {
+		assert_int_equal(km_task_destroy(w.km, w.task[0]), KM_OK);
+		remove_task(&w, 0);
+		assert_true(km_check(w.km, why, sizeof why));
+	}
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(km_task_destroy(w.km, w.kpager_task[i]), KM_OK);
+	dp = km_default_pager(w.km);
+	assert_int_equal(km_task_destroy(w.km, dp), KM_OK);
+	if (!km_check(w.km, why, sizeof why))
+		fail_msg("seed %llu after teardown: %s",
+		         (unsigned long long)seed, why);
+	km_stats(w.km, &st);
+	assert_int_equal(st.tasks, 0);
+	assert_int_equal(st.threads, 0);
+	assert_int_equal(st.kernel_frames, 0);
+	assert_int_equal(st.kpool_free, c.kpool_frames);
+	assert_int_equal(st.sigma0_free, c.frames - c.kpool_frames);
+	km_destroy(w.km);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kmodel_stress_random_ops),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
