@@ -37,8 +37,10 @@ typedef uint32_t km_kpager_t;   /* kpager id; 0 is the in-kernel pool */
 #define KM_NO_PFN       ((km_pfn_t)0xffffffffu)
 
 /* User space is [0, KM_USER_TOP); above it every page directory holds the
- * kernel's entries (the simulator's physical window).  Each task's UTCB area
- * is the last 4 MiB below KM_USER_TOP; user mappings may not be placed there. */
+ * kernel's entries (the simulator's physical window).  Each task's UTCB
+ * area is the 4 MiB at KM_UTCB_AREA, one page table of its own (as with L4
+ * on Linux 2.4, where the stack's table at 0xBFC00000 is another one); the
+ * kernel maps UTCB pages there, and user mappings may not be placed there. */
 #define KM_USER_TOP     0xC0000000u
 #define KM_UTCB_AREA    0xBF000000u
 #define KM_UTCB_AREA_SIZE 0x00400000u
@@ -371,7 +373,11 @@ bool km_task_exists(const struct km *km, km_task_t task);
 #define KM_X 1u
 #define KM_RWX 7u
 
-/* A flexpage: 2^log2 bytes at base (aligned), with a rights mask. */
+/* A flexpage: 2^log2 bytes at base (aligned), with a rights mask.  For
+ * sigma0 the base is a physical address, frame number * 4096 (without the
+ * simulator's phys_base).  A flexpage must lie inside its space: user
+ * flexpages below KM_USER_TOP (so 2^31 and 2^32 are refused), sigma0's
+ * inside simulated RAM. */
 struct km_fpage {
 	uint32_t base;          /* user VA, or for sigma0 a physical address */
 	uint8_t log2;           /* 12 .. 32 */
@@ -390,11 +396,15 @@ enum km_map_mode { KM_MAP = 0, KM_GRANT = 1 };
 /*
  * Maps (or grants) every page of `src` that `from` has mapped into `to` at
  * `dst_base` + the page's offset, with rights (src.rights & the source
- * mapping's rights).  For sigma0, `src` names physical frames that sigma0
- * still holds.  A mapping already at a destination is replaced (unmapped
- * with everything derived from it).  Map keeps the source mapping and
- * derives the new one from it; grant moves the mapping, with everything
- * derived from it, and removes it from `from`.
+ * mapping's rights); `dst_base` is aligned like the flexpage.  Pages whose
+ * rights come out empty, pages lent to the kernel, and a page mapped onto
+ * itself are skipped.  For sigma0, `src` names physical frames; sigma0 may
+ * map a frame to several tasks, but never a frame of the in-kernel pool or
+ * one holding a kernel page.  A mapping already at a destination is
+ * replaced (unmapped with everything derived from it).  Map keeps the
+ * source mapping and derives the new one from it; grant moves the mapping,
+ * with everything derived from it (whose mapper is then `to`), and removes
+ * it from `from`.  Mapping nothing is KM_OK with *pages == 0.
  * Returns KM_OK and, in *pages (may be NULL), how many pages moved; or
  * KM_ENOTASK, KM_EINVAL (flexpage, alignment, range), KM_ERESERVED (UTCB
  * area), KM_EPERM (sigma0 grants; a sigma0 destination), KM_ECYCLE,
@@ -411,9 +421,11 @@ int km_map(struct km *km, km_task_t from, struct km_fpage src,
 
 /*
  * Revokes `fp.rights` from every mapping derived from the pages of `fp` in
- * `task` (and from those mappings themselves with KM_UNMAP_SELF).  A mapping
- * left without rights is removed, with everything derived from it.
- * Returns KM_OK and in *pages (may be NULL) how many mappings changed;
+ * `task` (and from `task`'s own mappings of those pages with
+ * KM_UNMAP_SELF).  A mapping left without rights is removed, with
+ * everything derived from it.  For sigma0, `fp` names frames, whose roots
+ * stay.  Returns KM_OK and in *pages (may be NULL) how many mappings
+ * changed, counting every one removed or downgraded at any depth;
  * KM_ENOTASK, KM_EINVAL, KM_EBUSY (a mapping to change is lent to the
  * kernel).  Nothing changes on error.  Needs no kernel memory.
  */
@@ -455,9 +467,13 @@ int km_lookup(const struct km *km, km_task_t task, km_vaddr_t va,
  * a zeroed frame of its own, obtained from sigma0; that needs page tables,
  * node tables and mapping nodes, so kernel page faults may follow), and the
  * access is retried once.  Returns KM_OK; KM_ENOTHREAD, KM_EINVAL (address
- * in kernel space), KM_ERESERVED, KM_EACCES (a protection fault the pager
- * cannot resolve), KM_ENOMEM (the pager's pool), or a kernel page fault's
- * error.  A failed fault leaves the mappings unchanged.
+ * in kernel space), KM_ERESERVED (the UTCB area, apart from the thread's
+ * task's own UTCB pages), KM_EACCES (a protection fault: the default pager
+ * never replaces a mapping), KM_ENOMEM (the pager's pool), KM_ENOMAP (the
+ * thread's pager is a user task, which must map the page itself; no fault
+ * record), or a kernel page fault's error.  A failed fault leaves the
+ * mappings unchanged, though the default pager may have grown its pool
+ * from sigma0 first (its own request, made before it answers).
  */
 int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
              unsigned access);
