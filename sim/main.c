@@ -1,0 +1,57 @@
+/*
+ * kpsim: the command-line entry point.  It only dispatches to the
+ * subcommands; each lives in its own file.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "demo", kpsim_demo,
+	  "two Linux-2.4-like tasks on the kernel model, in-kernel pool "
+	  "and FCFS kpager" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: kpsim COMMAND [OPTIONS]\n\n"
+	        "kpsim simulates user-level management of kernel memory "
+	        "(Haeberlen and\nElphinstone, 2003): an L4-style kernel "
+	        "whose metadata lives in frames that\nuser-level kpagers "
+	        "lend.\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name,
+		        commands[i].summary);
+	fprintf(out, "\n'kpsim COMMAND --help' describes a command's "
+	        "options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("kpsim %s\n", KPSIM_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "kpsim: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
