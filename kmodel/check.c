@@ -24,11 +24,11 @@ static const union km_part *part_ok(const struct km *km, km_task_t t,
 	if (t >= km->cfg.max_tasks || !km->task[t].live)
 		return NULL;
 	tk = &km->task[t];
-	if (page >= tk->mdb.len || i >= KM_MDB_PARTS ||
-	    tk->mdb.pfn[page] == KM_NO_PFN)
+	if (page >= tk->page[KM_KT_MDB].len || i >= KM_MDB_PARTS ||
+	    !km_present(tk->page[KM_KT_MDB].pfn[page]))
 		return NULL;
 	p = &((const struct km_mdb_page *)(const void *)
-	      km_fp(km, tk->mdb.pfn[page]))->part[i];
+	      km_fp(km, tk->page[KM_KT_MDB].pfn[page]))->part[i];
 	return p->f.tag == tag ? p : NULL;
 }
 
@@ -203,13 +203,13 @@ static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
 	const struct km_task *tk = &km->task[t];
 	uint32_t free_parts = 0;
 
-	for (uint32_t pg = 0; pg < tk->mdb.len; pg++) {
+	for (uint32_t pg = 0; pg < tk->page[KM_KT_MDB].len; pg++) {
 		const struct km_mdb_page *mp;
 		uint32_t used = 0, nfree = 0, f;
 
-		if (tk->mdb.pfn[pg] == KM_NO_PFN)
+		if (!km_present(tk->page[KM_KT_MDB].pfn[pg]))
 			continue;
-		mp = (const void *)km_fp(km, tk->mdb.pfn[pg]);
+		mp = (const void *)km_fp(km, tk->page[KM_KT_MDB].pfn[pg]);
 		if (mp->magic != KM_MDB_MAGIC || mp->task != t || mp->index != pg)
 			FAIL("task %u MDB page %u: bad header", t, pg);
 		for (uint32_t i = 0; i < KM_MDB_PARTS; i++) {
@@ -267,29 +267,29 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 	const uint32_t *pd, *nd;
 	uint32_t mappings = 0;
 
-	if (tk->pd == KM_NO_PFN || tk->nd == KM_NO_PFN)
+	if (!km_present(KM_PD(tk)) || !km_present(KM_ND(tk)))
 		FAIL("task %u has no page or node directory", t);
-	pd = km_words(km, tk->pd);
-	nd = km_words(km, tk->nd);
+	pd = km_words(km, KM_PD(tk));
+	nd = km_words(km, KM_ND(tk));
 	if (memcmp(&pd[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde))
 		FAIL("task %u: kernel half of the page directory differs", t);
 	for (uint32_t i = 0; i < KM_USER_PDES; i++) {
 		const uint32_t *pt, *nt;
 		uint32_t live = 0;
 
-		if ((tk->pt[i] == KM_NO_PFN) != (tk->nt[i] == KM_NO_PFN))
+		if ((KM_PT(tk, i) == KM_NO_PFN) != (KM_NT(tk, i) == KM_NO_PFN))
 			FAIL("task %u PDE %u: page table without node table "
 			     "or the reverse", t, i);
-		if (tk->pt[i] == KM_NO_PFN) {
+		if (KM_PT(tk, i) == KM_NO_PFN) {
 			if (pd[i] != 0 || nd[i] != 0)
 				FAIL("task %u PDE %u: entry without a table", t, i);
 			continue;
 		}
-		if (pd[i] != (km_phys(km, tk->pt[i]) | KM_PTE_P | KM_PTE_RW |
+		if (pd[i] != (km_phys(km, KM_PT(tk, i)) | KM_PTE_P | KM_PTE_RW |
 		              KM_PTE_US))
 			FAIL("task %u PDE %u: does not point at its table", t, i);
-		pt = km_words(km, tk->pt[i]);
-		nt = km_words(km, tk->nt[i]);
+		pt = km_words(km, KM_PT(tk, i));
+		nt = km_words(km, KM_NT(tk, i));
 		for (uint32_t j = 0; j < 1024; j++) {
 			km_vaddr_t va = (i << 22) | (j << 12);
 			uint32_t pte = pt[j], nte = nt[j];
@@ -305,9 +305,9 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 			if (nte == KM_NTE_UTCB) {
 				uint32_t up = (va - KM_UTCB_AREA) >> KM_PAGE_SHIFT;
 
-				if (va < KM_UTCB_AREA || up >= tk->utcb.len ||
-				    tk->utcb.pfn[up] == KM_NO_PFN ||
-				    (pte & ~0x60u) != (km_phys(km, tk->utcb.pfn[up]) |
+				if (va < KM_UTCB_AREA || up >= tk->page[KM_KT_UTCB].len ||
+				    !km_present(tk->page[KM_KT_UTCB].pfn[up]) ||
+				    (pte & ~0x60u) != (km_phys(km, tk->page[KM_KT_UTCB].pfn[up]) |
 				                      KM_PTE_P | KM_PTE_RW | KM_PTE_US))
 					FAIL("task %u 0x%x: bad UTCB entry", t, va);
 				continue;
@@ -347,20 +347,10 @@ static bool check_task_pages(const struct km *km, km_task_t t,
 {
 	const struct km_task *tk = &km->task[t];
 	uint32_t n[KM_KT_COUNT] = { 0 };
-	const struct km_pages *arr[KM_KT_COUNT] = {
-		[KM_KT_MDB] = &tk->mdb, [KM_KT_UTCB] = &tk->utcb,
-		[KM_KT_KTCB] = &tk->ktcb,
-	};
 
-	n[KM_KT_PD] = tk->pd != KM_NO_PFN;
-	n[KM_KT_ND] = tk->nd != KM_NO_PFN;
-	for (uint32_t i = 0; tk->pt != NULL && i < KM_USER_PDES; i++) {
-		n[KM_KT_PT] += tk->pt[i] != KM_NO_PFN;
-		n[KM_KT_NT] += tk->nt[i] != KM_NO_PFN;
-	}
-	for (int ty = KM_KT_MDB; ty <= KM_KT_KTCB; ty++)
-		for (uint32_t i = 0; i < arr[ty]->len; i++)
-			n[ty] += arr[ty]->pfn[i] != KM_NO_PFN;
+	for (int ty = 0; ty < KM_KT_COUNT; ty++)
+		for (uint32_t i = 0; i < tk->page[ty].len; i++)
+			n[ty] += km_present(tk->page[ty].pfn[i]);
 	for (int ty = 0; ty < KM_KT_COUNT; ty++) {
 		if (n[ty] != tk->npages[ty])
 			FAIL("task %u: %u %s pages present, accounting says %u",
@@ -377,8 +367,8 @@ static bool check_task_pages(const struct km *km, km_task_t t,
 		                km->thread[th].utcb != s))
 			FAIL("task %u UTCB slot %u: names thread %u wrongly",
 			     t, s, th);
-		if (th != 0 && (pg >= tk->utcb.len ||
-		                tk->utcb.pfn[pg] == KM_NO_PFN))
+		if (th != 0 && (pg >= tk->page[KM_KT_UTCB].len ||
+		                tk->page[KM_KT_UTCB].pfn[pg] == KM_NO_PFN))
 			FAIL("task %u UTCB slot %u: page absent", t, s);
 	}
 	for (uint32_t s = 0; s < tk->ktcb_cap; s++) {
@@ -390,10 +380,11 @@ static bool check_task_pages(const struct km *km, km_task_t t,
 			continue;
 		if (th >= km->cfg.max_threads || !km->thread[th].live ||
 		    km->thread[th].task != t || km->thread[th].ktcb != s ||
-		    pg >= tk->ktcb.len || tk->ktcb.pfn[pg] == KM_NO_PFN)
+		    pg >= tk->page[KM_KT_KTCB].len ||
+		    !km_present(tk->page[KM_KT_KTCB].pfn[pg]))
 			FAIL("task %u KTCB slot %u: names thread %u wrongly",
 			     t, s, th);
-		kt = (const void *)(km_fp(km, tk->ktcb.pfn[pg]) +
+		kt = (const void *)(km_fp(km, tk->page[KM_KT_KTCB].pfn[pg]) +
 		                    (s % (KM_PAGE_SIZE / KM_KTCB_SIZE)) *
 		                    KM_KTCB_SIZE);
 		if (kt->magic != KM_KTCB_MAGIC || kt->thread != th)

@@ -145,19 +145,30 @@ _Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
 /* ---------------------------------------------------------------------- */
 /* Host-side objects: the pinned part of the kernel.                         */
 
-/* A growable array of frame numbers, one per page index of a data type. */
+/* Where the kernel pages of one data type of one task are: per index, the
+ * frame (present), KM_OUT_PFN (revoked: its external form is with the
+ * kpager) or KM_NO_PFN (absent), and the page's export generation. */
+#define KM_OUT_PFN ((km_pfn_t)0xfffffffeu)
 struct km_pages {
-	km_pfn_t *pfn;                  /* KM_NO_PFN where absent */
-	uint32_t len, cap;
+	km_pfn_t *pfn;
+	uint32_t *gen;                  /* exports so far: stale forms fail */
+	uint8_t *lost;                  /* 1: the kpager discarded its form */
+	uint32_t len, cap;              /* indices in use, allocated */
 };
+
+static inline bool km_present(km_pfn_t p)
+{
+	return p < KM_OUT_PFN;
+}
 
 struct km_task {
 	bool live;
 	km_kpager_t kpager;             /* where its kernel memory comes from */
-	km_pfn_t pd, nd;                /* page and node directory */
-	km_pfn_t *pt, *nt;              /* [KM_USER_PDES], KM_NO_PFN if absent */
-	struct km_pages mdb, utcb, ktcb;
+	struct km_pages page[KM_KT_COUNT]; /* PD, ND: 1; PT, NT: 768 */
+	uint16_t *pt_missing;           /* [768]: mappings whose PTE awaits a
+	                                 * refill after the table came back */
 	uint32_t npages[KM_KT_COUNT];   /* present kernel pages by type */
+	uint32_t nout[KM_KT_COUNT];     /* revoked kernel pages by type */
 	uint32_t mdb_free;              /* free parts in present MDB pages */
 	uint32_t mdb_hint;              /* an MDB page that may have room */
 	km_thread_t *utcb_slot;         /* thread per UTCB slot, 0 if free */
@@ -266,6 +277,12 @@ static inline struct km_task *km_task_get(const struct km *km, km_task_t t)
 	return &km->task[t];
 }
 
+/* The frame of a task's kernel page (or KM_OUT_PFN / KM_NO_PFN). */
+#define KM_PD(tk) ((tk)->page[KM_KT_PD].pfn[0])
+#define KM_ND(tk) ((tk)->page[KM_KT_ND].pfn[0])
+#define KM_PT(tk, i) ((tk)->page[KM_KT_PT].pfn[i])
+#define KM_NT(tk, i) ((tk)->page[KM_KT_NT].pfn[i])
+
 /* costs.c */
 int km_costs_parse(uint32_t cost[KM_C_COUNT], const char *text,
                    char *why, size_t why_len);
@@ -277,6 +294,7 @@ void km_rec_end(struct km *km, struct km_fault_rec *rec,
 
 /* kmem.c: kernel pages and the operation protocol */
 km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp);
+bool km_kpage_is_out(const struct km *km, struct km_kpage kp);
 void km_op_begin(struct km *km, km_thread_t thread);
 int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
                uint32_t index);
@@ -284,6 +302,9 @@ int km_op_acquire(struct km *km);
 void km_op_rollback(struct km *km);
 void km_kpage_free(struct km *km, struct km_kpage kp);
 int km_pages_reserve(struct km_pages *p, uint32_t len);
+void km_pages_free(struct km_pages *p);
+int km_task_alloc_pages(struct km_task *tk);
+void km_task_free_pages(struct km_task *tk);
 void km_task_free_kpages(struct km *km, km_task_t t);
 
 /* pt.c: page tables, node tables */

@@ -73,6 +73,8 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 {
 	uint32_t cap;
 	km_pfn_t *n;
+	uint32_t *g;
+	uint8_t *l;
 
 	if (len <= p->cap)
 		return KM_OK;
@@ -82,11 +84,62 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 	n = realloc(p->pfn, (size_t)cap * sizeof *n);
 	if (n == NULL)
 		return KM_EIO;
-	for (uint32_t i = p->cap; i < cap; i++)
-		n[i] = KM_NO_PFN;
 	p->pfn = n;
+	g = realloc(p->gen, (size_t)cap * sizeof *g);
+	if (g == NULL)
+		return KM_EIO;
+	p->gen = g;
+	l = realloc(p->lost, (size_t)cap * sizeof *l);
+	if (l == NULL)
+		return KM_EIO;
+	p->lost = l;
+	for (uint32_t i = p->cap; i < cap; i++) {
+		n[i] = KM_NO_PFN;
+		g[i] = 0;
+		l[i] = 0;
+	}
 	p->cap = cap;
 	return KM_OK;
+}
+
+void km_pages_free(struct km_pages *p)
+{
+	free(p->pfn);
+	free(p->gen);
+	free(p->lost);
+	memset(p, 0, sizeof *p);
+}
+
+/* The fixed-size page arrays every task has: one directory of each kind,
+ * a page table and a node table per user PDE. */
+int km_task_alloc_pages(struct km_task *tk)
+{
+	tk->pt_missing = calloc(KM_USER_PDES, sizeof *tk->pt_missing);
+	if (tk->pt_missing == NULL ||
+	    km_pages_reserve(&tk->page[KM_KT_PD], 1) != KM_OK ||
+	    km_pages_reserve(&tk->page[KM_KT_ND], 1) != KM_OK ||
+	    km_pages_reserve(&tk->page[KM_KT_PT], KM_USER_PDES) != KM_OK ||
+	    km_pages_reserve(&tk->page[KM_KT_NT], KM_USER_PDES) != KM_OK) {
+		km_task_free_pages(tk);
+		return KM_EIO;
+	}
+	tk->page[KM_KT_PD].len = tk->page[KM_KT_ND].len = 1;
+	tk->page[KM_KT_PT].len = tk->page[KM_KT_NT].len = KM_USER_PDES;
+	return KM_OK;
+}
+
+void km_task_free_pages(struct km_task *tk)
+{
+	for (int t = 0; t < KM_KT_COUNT; t++)
+		km_pages_free(&tk->page[t]);
+	free(tk->pt_missing);
+	tk->pt_missing = NULL;
+}
+
+/* Does the page array of this type grow with use (MDB, UTCB, KTCB)? */
+static bool ktype_grows(enum km_ktype type)
+{
+	return type == KM_KT_MDB || type == KM_KT_UTCB || type == KM_KT_KTCB;
 }
 
 /* Where the frame number of a kernel page is kept; NULL if the index lies
@@ -96,36 +149,27 @@ static km_pfn_t *kpage_slot(const struct km *km, struct km_kpage kp)
 	struct km_task *tk = km_task_get(km, kp.task);
 	struct km_pages *p;
 
-	if (tk == NULL || kp.index >= ktype_limit(kp.type))
+	if (tk == NULL || (unsigned)kp.type >= KM_KT_COUNT ||
+	    kp.index >= ktype_limit(kp.type))
 		return NULL;
-	switch (kp.type) {
-	case KM_KT_PD: return &tk->pd;
-	case KM_KT_ND: return &tk->nd;
-	case KM_KT_PT: return &tk->pt[kp.index];
-	case KM_KT_NT: return &tk->nt[kp.index];
-	case KM_KT_MDB: p = &tk->mdb; break;
-	case KM_KT_UTCB: p = &tk->utcb; break;
-	case KM_KT_KTCB: p = &tk->ktcb; break;
-	default: return NULL;
-	}
+	p = &tk->page[kp.type];
 	return kp.index < p->cap ? &p->pfn[kp.index] : NULL;
 }
 
-static struct km_pages *kpage_array(struct km_task *tk, enum km_ktype type)
-{
-	switch (type) {
-	case KM_KT_MDB: return &tk->mdb;
-	case KM_KT_UTCB: return &tk->utcb;
-	case KM_KT_KTCB: return &tk->ktcb;
-	default: return NULL;
-	}
-}
-
+/* The frame of a present kernel page, or KM_NO_PFN (absent or out). */
 km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp)
 {
 	km_pfn_t *s = kpage_slot(km, kp);
 
-	return s ? *s : KM_NO_PFN;
+	return s != NULL && km_present(*s) ? *s : KM_NO_PFN;
+}
+
+/* Is the kernel page revoked, its content with the kpager? */
+bool km_kpage_is_out(const struct km *km, struct km_kpage kp)
+{
+	km_pfn_t *s = kpage_slot(km, kp);
+
+	return s != NULL && *s == KM_OUT_PFN;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -138,7 +182,7 @@ static void kpage_install(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 	struct km_task *tk = km_task_get(km, kp.task);
 	uint32_t *w = km_words(km, pfn);
 	struct km_frame *f = &km->frame[pfn];
-	struct km_pages *arr = kpage_array(tk, kp.type);
+	struct km_pages *arr = &tk->page[kp.type];
 
 	KM_ASSERT(f->kuse == KM_KU_NONE);
 	memset(w, 0, KM_PAGE_SIZE);
@@ -148,7 +192,7 @@ static void kpage_install(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 	f->ktype = (uint8_t)kp.type;
 	f->ktask = kp.task;
 	f->kindex = kp.index;
-	if (arr != NULL && kp.index >= arr->len)
+	if (kp.index >= arr->len)
 		arr->len = kp.index + 1;
 	*kpage_slot(km, kp) = pfn;
 	tk->npages[kp.type]++;
@@ -159,13 +203,13 @@ static void kpage_install(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 		memcpy(&w[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde);
 		/* Tables that outlived their directory are entered again. */
 		for (uint32_t i = 0; i < KM_USER_PDES; i++)
-			if (tk->pt[i] != KM_NO_PFN)
-				w[i] = km_phys(km, tk->pt[i]) | KM_PTE_P |
+			if (km_present(KM_PT(tk, i)))
+				w[i] = km_phys(km, KM_PT(tk, i)) | KM_PTE_P |
 				       KM_PTE_RW | KM_PTE_US;
 		break;
 	case KM_KT_PT:
-		KM_ASSERT(tk->pd != KM_NO_PFN);
-		km_words(km, tk->pd)[kp.index] =
+		KM_ASSERT(km_present(KM_PD(tk)));
+		km_words(km, KM_PD(tk))[kp.index] =
 			km_phys(km, pfn) | KM_PTE_P | KM_PTE_RW | KM_PTE_US;
 		break;
 	case KM_KT_MDB: {
@@ -227,8 +271,8 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 	          f->ktype == kp.type && f->kindex == kp.index);
 	switch (kp.type) {
 	case KM_KT_PT:
-		if (tk->pd != KM_NO_PFN)
-			km_words(km, tk->pd)[kp.index] = 0;
+		if (km_present(KM_PD(tk)))
+			km_words(km, KM_PD(tk))[kp.index] = 0;
 		break;
 	case KM_KT_MDB: {
 		struct km_mdb_page *mp = (void *)km_fp(km, pfn);
@@ -255,12 +299,11 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 		km_charge(km, KM_C_KUNMAP);
 		lend_return(km, pfn, kp);
 	}
-	/* Trim the array's length past absent pages at its end. */
-	{
-		struct km_pages *arr = kpage_array(tk, kp.type);
+	/* Trim a growing array's length past absent pages at its end. */
+	if (ktype_grows(kp.type)) {
+		struct km_pages *arr = &tk->page[kp.type];
 
-		while (arr != NULL && arr->len > 0 &&
-		       arr->pfn[arr->len - 1] == KM_NO_PFN)
+		while (arr->len > 0 && arr->pfn[arr->len - 1] == KM_NO_PFN)
 			arr->len--;
 	}
 }
@@ -272,12 +315,7 @@ void km_task_free_kpages(struct km *km, km_task_t t)
 	struct km_task *tk = &km->task[t];
 
 	for (int type = KM_KT_COUNT - 1; type >= 0; type--) {
-		uint32_t n = ktype_limit((enum km_ktype)type);
-		struct km_pages *arr = kpage_array(tk, (enum km_ktype)type);
-
-		if (arr != NULL)
-			n = arr->len;
-		for (uint32_t i = n; i-- > 0;) {
+		for (uint32_t i = tk->page[type].len; i-- > 0;) {
 			struct km_kpage kp = { t, (enum km_ktype)type, i };
 
 			if (km_kpage_pfn(km, kp) != KM_NO_PFN)

@@ -30,9 +30,10 @@ union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot)
 	uint32_t page = KM_SLOT_PAGE(slot), i = KM_SLOT_IDX(slot);
 	struct km_mdb_page *mp;
 
-	KM_ASSERT(page < tk->mdb.len && i < KM_MDB_PARTS &&
-	          tk->mdb.pfn[page] != KM_NO_PFN);
-	mp = (struct km_mdb_page *)(void *)km_fp(km, tk->mdb.pfn[page]);
+	KM_ASSERT(page < tk->page[KM_KT_MDB].len && i < KM_MDB_PARTS &&
+	          km_present(tk->page[KM_KT_MDB].pfn[page]));
+	mp = (struct km_mdb_page *)(void *)km_fp(km,
+	                                         tk->page[KM_KT_MDB].pfn[page]);
 	return &mp->part[i];
 }
 
@@ -77,18 +78,19 @@ static uint32_t part_alloc(struct km *km, km_task_t t)
 	uint32_t i;
 
 	KM_ASSERT(tk->mdb_free > 0);
-	if (page < tk->mdb.len && tk->mdb.pfn[page] != KM_NO_PFN)
-		mp = (void *)km_fp(km, tk->mdb.pfn[page]);
+	if (page < tk->page[KM_KT_MDB].len &&
+	    km_present(tk->page[KM_KT_MDB].pfn[page]))
+		mp = (void *)km_fp(km, tk->page[KM_KT_MDB].pfn[page]);
 	if (mp == NULL || mp->used == KM_MDB_PARTS) {
 		mp = NULL;
-		for (page = 0; page < tk->mdb.len; page++) {
-			if (tk->mdb.pfn[page] == KM_NO_PFN)
+		for (page = 0; page < tk->page[KM_KT_MDB].len; page++) {
+			if (!km_present(tk->page[KM_KT_MDB].pfn[page]))
 				continue;
-			mp = (void *)km_fp(km, tk->mdb.pfn[page]);
+			mp = (void *)km_fp(km, tk->page[KM_KT_MDB].pfn[page]);
 			if (mp->used < KM_MDB_PARTS)
 				break;
 		}
-		KM_ASSERT(page < tk->mdb.len);
+		KM_ASSERT(page < tk->page[KM_KT_MDB].len);
 		tk->mdb_hint = page;
 	}
 	i = mp->free_head;
@@ -122,7 +124,7 @@ static void part_free(struct km *km, km_task_t t, uint32_t slot)
 {
 	struct km_task *tk = &km->task[t];
 	uint32_t page = KM_SLOT_PAGE(slot);
-	struct km_mdb_page *mp = (void *)km_fp(km, tk->mdb.pfn[page]);
+	struct km_mdb_page *mp = (void *)km_fp(km, tk->page[KM_KT_MDB].pfn[page]);
 	union km_part *p = &mp->part[KM_SLOT_IDX(slot)];
 
 	memset(p, 0, sizeof *p);
@@ -173,7 +175,7 @@ int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts)
 			return KM_ELIMIT;
 		if (km_kpage_pfn(km, kp) != KM_NO_PFN)
 			continue;
-		err = km_pages_reserve(&tk->mdb, index + 1);
+		err = km_pages_reserve(&tk->page[KM_KT_MDB], index + 1);
 		if (err == KM_OK)
 			err = km_op_need(km, t, KM_KT_MDB, index);
 		if (err != KM_OK)
@@ -788,7 +790,7 @@ static bool unmap_node(struct km *km, km_task_t task, uint32_t vpn,
 /* The next page to look at after vpn: past a whole missing node table. */
 static uint32_t unmap_step(const struct km *km, km_task_t task, uint32_t vpn)
 {
-	if (task != KM_SIGMA0 && km->task[task].nt[vpn >> 10] == KM_NO_PFN)
+	if (task != KM_SIGMA0 && !km_present(KM_NT(&km->task[task], vpn >> 10)))
 		return (vpn | 0x3ffu) + 1;
 	return vpn + 1;
 }
@@ -841,7 +843,7 @@ int km_unmap_all(struct km *km, km_task_t t)
 	struct km_task *tk = &km->task[t];
 
 	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++) {
-		if (tk->nt[pde] == KM_NO_PFN)
+		if (!km_present(KM_NT(tk, pde)))
 			continue;
 		for (uint32_t i = 0; i < 1024; i++) {
 			struct node x = { t, km_recv_at(km, t, (pde << 10) | i) };

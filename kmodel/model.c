@@ -173,8 +173,13 @@ int km_create(const struct km_config *cfg, struct km **out,
 		km->kpool[km->kpool_len++] = f;
 	}
 	km->s0_free = c.frames - c.kpool_frames;
+	/* sigma0 is the root of the mapping database: it has MDB pages for
+	 * its sender parts, but no page tables of its own. */
+	if (km_task_alloc_pages(&km->task[KM_SIGMA0]) != KM_OK) {
+		snprintf(why, why_len, "host memory refused");
+		goto fail;
+	}
 	km->task[KM_SIGMA0].live = true;
-	km->task[KM_SIGMA0].pd = km->task[KM_SIGMA0].nd = KM_NO_PFN;
 
 	km->dp_next = km->dp_top = 0x00400000u >> KM_PAGE_SHIFT;
 	err = km_task_create(km, KM_ROOT_KPAGER, &km->defpager);
@@ -200,11 +205,7 @@ void km_destroy(struct km *km)
 	for (uint32_t t = 0; km->task != NULL && t < km->cfg.max_tasks; t++) {
 		struct km_task *tk = &km->task[t];
 
-		free(tk->pt);
-		free(tk->nt);
-		free(tk->mdb.pfn);
-		free(tk->utcb.pfn);
-		free(tk->ktcb.pfn);
+		km_task_free_pages(tk);
 		free(tk->utcb_slot);
 		free(tk->ktcb_slot);
 	}

@@ -10,19 +10,19 @@
 uint32_t *km_pte_slot(const struct km *km, const struct km_task *tk,
                       km_vaddr_t va)
 {
-	km_pfn_t pt = tk->pt != NULL && KM_PDX(va) < KM_USER_PDES ?
-	              tk->pt[KM_PDX(va)] : KM_NO_PFN;
+	km_pfn_t pt = KM_PDX(va) < KM_USER_PDES ? KM_PT(tk, KM_PDX(va)) :
+	              KM_NO_PFN;
 
-	return pt == KM_NO_PFN ? NULL : &km_words(km, pt)[KM_PTX(va)];
+	return km_present(pt) ? &km_words(km, pt)[KM_PTX(va)] : NULL;
 }
 
 uint32_t *km_nte_slot(const struct km *km, const struct km_task *tk,
                       km_vaddr_t va)
 {
-	km_pfn_t nt = tk->nt != NULL && KM_PDX(va) < KM_USER_PDES ?
-	              tk->nt[KM_PDX(va)] : KM_NO_PFN;
+	km_pfn_t nt = KM_PDX(va) < KM_USER_PDES ? KM_NT(tk, KM_PDX(va)) :
+	              KM_NO_PFN;
 
-	return nt == KM_NO_PFN ? NULL : &km_words(km, nt)[KM_PTX(va)];
+	return km_present(nt) ? &km_words(km, nt)[KM_PTX(va)] : NULL;
 }
 
 static uint32_t pte_bits(unsigned rights)
@@ -38,11 +38,11 @@ void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
 	uint32_t *pte = km_pte_slot(km, tk, va);
 	uint32_t *nt = km_nte_slot(km, tk, va);
 
-	KM_ASSERT(pte != NULL && nt != NULL && tk->nd != KM_NO_PFN);
+	KM_ASSERT(pte != NULL && nt != NULL && km_present(KM_ND(tk)));
 	KM_ASSERT(*nt == KM_NTE_NONE && *pte == 0);
 	*pte = km_phys(km, pfn) | pte_bits(rights);
 	*nt = nte;
-	km_words(km, tk->nd)[KM_PDX(va)]++;
+	km_words(km, KM_ND(tk))[KM_PDX(va)]++;
 }
 
 /* Removes a page entered with km_pt_set. */
@@ -54,8 +54,8 @@ void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
 	KM_ASSERT(pte != NULL && nt != NULL && *nt != KM_NTE_NONE);
 	*pte = 0;
 	*nt = KM_NTE_NONE;
-	KM_ASSERT(km_words(km, tk->nd)[KM_PDX(va)] > 0);
-	km_words(km, tk->nd)[KM_PDX(va)]--;
+	KM_ASSERT(km_words(km, KM_ND(tk))[KM_PDX(va)] > 0);
+	km_words(km, KM_ND(tk))[KM_PDX(va)]--;
 }
 
 /* Changes the rights of an entered page, keeping its A and D bits. */
@@ -83,7 +83,7 @@ uint32_t km_task_cr3(const struct km *km, km_task_t task)
 {
 	const struct km_task *tk = km_task_get(km, task);
 
-	return tk && tk->pd != KM_NO_PFN ? km_phys(km, tk->pd) : 0;
+	return tk && km_present(KM_PD(tk)) ? km_phys(km, KM_PD(tk)) : 0;
 }
 
 uint32_t km_pte(const struct km *km, km_task_t task, km_vaddr_t va)
@@ -100,8 +100,8 @@ void km_set_kernel_pdes(struct km *km, const uint32_t pdes[256])
 	for (km_task_t t = 0; t < km->cfg.max_tasks; t++) {
 		const struct km_task *tk = &km->task[t];
 
-		if (tk->live && tk->pd != KM_NO_PFN)
-			memcpy(&km_words(km, tk->pd)[KM_USER_PDES], pdes,
+		if (tk->live && km_present(KM_PD(tk)))
+			memcpy(&km_words(km, KM_PD(tk))[KM_USER_PDES], pdes,
 			       sizeof km->kernel_pde);
 	}
 }

@@ -36,17 +36,8 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
 
 	tk = &km->task[t];
 	memset(tk, 0, sizeof *tk);
-	tk->pt = malloc(KM_USER_PDES * sizeof *tk->pt);
-	tk->nt = malloc(KM_USER_PDES * sizeof *tk->nt);
-	if (tk->pt == NULL || tk->nt == NULL) {
-		free(tk->pt);
-		free(tk->nt);
-		memset(tk, 0, sizeof *tk);
+	if (km_task_alloc_pages(tk) != KM_OK)
 		return KM_EIO;
-	}
-	for (uint32_t i = 0; i < KM_USER_PDES; i++)
-		tk->pt[i] = tk->nt[i] = KM_NO_PFN;
-	tk->pd = tk->nd = KM_NO_PFN;
 	tk->kpager = kpager;
 	tk->live = true;
 
@@ -55,8 +46,7 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
 	    (err = km_op_need(km, t, KM_KT_ND, 0)) != KM_OK ||
 	    (err = km_op_acquire(km)) != KM_OK) {
 		km_op_rollback(km);
-		free(tk->pt);
-		free(tk->nt);
+		km_task_free_pages(tk);
 		memset(tk, 0, sizeof *tk);
 		return err;
 	}
@@ -80,7 +70,7 @@ static void thread_free(struct km *km, km_thread_t id)
 
 	tk->utcb_slot[th->utcb] = 0;
 	tk->ktcb_slot[th->ktcb] = 0;
-	memset(km_fp(km, tk->ktcb.pfn[kp]) +
+	memset(km_fp(km, tk->page[KM_KT_KTCB].pfn[kp]) +
 	       (th->ktcb % KM_KTCB_PER_PAGE) * KM_KTCB_SIZE, 0, KM_KTCB_SIZE);
 	used = false;
 	for (uint32_t i = 0; i < KM_UTCB_PER_PAGE; i++)
@@ -124,7 +114,7 @@ int km_task_destroy(struct km *km, km_task_t t)
 		for (uint32_t v = 0; v < (KM_USER_TOP >> KM_PAGE_SHIFT); v++) {
 			uint32_t slot;
 
-			if (tk->nt[v >> 10] == KM_NO_PFN) {
+			if (!km_present(KM_NT(tk, v >> 10))) {
 				v |= 0x3ffu;
 				continue;
 			}
@@ -150,11 +140,7 @@ int km_task_destroy(struct km *km, km_task_t t)
 	km_task_free_kpages(km, t);
 	if (tk->kpager != KM_ROOT_KPAGER)
 		km->kpager[tk->kpager].clients--;
-	free(tk->pt);
-	free(tk->nt);
-	free(tk->mdb.pfn);
-	free(tk->utcb.pfn);
-	free(tk->ktcb.pfn);
+	km_task_free_pages(tk);
 	free(tk->utcb_slot);
 	free(tk->ktcb_slot);
 	memset(tk, 0, sizeof *tk);
@@ -217,8 +203,8 @@ int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
 	ks = slot_find(&tk->ktcb_slot, &tk->ktcb_cap, KM_UTCB_SLOTS);
 	if (us == KM_NONE || ks == KM_NONE)
 		return KM_ELIMIT;
-	if (km_pages_reserve(&tk->utcb, us / KM_UTCB_PER_PAGE + 1) != KM_OK ||
-	    km_pages_reserve(&tk->ktcb, ks / KM_KTCB_PER_PAGE + 1) != KM_OK)
+	if (km_pages_reserve(&tk->page[KM_KT_UTCB], us / KM_UTCB_PER_PAGE + 1) ||
+	    km_pages_reserve(&tk->page[KM_KT_KTCB], ks / KM_KTCB_PER_PAGE + 1))
 		return KM_EIO;
 
 	/* The UTCB page is mapped into the task, so it needs the UTCB
@@ -244,9 +230,9 @@ int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
 	km->thread[th].ktcb = ks;
 	tk->utcb_slot[us] = th;
 	tk->ktcb_slot[ks] = th;
-	memset(km_fp(km, tk->utcb.pfn[us / KM_UTCB_PER_PAGE]) +
+	memset(km_fp(km, tk->page[KM_KT_UTCB].pfn[us / KM_UTCB_PER_PAGE]) +
 	       (us % KM_UTCB_PER_PAGE) * KM_UTCB_SIZE, 0, KM_UTCB_SIZE);
-	kt = (struct km_ktcb *)(void *)(km_fp(km, tk->ktcb.pfn[ks / KM_KTCB_PER_PAGE]) +
+	kt = (struct km_ktcb *)(void *)(km_fp(km, tk->page[KM_KT_KTCB].pfn[ks / KM_KTCB_PER_PAGE]) +
 	                                (ks % KM_KTCB_PER_PAGE) * KM_KTCB_SIZE);
 	memset(kt, 0, sizeof *kt);
 	kt->magic = KM_KTCB_MAGIC;
