@@ -259,40 +259,52 @@ static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
 	return true;
 }
 
-/* Page tables, node tables and the node directory of one task. */
+/* Page tables, node tables and the node directory of one task.  A revoked
+ * directory or table (out) has no bytes to check; a table that came back
+ * vacant may lack PTEs of mappings, exactly as many as it counts. */
 static bool check_tables(const struct km *km, km_task_t t, char *why,
                          size_t why_len)
 {
 	const struct km_task *tk = &km->task[t];
-	const uint32_t *pd, *nd;
+	const uint32_t *pd = NULL, *nd = NULL;
 	uint32_t mappings = 0;
 
-	if (!km_present(KM_PD(tk)) || !km_present(KM_ND(tk)))
+	if (KM_PD(tk) == KM_NO_PFN || KM_ND(tk) == KM_NO_PFN)
 		FAIL("task %u has no page or node directory", t);
-	pd = km_words(km, KM_PD(tk));
-	nd = km_words(km, KM_ND(tk));
-	if (memcmp(&pd[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde))
+	if (km_present(KM_PD(tk)))
+		pd = km_words(km, KM_PD(tk));
+	if (km_present(KM_ND(tk)))
+		nd = km_words(km, KM_ND(tk));
+	if (pd != NULL &&
+	    memcmp(&pd[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde))
 		FAIL("task %u: kernel half of the page directory differs", t);
 	for (uint32_t i = 0; i < KM_USER_PDES; i++) {
-		const uint32_t *pt, *nt;
-		uint32_t live = 0;
+		const uint32_t *pt = NULL, *nt;
+		uint32_t live = 0, missing = 0;
 
 		if ((KM_PT(tk, i) == KM_NO_PFN) != (KM_NT(tk, i) == KM_NO_PFN))
 			FAIL("task %u PDE %u: page table without node table "
 			     "or the reverse", t, i);
-		if (KM_PT(tk, i) == KM_NO_PFN) {
-			if (pd[i] != 0 || nd[i] != 0)
+		if (KM_NT(tk, i) == KM_NO_PFN) {
+			if ((pd != NULL && pd[i] != 0) || (nd != NULL && nd[i]))
 				FAIL("task %u PDE %u: entry without a table", t, i);
 			continue;
 		}
-		if (pd[i] != (km_phys(km, KM_PT(tk, i)) | KM_PTE_P | KM_PTE_RW |
-		              KM_PTE_US))
-			FAIL("task %u PDE %u: does not point at its table", t, i);
-		pt = km_words(km, KM_PT(tk, i));
+		if (!km_present(KM_NT(tk, i)))
+			FAIL("task %u PDE %u: node table revoked", t, i);
+		if (km_present(KM_PT(tk, i))) {
+			pt = km_words(km, KM_PT(tk, i));
+			if (pd != NULL && pd[i] != (km_phys(km, KM_PT(tk, i)) |
+			                            KM_PTE_P | KM_PTE_RW | KM_PTE_US))
+				FAIL("task %u PDE %u: does not point at its "
+				     "table", t, i);
+		} else if ((pd != NULL && pd[i] != 0) || tk->pt_missing[i]) {
+			FAIL("task %u PDE %u: entry for a revoked table", t, i);
+		}
 		nt = km_words(km, KM_NT(tk, i));
 		for (uint32_t j = 0; j < 1024; j++) {
 			km_vaddr_t va = (i << 22) | (j << 12);
-			uint32_t pte = pt[j], nte = nt[j];
+			uint32_t pte = pt != NULL ? pt[j] : 0, nte = nt[j];
 			const union km_part *p;
 
 			if (nte == KM_NTE_NONE) {
@@ -304,11 +316,18 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 			live++;
 			if (nte == KM_NTE_UTCB) {
 				uint32_t up = (va - KM_UTCB_AREA) >> KM_PAGE_SHIFT;
+				const struct km_pages *u = &tk->page[KM_KT_UTCB];
 
-				if (va < KM_UTCB_AREA || up >= tk->page[KM_KT_UTCB].len ||
-				    !km_present(tk->page[KM_KT_UTCB].pfn[up]) ||
-				    (pte & ~0x60u) != (km_phys(km, tk->page[KM_KT_UTCB].pfn[up]) |
-				                      KM_PTE_P | KM_PTE_RW | KM_PTE_US))
+				if (va < KM_UTCB_AREA || up >= u->len ||
+				    u->pfn[up] == KM_NO_PFN)
+					FAIL("task %u 0x%x: UTCB mark without a "
+					     "UTCB page", t, va);
+				if (pt == NULL)
+					continue;
+				if (km_present(u->pfn[up]) ?
+				    (pte & ~0x60u) != (km_phys(km, u->pfn[up]) |
+				                      KM_PTE_P | KM_PTE_RW |
+				                      KM_PTE_US) : pte != 0)
 					FAIL("task %u 0x%x: bad UTCB entry", t, va);
 				continue;
 			}
@@ -323,17 +342,26 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 					     "is still accessible", t, va);
 				continue;
 			}
+			if (pt == NULL)
+				continue;
+			if (pte == 0) {
+				missing++;
+				continue;
+			}
 			if (!(pte & KM_PTE_P) || !(pte & KM_PTE_US) ||
 			    km_pte_pfn(km, pte) != p->r.pfn ||
-			    (pte & 0xfe0u & ~0x60u) != 0 ||
+			    (pte & 0xfe0u & ~0x60u) != 0 || (pte & 0x18u) ||
 			    !!(pte & KM_PTE_RW) != !!(p->r.rights & KM_W))
 				FAIL("task %u 0x%x: PTE %#x disagrees with its "
 				     "mapping (frame %u, rights %u)", t, va, pte,
 				     p->r.pfn, p->r.rights);
 		}
-		if (nd[i] != live)
+		if (nd != NULL && nd[i] != live)
 			FAIL("task %u PDE %u: %u entries live, node directory "
 			     "says %u", t, i, live, nd[i]);
+		if (pt != NULL && missing != tk->pt_missing[i])
+			FAIL("task %u PDE %u: %u PTEs await a refill, the count "
+			     "says %u", t, i, missing, tk->pt_missing[i]);
 	}
 	if (mappings != tk->nmappings)
 		FAIL("task %u: %u mappings, the count says %u", t, mappings,
@@ -348,9 +376,21 @@ static bool check_task_pages(const struct km *km, km_task_t t,
 	const struct km_task *tk = &km->task[t];
 	uint32_t n[KM_KT_COUNT] = { 0 };
 
-	for (int ty = 0; ty < KM_KT_COUNT; ty++)
-		for (uint32_t i = 0; i < tk->page[ty].len; i++)
+	uint32_t out[KM_KT_COUNT] = { 0 };
+
+	for (int ty = 0; ty < KM_KT_COUNT; ty++) {
+		for (uint32_t i = 0; i < tk->page[ty].len; i++) {
 			n[ty] += km_present(tk->page[ty].pfn[i]);
+			out[ty] += tk->page[ty].pfn[i] == KM_OUT_PFN;
+		}
+		if (out[ty] != tk->nout[ty])
+			FAIL("task %u: %u %s pages revoked, accounting says %u",
+			     t, out[ty], km_ktype_name((enum km_ktype)ty),
+			     tk->nout[ty]);
+		if (out[ty] > 0 && !km_ktype_is_revocable((enum km_ktype)ty))
+			FAIL("task %u: a %s page is out", t,
+			     km_ktype_name((enum km_ktype)ty));
+	}
 	for (int ty = 0; ty < KM_KT_COUNT; ty++) {
 		if (n[ty] != tk->npages[ty])
 			FAIL("task %u: %u %s pages present, accounting says %u",
@@ -370,6 +410,18 @@ static bool check_task_pages(const struct km *km, km_task_t t,
 		if (th != 0 && (pg >= tk->page[KM_KT_UTCB].len ||
 		                tk->page[KM_KT_UTCB].pfn[pg] == KM_NO_PFN))
 			FAIL("task %u UTCB slot %u: page absent", t, s);
+		if (th == 0 && pg < tk->page[KM_KT_UTCB].len &&
+		    tk->page[KM_KT_UTCB].pfn[pg] != KM_NO_PFN &&
+		    s % (KM_PAGE_SIZE / KM_UTCB_SIZE) == 0) {
+			bool used = false;
+
+			for (uint32_t i = 0; i < KM_PAGE_SIZE / KM_UTCB_SIZE &&
+			     s + i < tk->utcb_cap; i++)
+				used |= tk->utcb_slot[s + i] != 0;
+			if (!used)
+				FAIL("task %u UTCB page %u: kept without threads",
+				     t, pg);
+		}
 	}
 	for (uint32_t s = 0; s < tk->ktcb_cap; s++) {
 		km_thread_t th = tk->ktcb_slot[s];
@@ -381,13 +433,19 @@ static bool check_task_pages(const struct km *km, km_task_t t,
 		if (th >= km->cfg.max_threads || !km->thread[th].live ||
 		    km->thread[th].task != t || km->thread[th].ktcb != s ||
 		    pg >= tk->page[KM_KT_KTCB].len ||
-		    !km_present(tk->page[KM_KT_KTCB].pfn[pg]))
+		    tk->page[KM_KT_KTCB].pfn[pg] == KM_NO_PFN)
 			FAIL("task %u KTCB slot %u: names thread %u wrongly",
 			     t, s, th);
+		if (km->thread[th].state != KM_TS_READY &&
+		    km->thread[th].state != KM_TS_STOPPED)
+			FAIL("thread %u: state %u", th, km->thread[th].state);
+		if (!km_present(tk->page[KM_KT_KTCB].pfn[pg]))
+			continue;
 		kt = (const void *)(km_fp(km, tk->page[KM_KT_KTCB].pfn[pg]) +
 		                    (s % (KM_PAGE_SIZE / KM_KTCB_SIZE)) *
 		                    KM_KTCB_SIZE);
-		if (kt->magic != KM_KTCB_MAGIC || kt->thread != th)
+		if (kt->magic != KM_KTCB_MAGIC || kt->thread != th ||
+		    kt->state != km->thread[th].state)
 			FAIL("task %u KTCB slot %u: content is not thread %u's",
 			     t, s, th);
 	}

@@ -33,6 +33,12 @@ static const char *const cost_names[KM_C_COUNT] = {
 	[KM_C_TASK_DELETE] = "task_delete",
 	[KM_C_THREAD_CREATE] = "thread_create",
 	[KM_C_THREAD_DELETE] = "thread_delete",
+	[KM_C_REVOKE] = "revoke",
+	[KM_C_EXPORT] = "export",
+	[KM_C_IMPORT] = "import",
+	[KM_C_SEAL] = "seal",
+	[KM_C_VALIDATE] = "validate",
+	[KM_C_PT_REFILL] = "pt_refill",
 };
 
 const char *km_cost_name(enum km_cost c)

@@ -184,6 +184,8 @@ struct km_task {
 /* The pinned part of a thread (KM_KTCB_PINNED bytes in a real kernel). */
 struct km_thread {
 	bool live;
+	uint8_t state;                  /* enum km_thread_state */
+	uint8_t stop_reason;            /* enum km_stop_reason */
 	km_task_t task;
 	km_task_t pager;
 	uint32_t utcb;                  /* slot in the task's UTCB area */
@@ -204,6 +206,14 @@ struct km_kpager {
 struct km_need {
 	struct km_kpage kp;
 	km_pfn_t pfn;                   /* obtained frame, KM_NO_PFN before */
+	bool restore;                   /* the page is out: restore, not new */
+};
+
+/* How a frame entering the kernel gets its content (kform.c). */
+enum km_import {
+	KM_IMPORT_NEW = 0,              /* a new page: zeroed, initialised */
+	KM_IMPORT_RESTORE,              /* from the external form it holds */
+	KM_IMPORT_REBUILD               /* the form was discarded */
 };
 
 struct km {
@@ -231,6 +241,7 @@ struct km {
 	bool dp_lost;                   /* a page came back unrecorded */
 
 	uint32_t kernel_pde[256];
+	uint8_t key[32];                /* seals continuations; per run */
 
 	/* costs, clock and fault records */
 	uint32_t cost[KM_C_COUNT];      /* cycles per named cost */
@@ -301,11 +312,20 @@ int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
 int km_op_acquire(struct km *km);
 void km_op_rollback(struct km *km);
 void km_kpage_free(struct km *km, struct km_kpage kp);
+void km_kpage_forget(struct km *km, struct km_kpage kp);
 int km_pages_reserve(struct km_pages *p, uint32_t len);
 void km_pages_free(struct km_pages *p);
 int km_task_alloc_pages(struct km_task *tk);
 void km_task_free_pages(struct km_task *tk);
 void km_task_free_kpages(struct km *km, km_task_t t);
+
+int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
+
+/* kform.c: external forms */
+void km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
+                     bool discard);
+enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
+                                 km_pfn_t pfn, enum km_import how);
 
 /* pt.c: page tables, node tables */
 uint32_t *km_pte_slot(const struct km *km, const struct km_task *tk,
@@ -317,6 +337,8 @@ void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
 void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va);
 void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
                    unsigned rights);
+void km_pt_refill(struct km *km, struct km_task *tk, km_vaddr_t va,
+                  km_pfn_t pfn, unsigned rights);
 unsigned km_pte_rights_ok(uint32_t pte, unsigned access);
 
 /* mdb.c */
@@ -325,8 +347,8 @@ uint32_t km_recv_at(const struct km *km, km_task_t t, uint32_t vpn);
 int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts);
 void km_mdb_trim_note(struct km *km, struct km_kpage kp);
 int km_unmap_all(struct km *km, km_task_t t);
-bool km_subtree_lent(const struct km *km, km_task_t t, uint32_t slot,
-                     bool self);
+bool km_subtree_busy(const struct km *km, km_task_t t, uint32_t slot,
+                     bool self, km_task_t keep);
 void km_kpager_lend_clear(struct km *km, km_kpager_t kp, km_vaddr_t va);
 int km_map_one(struct km *km, km_task_t from, uint32_t src_vpn,
                km_task_t to, uint32_t dst_vpn, unsigned rights);

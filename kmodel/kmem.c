@@ -173,84 +173,55 @@ bool km_kpage_is_out(const struct km *km, struct km_kpage kp)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Installing and freeing kernel pages.                                     */
+/* Installing, freeing and revoking kernel pages.                           */
 
-/* Gives a zeroed frame its kernel-page content and enters it into the
- * task's tables.  Pages it depends on are present (hierarchy order). */
-static void kpage_install(struct km *km, struct km_kpage kp, km_pfn_t pfn)
+/* Enters a frame into the kernel as the page `kp`, with its content made
+ * as `how` says (see kform.c).  The pages it depends on are present. */
+static enum km_decision kpage_install(struct km *km, struct km_kpage kp,
+                                      km_pfn_t pfn, enum km_import how)
 {
 	struct km_task *tk = km_task_get(km, kp.task);
-	uint32_t *w = km_words(km, pfn);
 	struct km_frame *f = &km->frame[pfn];
 	struct km_pages *arr = &tk->page[kp.type];
+	km_pfn_t *slot = kpage_slot(km, kp);
 
-	KM_ASSERT(f->kuse == KM_KU_NONE);
-	memset(w, 0, KM_PAGE_SIZE);
-	km_charge(km, KM_C_ZERO_FRAME);
-	km_charge(km, KM_C_KPAGE_INIT);
+	KM_ASSERT(f->kuse == KM_KU_NONE && slot != NULL);
+	KM_ASSERT((*slot == KM_OUT_PFN) == (how != KM_IMPORT_NEW));
+	if (*slot == KM_OUT_PFN)
+		tk->nout[kp.type]--;
 	f->kuse = KM_KU_KERNEL;
 	f->ktype = (uint8_t)kp.type;
 	f->ktask = kp.task;
 	f->kindex = kp.index;
 	if (kp.index >= arr->len)
 		arr->len = kp.index + 1;
-	*kpage_slot(km, kp) = pfn;
+	*slot = pfn;
+	arr->lost[kp.index] = 0;
 	tk->npages[kp.type]++;
 	km->kernel_frames++;
-
-	switch (kp.type) {
-	case KM_KT_PD:
-		memcpy(&w[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde);
-		/* Tables that outlived their directory are entered again. */
-		for (uint32_t i = 0; i < KM_USER_PDES; i++)
-			if (km_present(KM_PT(tk, i)))
-				w[i] = km_phys(km, KM_PT(tk, i)) | KM_PTE_P |
-				       KM_PTE_RW | KM_PTE_US;
-		break;
-	case KM_KT_PT:
-		KM_ASSERT(km_present(KM_PD(tk)));
-		km_words(km, KM_PD(tk))[kp.index] =
-			km_phys(km, pfn) | KM_PTE_P | KM_PTE_RW | KM_PTE_US;
-		break;
-	case KM_KT_MDB: {
-		struct km_mdb_page *mp = (struct km_mdb_page *)(void *)w;
-
-		mp->magic = KM_MDB_MAGIC;
-		mp->task = kp.task;
-		mp->index = kp.index;
-		mp->used = 0;
-		mp->free_head = 0;
-		for (uint32_t i = 0; i < KM_MDB_PARTS; i++)
-			mp->part[i].f.next_free =
-				i + 1 < KM_MDB_PARTS ? i + 1 : 0xffffu;
-		tk->mdb_free += KM_MDB_PARTS;
-		km_mdb_trim_note(km, kp);
-		break;
-	}
-	case KM_KT_UTCB:
-		/* The UTCB page is user visible: the kernel maps it into the
-		 * task's UTCB area itself, without a mapping node. */
-		km_pt_set(km, tk, KM_UTCB_AREA + kp.index * KM_PAGE_SIZE, pfn,
-		          KM_R | KM_W, KM_NTE_UTCB);
-		break;
-	default:
-		break;
-	}
+	return km_kform_import(km, kp, pfn, how);
 }
 
 /* Ends a lent frame's kernel use: the lender's mapping becomes accessible
- * again and the policy learns that the page is its own again. */
-static void lend_return(struct km *km, km_pfn_t pfn, struct km_kpage kp)
+ * again.  (Whether the policy hears of it depends on why.) */
+static struct km_kpager *lend_end(struct km *km, km_pfn_t pfn)
 {
 	struct km_frame *f = &km->frame[pfn];
 	struct km_kpager *k = &km->kpager[f->lender];
-	km_vaddr_t va = f->lender_vpn << KM_PAGE_SHIFT;
 
-	km_kpager_lend_clear(km, f->lender, va);
-	k->st.released++;
+	km_kpager_lend_clear(km, f->lender, f->lender_vpn << KM_PAGE_SHIFT);
 	k->st.lent--;
-	if (k->ops->released != NULL)
-		k->ops->released(k->state, va, kp);
+	return k;
+}
+
+/* Takes a frame out of the kernel's bookkeeping for `kp`. */
+static void frame_leave(struct km *km, struct km_kpage kp, km_pfn_t pfn)
+{
+	struct km_task *tk = &km->task[kp.task];
+
+	tk->npages[kp.type]--;
+	km->kernel_frames--;
+	km->frame[pfn].kuse = KM_KU_NONE;
 }
 
 /*
@@ -265,7 +236,7 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 	km_pfn_t pfn = slot ? *slot : KM_NO_PFN;
 	struct km_frame *f;
 
-	KM_ASSERT(pfn != KM_NO_PFN);
+	KM_ASSERT(km_present(pfn));
 	f = &km->frame[pfn];
 	KM_ASSERT(f->kuse == KM_KU_KERNEL && f->ktask == kp.task &&
 	          f->ktype == kp.type && f->kindex == kp.index);
@@ -273,6 +244,7 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 	case KM_KT_PT:
 		if (km_present(KM_PD(tk)))
 			km_words(km, KM_PD(tk))[kp.index] = 0;
+		tk->pt_missing[kp.index] = 0;
 		break;
 	case KM_KT_MDB: {
 		struct km_mdb_page *mp = (void *)km_fp(km, pfn);
@@ -288,16 +260,19 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 		break;
 	}
 	*slot = KM_NO_PFN;
-	tk->npages[kp.type]--;
-	km->kernel_frames--;
-	f->kuse = KM_KU_NONE;
+	frame_leave(km, kp, pfn);
 	if (f->pool) {
 		km_charge(km, KM_C_KPOOL_FREE);
 		f->kuse = KM_KU_POOL;
 		km->kpool[km->kpool_len++] = pfn;
 	} else {
+		struct km_kpager *k = lend_end(km, pfn);
+
 		km_charge(km, KM_C_KUNMAP);
-		lend_return(km, pfn, kp);
+		k->st.released++;
+		if (k->ops->released != NULL)
+			k->ops->released(k->state,
+			                 f->lender_vpn << KM_PAGE_SHIFT, kp);
 	}
 	/* Trim a growing array's length past absent pages at its end. */
 	if (ktype_grows(kp.type)) {
@@ -308,8 +283,87 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 	}
 }
 
+/* Forgets a revoked page whose content nobody needs any more: the kpager
+ * holds its form, which is now just bytes of its own. */
+void km_kpage_forget(struct km *km, struct km_kpage kp)
+{
+	struct km_task *tk = &km->task[kp.task];
+	km_pfn_t *slot = kpage_slot(km, kp);
+
+	KM_ASSERT(slot != NULL && *slot == KM_OUT_PFN);
+	/* A UTCB page leaves its mark in the UTCB area's node table. */
+	if (kp.type == KM_KT_UTCB)
+		km_pt_clear(km, tk, KM_UTCB_AREA + kp.index * KM_PAGE_SIZE);
+	*slot = KM_NO_PFN;
+	tk->nout[kp.type]--;
+	tk->page[kp.type].lost[kp.index] = 0;
+	if (ktype_grows(kp.type)) {
+		struct km_pages *arr = &tk->page[kp.type];
+
+		while (arr->len > 0 && arr->pfn[arr->len - 1] == KM_NO_PFN)
+			arr->len--;
+	}
+}
+
+/*
+ * Revokes the kernel page held in a lent frame: converts it to its
+ * external form, takes it out of the kernel and gives the frame back to
+ * its kpager.  The type is revocable (the caller checked).
+ */
+int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
+{
+	struct km_frame *f = &km->frame[pfn];
+	struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype, f->kindex };
+	struct km_task *tk = &km->task[kp.task];
+	struct km_fault_rec rec, *outer;
+	struct km_kpager *k;
+
+	KM_ASSERT(f->kuse == KM_KU_KERNEL && !f->pool);
+	KM_ASSERT(km_ktype_is_revocable(kp.type));
+	outer = km_rec_begin(km, &rec, KM_FK_REVOKE, kp.task);
+	rec.kpage = kp;
+	rec.pfn = pfn;
+	km_charge(km, KM_C_REVOKE);
+	km_kform_export(km, kp, pfn, discard);
+	*kpage_slot(km, kp) = KM_OUT_PFN;
+	tk->nout[kp.type]++;
+	tk->page[kp.type].gen[kp.index]++;
+	tk->page[kp.type].lost[kp.index] = discard;
+	frame_leave(km, kp, pfn);
+	k = lend_end(km, pfn);
+	k->st.revoked++;
+	rec.decision = discard ? KM_D_DISCARDED : KM_D_EXPORTED;
+	km_rec_end(km, &rec, outer);
+	return KM_OK;
+}
+
+int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                     bool discard)
+{
+	struct km_kpager *k;
+	uint32_t slot;
+	const struct km_recv *r;
+
+	/* Is it a live kpager, and did it lend the page at vaddr? */
+	if (id == KM_ROOT_KPAGER || id >= km->nkpagers || !km->kpager[id].live)
+		return KM_ENOKPAGER;
+	k = &km->kpager[id];
+	if ((vaddr & (KM_PAGE_SIZE - 1)) != 0 || vaddr >= KM_USER_TOP)
+		return KM_EINVAL;
+	slot = km_recv_at(km, k->task, vaddr >> KM_PAGE_SHIFT);
+	if (slot == KM_NONE)
+		return KM_EINVAL;
+	r = &km_part(km, k->task, slot)->r;
+	if (!(r->flags & KM_RECV_LENT))
+		return KM_EINVAL;
+	/* Can its type go out yet? */
+	if (!km_ktype_is_revocable((enum km_ktype)km->frame[r->pfn].ktype))
+		return KM_EBUSY;
+	return km_kpage_revoke(km, r->pfn, discard);
+}
+
 /* Frees every kernel page of a task whose objects are all gone, in reverse
- * hierarchy order. */
+ * hierarchy order; revoked pages are forgotten. */
 void km_task_free_kpages(struct km *km, km_task_t t)
 {
 	struct km_task *tk = &km->task[t];
@@ -320,6 +374,8 @@ void km_task_free_kpages(struct km *km, km_task_t t)
 
 			if (km_kpage_pfn(km, kp) != KM_NO_PFN)
 				km_kpage_free(km, kp);
+			else if (km_kpage_is_out(km, kp))
+				km_kpage_forget(km, kp);
 		}
 	}
 }
@@ -350,16 +406,17 @@ static uint32_t lend_check(const struct km *km, km_task_t kt, km_vaddr_t va)
 	return slot;
 }
 
-/* Raises a kernel page fault for `kp` to kpager `kid`.  On success the
- * frame is lent (the kpager's own access to it is revoked) and returned. */
+/* Raises a kernel page fault for `kp` to kpager `kid` (with `restore`
+ * when the page is out).  On success the frame is lent (the kpager's own
+ * access to it is revoked) and the page installed. */
 static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
-                        km_pfn_t *pfn)
+                        bool restore, km_pfn_t *pfn)
 {
 	struct km_kpager *k = &km->kpager[kid];
 	struct km_task *kt = &km->task[k->task];
 	struct km_fault_rec rec, *outer;
 	struct kp_fault f;
-	struct kp_decision d = { KP_DENY, 0 };
+	struct kp_decision d = { KP_DENY, 0, false };
 	uint32_t slot;
 	struct km_recv *r;
 	int err;
@@ -378,6 +435,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	f.thread = km->op_thread;
 	f.kpage = kp;
 	f.kva = km_kpage_kva(kp);
+	f.restore = restore;
 	k->ops->fault(k->state, &f, &d);
 	km_charge(km, KM_C_TRAP_ENTRY);
 	km_charge(km, KM_C_MAP_ITEM);
@@ -393,6 +451,8 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 		rec.decision = KM_D_REFUSED;
 		err = KM_EKPAGER;
 	} else {
+		enum km_import how = KM_IMPORT_NEW;
+
 		km_charge(km, KM_C_KMAP);
 		r = &km_part(km, k->task, slot)->r;
 		r->flags |= KM_RECV_LENT;
@@ -403,13 +463,15 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 		k->st.mapped++;
 		k->st.lent++;
 		km->lent++;
-		rec.decision = KM_D_MAPPED;
 		rec.pfn = r->pfn;
 		*pfn = r->pfn;
+		if (restore)
+			how = d.discarded || km->task[kp.task].page[kp.type].
+			      lost[kp.index] ? KM_IMPORT_REBUILD :
+			      KM_IMPORT_RESTORE;
+		rec.decision = kpage_install(km, kp, *pfn, how);
 		err = KM_OK;
 	}
-	if (err == KM_OK)
-		kpage_install(km, kp, *pfn);
 	km_rec_end(km, &rec, outer);
 	return err;
 }
@@ -431,9 +493,8 @@ static int pool_alloc(struct km *km, struct km_kpage kp, km_pfn_t *pfn)
 		*pfn = km->kpool[--km->kpool_len];
 		km->frame[*pfn].kuse = KM_KU_NONE;
 		km->frame[*pfn].lender = KM_ROOT_KPAGER;
-		rec.decision = KM_D_MAPPED;
 		rec.pfn = *pfn;
-		kpage_install(km, kp, *pfn);
+		rec.decision = kpage_install(km, kp, *pfn, KM_IMPORT_NEW);
 	}
 	km_rec_end(km, &rec, outer);
 	return err;
@@ -448,9 +509,8 @@ void km_op_begin(struct km *km, km_thread_t thread)
 	km->op_thread = thread;
 }
 
-/* Adds a page the operation needs, unless it is present or listed. */
-int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
-               uint32_t index)
+static int need_one(struct km *km, km_task_t task, enum km_ktype type,
+                    uint32_t index)
 {
 	struct km_kpage kp = { task, type, index };
 
@@ -471,8 +531,30 @@ int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
 	}
 	km->need[km->nneed].kp = kp;
 	km->need[km->nneed].pfn = KM_NO_PFN;
+	km->need[km->nneed].restore = km_kpage_is_out(km, kp);
 	km->nneed++;
 	return KM_OK;
+}
+
+/*
+ * Adds a page the operation needs, unless it is present or listed, with
+ * the pages its content depends on: a page table is entered into its
+ * directory; a UTCB page is entered into the UTCB area's page table.
+ * (Hierarchy order, enum km_ktype, puts those first.)
+ */
+int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
+               uint32_t index)
+{
+	int err = need_one(km, task, type, index);
+
+	if (err == KM_OK && type == KM_KT_PT)
+		err = need_one(km, task, KM_KT_PD, 0);
+	if (err == KM_OK && type == KM_KT_UTCB) {
+		err = km_op_need(km, task, KM_KT_PT, KM_UTCB_PDE);
+		if (err == KM_OK)
+			err = need_one(km, task, KM_KT_NT, KM_UTCB_PDE);
+	}
+	return err;
 }
 
 /* Hierarchy order: by type first (enum km_ktype is that order), then by
@@ -491,21 +573,29 @@ static int need_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/* Gives back, in reverse order, every page this operation obtained. */
+/* Gives back, in reverse order, every page this operation obtained: new
+ * pages are freed, restored ones go out again with their kpager. */
 void km_op_rollback(struct km *km)
 {
 	for (uint32_t i = km->nneed; i-- > 0;) {
-		if (km->need[i].pfn != KM_NO_PFN) {
+		km_pfn_t pfn = km->need[i].pfn;
+
+		if (pfn == KM_NO_PFN)
+			continue;
+		if (km->need[i].restore)
+			km_kpage_revoke(km, pfn, false);
+		else
 			km_kpage_free(km, km->need[i].kp);
-			km->need[i].pfn = KM_NO_PFN;
-		}
+		km->need[i].pfn = KM_NO_PFN;
 	}
 	km->nneed = 0;
 }
 
 /*
- * Obtains every listed page in hierarchy order.  Returns KM_OK with all of
- * them present, or the first refusal's error with all of them given back.
+ * Obtains every listed page in hierarchy order: new pages from the pool or
+ * the task's kpager, revoked pages back from their kpager.  Returns KM_OK
+ * with all of them present, or the first refusal's error with all of them
+ * given back.
  */
 int km_op_acquire(struct km *km)
 {
@@ -516,10 +606,13 @@ int km_op_acquire(struct km *km)
 		km_pfn_t pfn = KM_NO_PFN;
 		int err;
 
-		if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER)
+		/* Only kpagers revoke, so a revoked page goes back to one. */
+		if (km->need[i].restore)
+			err = kernel_fault(km, kid, kp, true, &pfn);
+		else if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER)
 			err = pool_alloc(km, kp, &pfn);
 		else
-			err = kernel_fault(km, kid, kp, &pfn);
+			err = kernel_fault(km, kid, kp, false, &pfn);
 		if (err != KM_OK) {
 			km_op_rollback(km);
 			return err;

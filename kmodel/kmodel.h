@@ -155,6 +155,12 @@ enum km_cost {
 	KM_C_TASK_DELETE,
 	KM_C_THREAD_CREATE,     /* thread bookkeeping (pinned part, KTCB init) */
 	KM_C_THREAD_DELETE,
+	KM_C_REVOKE,            /* take a kernel page out of the kernel */
+	KM_C_EXPORT,            /* convert a page to its external form */
+	KM_C_IMPORT,            /* convert an external form back */
+	KM_C_SEAL,              /* MAC one continuation (export or check) */
+	KM_C_VALIDATE,          /* check an imported continuation's fields */
+	KM_C_PT_REFILL,         /* re-enter a PTE from its mapping node */
 	KM_C_COUNT
 };
 
@@ -166,7 +172,8 @@ extern const char km_default_costs[];
 enum km_fault_kind {
 	KM_FK_USER = 0,         /* a user page fault, resolved by the pager */
 	KM_FK_KERNEL,           /* a kernel page fault, resolved by a kpager */
-	KM_FK_KPOOL             /* a kernel page taken from the in-kernel pool */
+	KM_FK_KPOOL,            /* a kernel page taken from the in-kernel pool */
+	KM_FK_REVOKE            /* a kernel page revoked by its kpager */
 };
 
 enum km_decision {
@@ -174,7 +181,18 @@ enum km_decision {
 	KM_D_DENIED,            /* the (k)pager refused */
 	KM_D_REFUSED,           /* the kernel refused the (k)pager's answer */
 	KM_D_FAILED,            /* unresolved: a nested fault failed */
-	KM_D_PRESENT            /* nothing to do: already mapped (spurious) */
+	KM_D_PRESENT,           /* nothing to do: already mapped (spurious) */
+	KM_D_RESTORED,          /* a revoked page came back from its form */
+	KM_D_REBUILT,           /* a revoked page came back rebuilt: its
+	                         * content is redundant (PD, PT, ND) */
+	KM_D_LOST,              /* a revoked page came back empty: its form
+	                         * was discarded (UTCB, KTCB content lost) */
+	KM_D_STOPPED,           /* came back, but a continuation in it was
+	                         * refused: its thread is stopped */
+	KM_D_EXPORTED,          /* revoked: the kpager keeps the form */
+	KM_D_DISCARDED,         /* revoked: the kpager discards the form */
+	KM_D_REFILLED           /* a user fault resolved from the mapping
+	                         * database: the PTE was gone with its table */
 };
 
 const char *km_fault_kind_name(enum km_fault_kind k);
@@ -218,6 +236,8 @@ struct km_config {
 	uint32_t max_tasks;     /* 0: a default */
 	uint32_t max_threads;   /* 0: a default */
 	const char *costs;      /* cost table text; NULL: km_default_costs */
+	uint64_t key_seed;      /* 0: a random kernel key (seals
+	                         * continuations); else one derived from it */
 };
 
 /* A configuration with sensible defaults for `frames` frames. */
@@ -267,6 +287,8 @@ struct kp_fault {
 	km_thread_t thread;     /* on whose behalf, or KM_NO_THREAD */
 	struct km_kpage kpage;  /* the page the kernel needs */
 	uint64_t kva;           /* its kernel virtual address */
+	bool restore;           /* the page was revoked: map the frame that
+	                         * holds its external form */
 };
 
 enum kp_action {
@@ -278,6 +300,8 @@ struct kp_decision {
 	enum kp_action action;
 	km_vaddr_t vaddr;       /* KP_MAP: a page the kpager's task has mapped
 	                         * writable, that it has not mapped onwards */
+	bool discarded;         /* KP_MAP on a restore: the kpager no longer
+	                         * has the form; the frame is a fresh one */
 };
 
 /*
@@ -318,11 +342,43 @@ struct km_kpager_stats {
 	uint64_t mapped;
 	uint64_t denied;
 	uint64_t refused;       /* decisions the kernel refused */
-	uint64_t released;      /* pages handed back */
+	uint64_t released;      /* pages handed back, no longer needed */
+	uint64_t revoked;       /* pages it took back (revocation) */
 	uint32_t lent;          /* pages lent to the kernel now */
 };
 int km_kpager_stats(const struct km *km, km_kpager_t id,
                     struct km_kpager_stats *out);
+
+/*
+ * Revocation: kpager `id` takes back the kernel page it lent at `vaddr` of
+ * its task, between any two operations.  The kernel converts the page to
+ * its external form in the frame, takes it out of the kernel, and makes the
+ * frame the kpager's again:
+ * - page directories, page tables and node directories go out vacant (all
+ *   zero).  They are redundant: a page table's mappings stay in the mapping
+ *   database and node tables, and each PTE is refilled from its mapping
+ *   node on the next touch (KM_D_REFILLED); page tables under a revoked
+ *   directory stay in the kernel and are entered again when it returns;
+ * - a UTCB page goes out as it is (its owner may read and write it anyway);
+ * - a KTCB page goes out as continuations: per thread, a digest of its
+ *   state at a safe point, sealed with a MAC under the kernel's key.
+ * When the kernel next needs the page it raises a kernel page fault with
+ * `restore` set; the kpager maps a frame holding the form, and the kernel
+ * validates and converts it back.  A continuation whose MAC or fields do
+ * not check (forged, damaged, stale) stops its thread, with a reason: the
+ * refusal lands on that thread alone.
+ * With `discard`, the kpager will not keep the form: redundant pages are
+ * rebuilt on return (KM_D_REBUILT); a UTCB page comes back zeroed and the
+ * threads of a KTCB page come back stopped (KM_D_LOST).
+ * Node tables and mapping-database pages cannot be revoked yet (KM_EBUSY).
+ * Returns KM_OK; KM_ENOKPAGER; KM_EINVAL if `vaddr` is not a page the
+ * kpager has lent; KM_EBUSY.  Nothing changes on error.
+ */
+int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                     bool discard);
+
+/* Can a kernel page of this type be revoked? */
+bool km_ktype_is_revocable(enum km_ktype type);
 
 /* ---------------------------------------------------------------------- */
 /* Tasks and threads.                                                       */
@@ -355,6 +411,36 @@ int km_thread_create(struct km *km, km_task_t task, km_task_t pager,
                      km_thread_t *id);
 /* Deletes a thread and frees its slots. KM_ENOTHREAD. */
 int km_thread_destroy(struct km *km, km_thread_t thread);
+
+enum km_thread_state {
+	KM_TS_READY = 1,        /* may run */
+	KM_TS_STOPPED           /* stopped by the kernel; see the reason */
+};
+
+enum km_stop_reason {
+	KM_STOP_NONE = 0,
+	KM_STOP_FORGED,         /* its continuation failed the MAC check */
+	KM_STOP_INVALID,        /* its continuation's fields did not check */
+	KM_STOP_DISCARDED       /* its kpager discarded its continuation */
+};
+
+const char *km_stop_reason_name(enum km_stop_reason r);
+
+/* A thread's state (kept in its pinned part, so it can be read while its
+ * KTCB page is out).  KM_ENOTHREAD. */
+int km_thread_state(const struct km *km, km_thread_t thread,
+                    enum km_thread_state *state, enum km_stop_reason *why);
+
+/*
+ * Reads (write == false) or writes a thread's user registers, kept in its
+ * KTCB (eax ecx edx ebx esp ebp esi edi eip eflags).  A revoked KTCB page
+ * comes back first, through a kernel page fault; that may stop the thread
+ * (its continuation refused), after which its registers read as zero and
+ * writes are refused.  Returns KM_OK; KM_ENOTHREAD; KM_EPERM (stopped); a
+ * kernel page fault's error.
+ */
+int km_thread_regs(struct km *km, km_thread_t thread, uint32_t regs[10],
+                   bool write);
 
 /* The task of a thread, or KM_ENOTHREAD. */
 int km_thread_task(const struct km *km, km_thread_t thread, km_task_t *task);
@@ -427,7 +513,11 @@ int km_map(struct km *km, km_task_t from, struct km_fpage src,
  * stay.  Returns KM_OK and in *pages (may be NULL) how many mappings
  * changed, counting every one removed or downgraded at any depth;
  * KM_ENOTASK, KM_EINVAL, KM_EBUSY (a mapping to change is lent to the
- * kernel).  Nothing changes on error.  Needs no kernel memory.
+ * kernel and its type cannot be revoked).  Nothing changes on error.
+ * Needs no kernel memory.  A mapping lent to the kernel is revoked first:
+ * a kpager unmapping (without KM_UNMAP_SELF) a page it lent revokes it and
+ * keeps the form; in every other case the frame leaves the kpager, so the
+ * form is discarded.
  */
 int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
              unsigned flags, uint32_t *pages);
@@ -473,7 +563,11 @@ int km_lookup(const struct km *km, km_task_t task, km_vaddr_t va,
  * thread's pager is a user task, which must map the page itself; no fault
  * record), or a kernel page fault's error.  A failed fault leaves the
  * mappings unchanged, though the default pager may have grown its pool
- * from sigma0 first (its own request, made before it answers).
+ * from sigma0 first (its own request, made before it answers), and a
+ * revoked directory the fault brought back stays back.
+ * A touch of a mapping whose PTE went with a revoked page table refills
+ * the PTE from the mapping node, without asking the pager (KM_D_REFILLED);
+ * a touch of a page lent to the kernel is refused (KM_EACCES).
  */
 int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
              unsigned access);
@@ -505,6 +599,7 @@ uint32_t km_pte(const struct km *km, km_task_t task, km_vaddr_t va);
 
 struct km_task_stats {
 	uint32_t pages[KM_KT_COUNT];    /* kernel pages present, by type */
+	uint32_t out[KM_KT_COUNT];      /* kernel pages revoked, by type */
 	uint32_t group[KM_KG_COUNT];    /* the same by Figure 2 group */
 	uint32_t mappings;              /* user pages mapped in the task */
 	uint32_t threads;

@@ -253,21 +253,35 @@ static bool walk_next(struct km *km, struct node top, struct node *n,
 	return false;
 }
 
-/* Is any mapping in the subtree under x (and x itself, if `self`) lent to
- * the kernel? */
-bool km_subtree_lent(const struct km *kmc, km_task_t t, uint32_t slot,
-                     bool self)
+/*
+ * Would changing the subtree under x (and x itself, if `self`) touch a page
+ * lent to the kernel that cannot be revoked: one of a type that cannot go
+ * out yet, or one holding a page table or directory of task `keep`, which
+ * the operation itself is about to use?  (KM_SIGMA0 for no such task.)
+ */
+bool km_subtree_busy(const struct km *kmc, km_task_t t, uint32_t slot,
+                     bool self, km_task_t keep)
 {
 	struct km *km = (struct km *)kmc;  /* the walk only reads */
 	struct node top = { t, slot }, n = top;
+	bool more = true;
 
 	if (km->lent == 0)
 		return false;
-	if (self && !is_root(top) && (recv_of(km, top)->flags & KM_RECV_LENT))
-		return true;
-	while (walk_next(km, top, &n, false))
-		if (recv_of(km, n)->flags & KM_RECV_LENT)
+	if (!self || is_root(top))
+		more = walk_next(km, top, &n, false);
+	for (; more; more = walk_next(km, top, &n, false)) {
+		const struct km_recv *r = recv_of(km, n);
+		const struct km_frame *f = &km->frame[r->pfn];
+
+		if (!(r->flags & KM_RECV_LENT))
+			continue;
+		if (!km_ktype_is_revocable((enum km_ktype)f->ktype))
 			return true;
+		if (keep != KM_SIGMA0 && f->ktask == keep &&
+		    (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT))
+			return true;
+	}
 	return false;
 }
 
@@ -321,10 +335,16 @@ static void mdb_link(struct km *km, struct node parent, km_task_t to,
 	km_charge(km, KM_C_MAP_PAGE);
 }
 
-/* Removes a mapping without children. */
+/* Removes a mapping without children.  If it was lent to the kernel, the
+ * frame leaves its kpager: the kernel page is revoked and its form
+ * discarded first. */
 static void remove_leaf(struct km *km, struct node n)
 {
-	struct km_recv r = *recv_of(km, n);
+	struct km_recv r;
+
+	if (recv_of(km, n)->flags & KM_RECV_LENT)
+		km_kpage_revoke(km, recv_of(km, n)->pfn, true);
+	r = *recv_of(km, n);
 	struct km_send *s = send_of(km, r.send_task, r.send_slot);
 	struct node parent = { r.send_task, s->parent };
 
@@ -378,10 +398,15 @@ static uint32_t remove_subtree(struct km *km, struct node x, bool self)
 	return n;
 }
 
-/* Sets a mapping's rights, in its receiver part and its PTE. */
+/* Sets a mapping's rights, in its receiver part and its PTE.  A page lent
+ * to the kernel is revoked first (its kpager keeps the form: the frame
+ * stays with it, with fewer rights). */
 static void set_rights(struct km *km, struct node n, unsigned rights)
 {
 	struct km_recv *r = recv_of(km, n);
+
+	if (r->flags & KM_RECV_LENT)
+		km_kpage_revoke(km, r->pfn, false);
 
 	r->rights = (uint8_t)rights;
 	km_pt_protect(km, &km->task[n.task], r->vpn << KM_PAGE_SHIFT, rights);
@@ -408,6 +433,12 @@ static uint32_t revoke(struct km *km, struct node x, unsigned mask, bool self)
 			set_rights(km, x, left);
 			n++;
 		}
+	} else if (!is_root(x) && (recv_of(km, x)->flags & KM_RECV_LENT)) {
+		/* A kpager unmapping a page it lent: the kernel's use of it
+		 * is derived from its mapping, so this revokes it, and the
+		 * kpager keeps the form. */
+		km_kpage_revoke(km, recv_of(km, x)->pfn, false);
+		n++;
 	}
 	more = walk_next(km, x, &cur, false);
 	while (more) {
@@ -580,13 +611,14 @@ static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
 		dst.slot = km_recv_at(km, p->to, dvpn);
 		/* Can the mapping already at the destination go? */
 		if (dst.slot != KM_NONE) {
-			if (km_subtree_lent(km, dst.task, dst.slot, true))
+			if (km_subtree_busy(km, dst.task, dst.slot, true, p->to))
 				return KM_EBUSY;
 			if (is_ancestor(km, dst, src))
 				return KM_ECYCLE;
 		}
 		if (p->mode == KM_GRANT) {
-			if (km_subtree_lent(km, src.task, src.slot, false))
+			if (km_subtree_busy(km, src.task, src.slot, false,
+			                    p->to))
 				return KM_EBUSY;
 			children += count_children(km, src);
 		}
@@ -821,11 +853,12 @@ int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
 		return KM_OK;
 	first = fp.base >> KM_PAGE_SHIFT;
 	end = first + (size >> KM_PAGE_SHIFT);
-	/* May every affected mapping change (none is lent to the kernel)? */
+	/* May every affected mapping change (every page lent to the kernel
+	 * among them can be revoked)? */
 	for (uint64_t v = first; km->lent > 0 && v < end;
 	     v = unmap_step(km, task, (uint32_t)v))
 		if (unmap_node(km, task, (uint32_t)v, &x) &&
-		    km_subtree_lent(km, x.task, x.slot, self))
+		    km_subtree_busy(km, x.task, x.slot, true, KM_SIGMA0))
 			return KM_EBUSY;
 	for (uint64_t v = first; v < end; v = unmap_step(km, task, (uint32_t)v))
 		if (unmap_node(km, task, (uint32_t)v, &x))
@@ -837,7 +870,7 @@ int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
 }
 
 /* Removes every mapping of task t and everything derived from them.  The
- * caller has checked that none is lent. */
+ * caller has checked that every page lent among them can be revoked. */
 int km_unmap_all(struct km *km, km_task_t t)
 {
 	struct km_task *tk = &km->task[t];

@@ -5,6 +5,7 @@
  */
 #include "internal.h"
 
+#include <sodium.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -39,17 +40,19 @@ const char *km_strerror(int err)
 
 const char *km_fault_kind_name(enum km_fault_kind k)
 {
-	static const char *const n[] = { "user", "kernel", "kpool" };
+	static const char *const n[] = { "user", "kernel", "kpool", "revoke" };
 
-	return (unsigned)k < 3 ? n[k] : "?";
+	return (unsigned)k < 4 ? n[k] : "?";
 }
 
 const char *km_decision_name(enum km_decision d)
 {
 	static const char *const n[] = { "mapped", "denied", "refused",
-	                                 "failed", "present" };
+	                                 "failed", "present", "restored",
+	                                 "rebuilt", "lost", "stopped",
+	                                 "exported", "discarded", "refilled" };
 
-	return (unsigned)d < 5 ? n[d] : "?";
+	return (unsigned)d < sizeof n / sizeof n[0] ? n[d] : "?";
 }
 
 _Noreturn void km_panic(const char *file, int line, const char *what)
@@ -162,6 +165,19 @@ int km_create(const struct km_config *cfg, struct km **out,
 		goto fail;
 	}
 	km->nkpagers = 1;       /* 0 is the in-kernel pool */
+
+	/* The kernel's key seals continuations.  A seed makes it (and so the
+	 * bytes of exported forms) reproducible; without one it is random. */
+	if (sodium_init() < 0) {
+		snprintf(why, why_len, "libsodium failed to initialise");
+		goto fail;
+	}
+	if (c.key_seed != 0)
+		crypto_generichash(km->key, sizeof km->key,
+		                   (const void *)&c.key_seed, sizeof c.key_seed,
+		                   NULL, 0);
+	else
+		randombytes_buf(km->key, sizeof km->key);
 
 	/* sigma0 holds every frame; the top kpool_frames form the in-kernel
 	 * pool, stacked so that the lowest is taken first. */

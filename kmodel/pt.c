@@ -30,6 +30,19 @@ static uint32_t pte_bits(unsigned rights)
 	return KM_PTE_P | KM_PTE_US | ((rights & KM_W) ? KM_PTE_RW : 0);
 }
 
+/* Adds to the node directory's live count for a PDE, if the node
+ * directory is in (a revoked one recounts when it comes back). */
+static void nd_add(struct km *km, struct km_task *tk, km_vaddr_t va, int d)
+{
+	uint32_t *nde;
+
+	if (!km_present(KM_ND(tk)))
+		return;
+	nde = &km_words(km, KM_ND(tk))[KM_PDX(va)];
+	KM_ASSERT(d > 0 || *nde > 0);
+	*nde += (uint32_t)d;
+}
+
 /* Enters a page: PTE, node-table entry, and the node directory's count.
  * The page table and node table are present; the slot is empty. */
 void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
@@ -38,35 +51,54 @@ void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
 	uint32_t *pte = km_pte_slot(km, tk, va);
 	uint32_t *nt = km_nte_slot(km, tk, va);
 
-	KM_ASSERT(pte != NULL && nt != NULL && km_present(KM_ND(tk)));
+	KM_ASSERT(pte != NULL && nt != NULL);
 	KM_ASSERT(*nt == KM_NTE_NONE && *pte == 0);
 	*pte = km_phys(km, pfn) | pte_bits(rights);
 	*nt = nte;
-	km_words(km, KM_ND(tk))[KM_PDX(va)]++;
+	nd_add(km, tk, va, 1);
 }
 
-/* Removes a page entered with km_pt_set. */
+/* Removes a page entered with km_pt_set.  Its page table may be out (the
+ * PTE went with it) or back but not yet refilled. */
 void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
 {
 	uint32_t *pte = km_pte_slot(km, tk, va);
 	uint32_t *nt = km_nte_slot(km, tk, va);
 
-	KM_ASSERT(pte != NULL && nt != NULL && *nt != KM_NTE_NONE);
-	*pte = 0;
+	KM_ASSERT(nt != NULL && *nt != KM_NTE_NONE);
+	if (pte != NULL) {
+		/* A mapping whose PTE awaited its refill needs none now. */
+		if (*pte == 0 && *nt != KM_NTE_UTCB) {
+			KM_ASSERT(tk->pt_missing[KM_PDX(va)] > 0);
+			tk->pt_missing[KM_PDX(va)]--;
+		}
+		*pte = 0;
+	}
 	*nt = KM_NTE_NONE;
-	KM_ASSERT(km_words(km, KM_ND(tk))[KM_PDX(va)] > 0);
-	km_words(km, KM_ND(tk))[KM_PDX(va)]--;
+	nd_add(km, tk, va, -1);
 }
 
-/* Changes the rights of an entered page, keeping its A and D bits. */
+/* Changes the rights of an entered page, keeping its A and D bits.  A
+ * missing PTE gets the new rights at its refill. */
 void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
                    unsigned rights)
 {
 	uint32_t *pte = km_pte_slot(km, tk, va);
 
-	KM_ASSERT(pte != NULL);
-	if (*pte & KM_PTE_P)
+	if (pte != NULL && (*pte & KM_PTE_P))
 		*pte = (*pte & ~KM_PTE_RW) | ((rights & KM_W) ? KM_PTE_RW : 0);
+}
+
+/* Re-enters the PTE of a mapping whose page table came back vacant. */
+void km_pt_refill(struct km *km, struct km_task *tk, km_vaddr_t va,
+                  km_pfn_t pfn, unsigned rights)
+{
+	uint32_t *pte = km_pte_slot(km, tk, va);
+
+	KM_ASSERT(pte != NULL && *pte == 0 && tk->pt_missing[KM_PDX(va)] > 0);
+	*pte = km_phys(km, pfn) | pte_bits(rights);
+	tk->pt_missing[KM_PDX(va)]--;
+	km_charge(km, KM_C_PT_REFILL);
 }
 
 /* Does a present PTE allow `access` from user mode? */

@@ -12,8 +12,6 @@
 #define KM_UTCB_PER_PAGE (KM_PAGE_SIZE / KM_UTCB_SIZE)
 #define KM_KTCB_PER_PAGE (KM_PAGE_SIZE / KM_KTCB_SIZE)
 
-enum km_thread_state { KM_TS_DEAD = 0, KM_TS_READY = 1 };
-
 static bool kpager_live(const struct km *km, km_kpager_t k)
 {
 	return k < km->nkpagers && km->kpager[k].live;
@@ -58,6 +56,26 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
 	return KM_OK;
 }
 
+/* Is any slot of page `page` (of `per` slots) still used? */
+static bool slots_used(const km_thread_t *tab, uint32_t page, uint32_t per)
+{
+	for (uint32_t i = 0; i < per; i++)
+		if (tab[page * per + i] != 0)
+			return true;
+	return false;
+}
+
+/* Ends the kernel's use of a UTCB or KTCB page left without threads: a
+ * present one is freed, a revoked one forgotten (its form is just bytes
+ * of its kpager's now). */
+static void slot_page_done(struct km *km, struct km_kpage kp)
+{
+	if (km_kpage_pfn(km, kp) != KM_NO_PFN)
+		km_kpage_free(km, kp);
+	else if (km_kpage_is_out(km, kp))
+		km_kpage_forget(km, kp);
+}
+
 /* Frees a thread's slots, and the UTCB and KTCB pages left empty. */
 static void thread_free(struct km *km, km_thread_t id)
 {
@@ -66,22 +84,17 @@ static void thread_free(struct km *km, km_thread_t id)
 	struct km_task *tk = &km->task[t];
 	uint32_t up = th->utcb / KM_UTCB_PER_PAGE;
 	uint32_t kp = th->ktcb / KM_KTCB_PER_PAGE;
-	bool used;
+	km_pfn_t kpfn = tk->page[KM_KT_KTCB].pfn[kp];
 
 	tk->utcb_slot[th->utcb] = 0;
 	tk->ktcb_slot[th->ktcb] = 0;
-	memset(km_fp(km, tk->page[KM_KT_KTCB].pfn[kp]) +
-	       (th->ktcb % KM_KTCB_PER_PAGE) * KM_KTCB_SIZE, 0, KM_KTCB_SIZE);
-	used = false;
-	for (uint32_t i = 0; i < KM_UTCB_PER_PAGE; i++)
-		used |= tk->utcb_slot[up * KM_UTCB_PER_PAGE + i] != 0;
-	if (!used)
-		km_kpage_free(km, (struct km_kpage){ t, KM_KT_UTCB, up });
-	used = false;
-	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++)
-		used |= tk->ktcb_slot[kp * KM_KTCB_PER_PAGE + i] != 0;
-	if (!used)
-		km_kpage_free(km, (struct km_kpage){ t, KM_KT_KTCB, kp });
+	if (km_present(kpfn))
+		memset(km_fp(km, kpfn) + (th->ktcb % KM_KTCB_PER_PAGE) *
+		       KM_KTCB_SIZE, 0, KM_KTCB_SIZE);
+	if (!slots_used(tk->utcb_slot, up, KM_UTCB_PER_PAGE))
+		slot_page_done(km, (struct km_kpage){ t, KM_KT_UTCB, up });
+	if (!slots_used(tk->ktcb_slot, kp, KM_KTCB_PER_PAGE))
+		slot_page_done(km, (struct km_kpage){ t, KM_KT_KTCB, kp });
 	memset(th, 0, sizeof *th);
 	tk->nthreads--;
 	km->nthreads--;
@@ -109,7 +122,8 @@ int km_task_destroy(struct km *km, km_task_t t)
 		if (th->live && th->task != t && th->pager == t)
 			return KM_EBUSY;
 	}
-	/* Is one of its mappings, or one derived from them, lent? */
+	/* Is one of its mappings, or one derived from them, lent to the
+	 * kernel in a form that cannot be revoked? */
 	if (km->lent > 0) {
 		for (uint32_t v = 0; v < (KM_USER_TOP >> KM_PAGE_SHIFT); v++) {
 			uint32_t slot;
@@ -119,7 +133,8 @@ int km_task_destroy(struct km *km, km_task_t t)
 				continue;
 			}
 			slot = km_recv_at(km, t, v);
-			if (slot != KM_NONE && km_subtree_lent(km, t, slot, true))
+			if (slot != KM_NONE &&
+			    km_subtree_busy(km, t, slot, true, KM_SIGMA0))
 				return KM_EBUSY;
 		}
 	}
@@ -207,15 +222,10 @@ int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
 	    km_pages_reserve(&tk->page[KM_KT_KTCB], ks / KM_KTCB_PER_PAGE + 1))
 		return KM_EIO;
 
-	/* The UTCB page is mapped into the task, so it needs the UTCB
-	 * area's page table and node table. */
+	/* The slots' pages, new or back from their kpager (and with a UTCB
+	 * page, what it is entered into). */
 	km_op_begin(km, km->op_thread);
 	err = km_op_need(km, t, KM_KT_UTCB, us / KM_UTCB_PER_PAGE);
-	if (err == KM_OK && km->nneed > 0) {
-		err = km_op_need(km, t, KM_KT_PT, KM_UTCB_PDE);
-		if (err == KM_OK)
-			err = km_op_need(km, t, KM_KT_NT, KM_UTCB_PDE);
-	}
 	if (err == KM_OK)
 		err = km_op_need(km, t, KM_KT_KTCB, ks / KM_KTCB_PER_PAGE);
 	if (err != KM_OK || (err = km_op_acquire(km)) != KM_OK) {
@@ -224,6 +234,8 @@ int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
 	}
 
 	km->thread[th].live = true;
+	km->thread[th].state = KM_TS_READY;
+	km->thread[th].stop_reason = KM_STOP_NONE;
 	km->thread[th].task = t;
 	km->thread[th].pager = pager == 0 ? km->defpager : pager;
 	km->thread[th].utcb = us;
@@ -259,6 +271,57 @@ int km_thread_destroy(struct km *km, km_thread_t th)
 	if (thread_get(km, th) == NULL)
 		return KM_ENOTHREAD;
 	thread_free(km, th);
+	return KM_OK;
+}
+
+int km_thread_state(const struct km *km, km_thread_t th,
+                    enum km_thread_state *state, enum km_stop_reason *why)
+{
+	const struct km_thread *t = thread_get(km, th);
+
+	if (t == NULL)
+		return KM_ENOTHREAD;
+	*state = (enum km_thread_state)t->state;
+	if (why != NULL)
+		*why = (enum km_stop_reason)t->stop_reason;
+	return KM_OK;
+}
+
+int km_thread_regs(struct km *km, km_thread_t th, uint32_t regs[10],
+                   bool write)
+{
+	struct km_thread *t = thread_get(km, th);
+	struct km_kpage kp;
+	struct km_ktcb *k;
+	km_pfn_t pfn;
+	int err;
+
+	if (t == NULL)
+		return KM_ENOTHREAD;
+	kp.task = t->task;
+	kp.type = KM_KT_KTCB;
+	kp.index = t->ktcb / KM_KTCB_PER_PAGE;
+	/* Is its KTCB in the kernel?  If revoked, bring it back. */
+	km_op_begin(km, th);
+	err = km_op_need(km, kp.task, kp.type, kp.index);
+	if (err == KM_OK)
+		err = km_op_acquire(km);
+	else
+		km_op_rollback(km);
+	if (err != KM_OK)
+		return err;
+	pfn = km_kpage_pfn(km, kp);
+	k = (struct km_ktcb *)(void *)(km_fp(km, pfn) +
+	                               (t->ktcb % KM_KTCB_PER_PAGE) * KM_KTCB_SIZE);
+	if (t->state == KM_TS_STOPPED) {
+		if (!write)
+			memset(regs, 0, 10 * sizeof regs[0]);
+		return write ? KM_EPERM : KM_OK;
+	}
+	if (write)
+		memcpy(k->regs, regs, sizeof k->regs);
+	else
+		memcpy(regs, k->regs, sizeof k->regs);
 	return KM_OK;
 }
 
@@ -311,6 +374,7 @@ int km_task_stats(const struct km *km, km_task_t task,
 	memset(out, 0, sizeof *out);
 	for (int i = 0; i < KM_KT_COUNT; i++) {
 		out->pages[i] = tk->npages[i];
+		out->out[i] = tk->nout[i];
 		out->group[km_ktype_group((enum km_ktype)i)] += tk->npages[i];
 	}
 	out->mappings = tk->nmappings;

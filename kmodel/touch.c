@@ -122,6 +122,29 @@ static void set_accessed(uint32_t *pte, unsigned access)
 	*pte |= KM_PTE_A | ((access & KM_ACC_WRITE) ? KM_PTE_D : 0);
 }
 
+/* Brings back the revoked pages a touch needs before it can look at the
+ * mapping: the directory, and for a mapping or UTCB page the table (the
+ * need for a UTCB page brings its table along). */
+static int touch_restore(struct km *km, struct km_task *tk, km_task_t t,
+                         km_vaddr_t va, uint32_t nte)
+{
+	int err = KM_OK;
+
+	km_op_begin(km, km->op_thread);
+	if (!km_present(KM_PD(tk)))
+		err = km_op_need(km, t, KM_KT_PD, 0);
+	if (err == KM_OK && nte == KM_NTE_UTCB)
+		err = km_op_need(km, t, KM_KT_UTCB,
+		                 (va - KM_UTCB_AREA) >> KM_PAGE_SHIFT);
+	else if (err == KM_OK && nte != KM_NTE_NONE)
+		err = km_op_need(km, t, KM_KT_PT, KM_PDX(va));
+	if (err == KM_OK)
+		err = km_op_acquire(km);
+	else
+		km_op_rollback(km);
+	return err;
+}
+
 int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
              unsigned access)
 {
@@ -130,7 +153,7 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 	struct km_fault_rec rec, *outer;
 	uint64_t saved_parent = km->op_parent;
 	km_thread_t saved_thread = km->op_thread;
-	uint32_t *pte, vpn = 0;
+	uint32_t *pte, *ntp, nte, vpn = 0;
 	int err;
 
 	/* Is the thread live, the access kind valid, the address user space? */
@@ -142,19 +165,22 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 		return KM_EINVAL;
 	tk = &km->task[th->task];
 
-	/* What the MMU does when the PTE allows the access. */
-	pte = km_pte_slot(km, tk, va);
+	/* What the MMU does when the directory and the PTE allow it. */
+	pte = km_present(KM_PD(tk)) ? km_pte_slot(km, tk, va) : NULL;
 	if (pte != NULL && km_pte_rights_ok(*pte, access)) {
 		set_accessed(pte, access);
 		return KM_OK;
 	}
+	ntp = km_nte_slot(km, tk, va);
+	nte = ntp != NULL ? *ntp : KM_NTE_NONE;
 	/* Nothing but the kernel maps the UTCB area. */
-	if (va >= KM_UTCB_AREA && va < KM_UTCB_AREA + KM_UTCB_AREA_SIZE)
+	if (nte == KM_NTE_NONE && va >= KM_UTCB_AREA &&
+	    va < KM_UTCB_AREA + KM_UTCB_AREA_SIZE)
 		return KM_ERESERVED;
 	/* Only the default pager runs inside the model; a thread whose pager
 	 * is a user task needs that task to map the page (by IPC, in the
 	 * simulator). */
-	if (th->pager != km->defpager)
+	if (nte == KM_NTE_NONE && th->pager != km->defpager)
 		return KM_ENOMAP;
 
 	outer = km_rec_begin(km, &rec, KM_FK_USER, th->task);
@@ -168,35 +194,63 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 	km_charge(km, KM_C_TRAP_ENTRY);
 	km_charge(km, KM_C_PF_DECODE);
 	km_charge(km, KM_C_PT_WALK);
-	km_charge(km, KM_C_FAULT_IPC);
-	km_charge(km, KM_C_PAGER_HANDLER);
 
-	if (pte != NULL && (*pte & KM_PTE_P)) {
+	err = touch_restore(km, tk, th->task, va, nte);
+	if (err != KM_OK) {
+		rec.decision = KM_D_FAILED;
+	} else if (nte != KM_NTE_NONE) {
+		/* The page is mapped: the kernel knows it from the mapping
+		 * database, and no pager needs asking. */
+		const struct km_recv *r = nte == KM_NTE_UTCB ? NULL :
+			&km_part(km, th->task, nte - 1)->r;
+
+		pte = km_pte_slot(km, tk, va);
+		rec.decision = KM_D_PRESENT;
+		if (r != NULL && (r->flags & KM_RECV_LENT)) {
+			rec.decision = KM_D_DENIED;     /* in the kernel's use */
+			err = KM_EACCES;
+		} else if (r != NULL && *pte == 0) {
+			km_pt_refill(km, tk, va, r->pfn, r->rights);
+			rec.decision = KM_D_REFILLED;
+			rec.pfn = r->pfn;
+		}
+		if (err == KM_OK && !km_pte_rights_ok(*pte, access)) {
+			rec.decision = KM_D_DENIED;
+			err = KM_EACCES;
+		}
+	} else if (pte != NULL && (*pte & KM_PTE_P)) {
 		/* A write to a read-only mapping: the default pager did not
 		 * make it, so it cannot widen it. */
 		rec.decision = KM_D_DENIED;
 		err = KM_EACCES;
-	} else if ((err = dp_alloc(km, &vpn)) != KM_OK) {
-		rec.decision = KM_D_FAILED;
 	} else {
-		uint32_t slot = km_recv_at(km, km->defpager, vpn);
-		km_pfn_t pfn = km_part(km, km->defpager, slot)->r.pfn;
-
-		/* The pager hands out zeroed memory. */
-		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
-		km_charge(km, KM_C_ZERO_FRAME);
-		km_charge(km, KM_C_REPLY_IPC);
-		err = km_map_one(km, km->defpager, vpn, th->task,
-		                 va >> KM_PAGE_SHIFT, KM_RWX);
-		if (err == KM_OK) {
-			rec.decision = KM_D_MAPPED;
-			rec.pfn = pfn;
-			set_accessed(km_pte_slot(km, tk, va), access);
-		} else {
+		km_charge(km, KM_C_FAULT_IPC);
+		km_charge(km, KM_C_PAGER_HANDLER);
+		err = dp_alloc(km, &vpn);
+		if (err != KM_OK) {
 			rec.decision = KM_D_FAILED;
-			dp_push(km, vpn);
+		} else {
+			uint32_t slot = km_recv_at(km, km->defpager, vpn);
+			km_pfn_t pfn = km_part(km, km->defpager, slot)->r.pfn;
+
+			/* The pager hands out zeroed memory. */
+			memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+			km_charge(km, KM_C_ZERO_FRAME);
+			km_charge(km, KM_C_REPLY_IPC);
+			err = km_map_one(km, km->defpager, vpn, th->task,
+			                 va >> KM_PAGE_SHIFT, KM_RWX);
+			if (err == KM_OK) {
+				rec.decision = KM_D_MAPPED;
+				rec.pfn = pfn;
+			} else {
+				rec.decision = KM_D_FAILED;
+				dp_push(km, vpn);
+			}
 		}
+		pte = km_pte_slot(km, tk, va);
 	}
+	if (err == KM_OK)
+		set_accessed(pte, access);
 	km_charge(km, KM_C_TRAP_EXIT);
 	km_rec_end(km, &rec, outer);
 	km->op_parent = saved_parent;

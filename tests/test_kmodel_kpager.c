@@ -964,7 +964,7 @@ static void test_kpager_vaddr_mapped_onwards_is_refused(void **state)
 /* ---------------------------------------------------------------------- */
 /* Pages lent to the kernel                                                 */
 
-static void test_kpager_lent_pages_cannot_be_moved(void **state)
+static void test_kpager_lent_pages_move_only_by_revocation(void **state)
 {
 	struct fx *fx = *state;
 	km_task_t c;
@@ -988,19 +988,25 @@ static void test_kpager_lent_pages_cannot_be_moved(void **state)
 		assert_true(lookup(fx->km, fx->p, TKP_BASE).lent);
 		CHECK(fx->km);
 	}
-	/* Replacing it. */
-	FAILS(fx, c, true,
-	      km_map(fx->km, fx->s, km_fpage(VA_S, 12, KM_R | KM_W), fx->p,
-	             TKP_BASE, KM_MAP, NULL), KM_EBUSY);
-	FAILS(fx, c, true, km_sigma0_map(fx->km, fx->p, TKP_BASE, 1, KM_R),
-	      KM_EBUSY);
-	/* Revoking it from the task that lent it. */
-	FAILS(fx, c, true,
-	      km_unmap(fx->km, fx->p, km_fpage(TKP_BASE, 12, KM_RWX),
-	               KM_UNMAP_SELF, NULL), KM_EBUSY);
-	FAILS(fx, c, true,
-	      km_unmap(fx->km, fx->p, km_fpage(TKP_BASE, 12, KM_W),
-	               KM_UNMAP_SELF, NULL), KM_EBUSY);
+	/* Replacing it takes the frame away from the kpager: the kernel
+	 * page in it (the client's page directory) is revoked and its form
+	 * discarded, and the directory comes back rebuilt when needed. */
+	OK(km_map(fx->km, fx->s, km_fpage(VA_S, 12, KM_R | KM_W), fx->p,
+	          TKP_BASE, KM_MAP, NULL));
+	CHECK(fx->km);
+	assert_false(lookup(fx->km, fx->p, TKP_BASE).lent);
+	{
+		struct km_task_stats ts;
+
+		OK(km_task_stats(fx->km, c, &ts));
+		assert_int_equal(ts.out[KM_KT_PD], 1);
+		assert_int_equal(ts.pages[KM_KT_PD], 0);
+		assert_int_equal(km_task_cr3(fx->km, c), 0);
+	}
+	/* Unmapping a lent page with the flush flag discards it too. */
+	OK(km_unmap(fx->km, fx->p, km_fpage(TKP_BASE + PG, 12, KM_RWX),
+	            KM_UNMAP_SELF, NULL));
+	CHECK(fx->km);
 }
 
 static void test_kpager_task_destroy_returns_lent_pages(void **state)
@@ -1192,7 +1198,7 @@ int main(void)
 		T(test_kpager_read_only_vaddr_is_refused),
 		T(test_kpager_vaddr_lent_twice_is_refused),
 		T(test_kpager_vaddr_mapped_onwards_is_refused),
-		T(test_kpager_lent_pages_cannot_be_moved),
+		T(test_kpager_lent_pages_move_only_by_revocation),
 		T(test_kpager_task_destroy_returns_lent_pages),
 		T(test_kpager_task_backing_a_kpager_is_busy),
 		T(test_kpager_client_memory_is_charged_to_client),

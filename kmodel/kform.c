@@ -1,0 +1,388 @@
+/*
+ * External forms of kernel pages: what a page becomes when its kpager
+ * revokes it, and how the kernel turns a form back into a kernel page.
+ *
+ *   type      form                       on return
+ *   PD, ND    vacant (all zero)          rebuilt: PDEs of present page
+ *                                        tables; live counts of node tables
+ *   PT        vacant                     rebuilt: UTCB entries now, every
+ *                                        mapping's PTE on its next touch
+ *   UTCB      the page as it is          taken as it is
+ *   KTCB      per thread a continuation  MAC and fields checked; a refused
+ *             sealed with a MAC          one stops its thread
+ *
+ * A page whose form was discarded comes back as the kernel can make it:
+ * redundant pages rebuilt, UTCBs zeroed, KTCBs as stopped threads.
+ * Node tables and mapping-database pages are not revocable yet.
+ */
+#include "internal.h"
+
+#include <sodium.h>
+
+#define KM_UTCB_PER_PAGE (KM_PAGE_SIZE / KM_UTCB_SIZE)
+#define KM_KTCB_PER_PAGE (KM_PAGE_SIZE / KM_KTCB_SIZE)
+#define KM_CONT_MAGIC 0x636f6e74u       /* "cont" */
+#define KM_SAFE_POINTS 4u               /* safe points a thread can be at */
+
+/*
+ * A continuation: the digest of a thread's kernel state at a safe point,
+ * as exported in its 1 KiB KTCB slot.  Everything in it is the thread's
+ * own (registers, message registers, its own scheduling parameters); the
+ * MAC binds it to the thread, the page, the slot and the export
+ * generation, so a kpager can read it but neither forge, move nor replay
+ * it.
+ */
+struct km_cont {
+	uint32_t magic;
+	uint32_t thread;
+	uint32_t state;
+	uint32_t safe_point;
+	uint32_t regs[10];
+	uint32_t ipc_partner;
+	uint32_t timeslice;
+	uint32_t priority;
+	uint32_t pager;
+	uint32_t mr[64];
+	uint8_t mac[crypto_auth_BYTES];
+};
+_Static_assert(sizeof(struct km_cont) <= KM_KTCB_SIZE, "continuation fits");
+
+/* What the MAC covers besides the continuation: where it belongs. */
+struct km_cont_binding {
+	uint32_t task, index, slot, gen;
+};
+
+bool km_ktype_is_revocable(enum km_ktype type)
+{
+	return type != KM_KT_NT && type != KM_KT_MDB &&
+	       (unsigned)type < KM_KT_COUNT;
+}
+
+const char *km_stop_reason_name(enum km_stop_reason r)
+{
+	static const char *const n[] = { "none", "continuation forged",
+	                                 "continuation invalid",
+	                                 "continuation discarded" };
+
+	return (unsigned)r < 4 ? n[r] : "?";
+}
+
+static void cont_mac(const struct km *km, const struct km_cont *c,
+                     struct km_cont_binding b, uint8_t mac[crypto_auth_BYTES])
+{
+	crypto_auth_hmacsha512256_state st;
+
+	crypto_auth_hmacsha512256_init(&st, km->key, sizeof km->key);
+	crypto_auth_hmacsha512256_update(&st, (const void *)&b, sizeof b);
+	crypto_auth_hmacsha512256_update(&st, (const void *)c,
+	                                 offsetof(struct km_cont, mac));
+	crypto_auth_hmacsha512256_final(&st, mac);
+}
+
+static struct km_ktcb *ktcb_at(struct km *km, km_pfn_t pfn, uint32_t i)
+{
+	return (struct km_ktcb *)(void *)(km_fp(km, pfn) + i * KM_KTCB_SIZE);
+}
+
+/* A fresh KTCB for a thread the kernel has stopped. */
+static void ktcb_stopped(struct km *km, km_pfn_t pfn, uint32_t i,
+                         km_thread_t th, enum km_stop_reason why)
+{
+	struct km_ktcb *k = ktcb_at(km, pfn, i);
+
+	memset(k, 0, sizeof *k);
+	k->magic = KM_KTCB_MAGIC;
+	k->thread = th;
+	k->state = KM_TS_STOPPED;
+	k->pager = km->thread[th].pager;
+	km->thread[th].state = KM_TS_STOPPED;
+	km->thread[th].stop_reason = (uint8_t)why;
+}
+
+/* Exports a KTCB page in place: one continuation per live slot. */
+static void ktcb_export(struct km *km, struct km_kpage kp, km_pfn_t pfn)
+{
+	struct km_task *tk = &km->task[kp.task];
+	struct km_cont c[KM_KTCB_PER_PAGE];
+	bool live[KM_KTCB_PER_PAGE];
+
+	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++) {
+		uint32_t slot = kp.index * KM_KTCB_PER_PAGE + i;
+		const struct km_ktcb *k = ktcb_at(km, pfn, i);
+		struct km_cont_binding b = { kp.task, kp.index, i,
+		                             tk->page[KM_KT_KTCB].gen[kp.index] };
+
+		live[i] = slot < tk->ktcb_cap && tk->ktcb_slot[slot] != 0;
+		if (!live[i])
+			continue;
+		memset(&c[i], 0, sizeof c[i]);
+		c[i].magic = KM_CONT_MAGIC;
+		c[i].thread = k->thread;
+		c[i].state = k->state;
+		c[i].safe_point = k->safe_point;
+		memcpy(c[i].regs, k->regs, sizeof c[i].regs);
+		c[i].ipc_partner = k->ipc_partner;
+		c[i].timeslice = k->timeslice;
+		c[i].priority = k->priority;
+		c[i].pager = k->pager;
+		memcpy(c[i].mr, k->mr, sizeof c[i].mr);
+		cont_mac(km, &c[i], b, c[i].mac);
+		km_charge(km, KM_C_SEAL);
+	}
+	memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++)
+		if (live[i])
+			memcpy(km_fp(km, pfn) + i * KM_KTCB_SIZE, &c[i],
+			       sizeof c[i]);
+}
+
+/*
+ * Imports a KTCB page from its form: each live slot's continuation must
+ * carry a valid MAC for this thread, page, slot and generation, and fields
+ * a kernel could have written; otherwise that thread is stopped.  Returns
+ * how many threads were stopped.
+ */
+static uint32_t ktcb_import(struct km *km, struct km_kpage kp, km_pfn_t pfn,
+                            bool lost)
+{
+	struct km_task *tk = &km->task[kp.task];
+	struct km_cont c[KM_KTCB_PER_PAGE];
+	uint32_t stopped = 0;
+
+	memcpy(c, km_fp(km, pfn), sizeof c);
+	memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++) {
+		uint32_t slot = kp.index * KM_KTCB_PER_PAGE + i;
+		km_thread_t th = slot < tk->ktcb_cap ? tk->ktcb_slot[slot] : 0;
+		struct km_cont_binding b = { kp.task, kp.index, i,
+		                             tk->page[KM_KT_KTCB].gen[kp.index] };
+		uint8_t mac[crypto_auth_BYTES];
+		struct km_ktcb *k;
+
+		if (th == 0)
+			continue;
+		if (lost) {
+			ktcb_stopped(km, pfn, i, th, KM_STOP_DISCARDED);
+			stopped++;
+			continue;
+		}
+		/* Did the kernel seal this, for this slot, this time? */
+		km_charge(km, KM_C_SEAL);
+		cont_mac(km, &c[i], b, mac);
+		if (sodium_memcmp(mac, c[i].mac, sizeof mac) != 0) {
+			ktcb_stopped(km, pfn, i, th, KM_STOP_FORGED);
+			stopped++;
+			continue;
+		}
+		/* Are its fields still ones the kernel could have written? */
+		km_charge(km, KM_C_VALIDATE);
+		if (c[i].magic != KM_CONT_MAGIC || c[i].thread != th ||
+		    (c[i].state != KM_TS_READY && c[i].state != KM_TS_STOPPED) ||
+		    c[i].safe_point >= KM_SAFE_POINTS ||
+		    c[i].pager != km->thread[th].pager ||
+		    c[i].priority > 255) {
+			ktcb_stopped(km, pfn, i, th, KM_STOP_INVALID);
+			stopped++;
+			continue;
+		}
+		k = ktcb_at(km, pfn, i);
+		k->magic = KM_KTCB_MAGIC;
+		k->thread = th;
+		k->state = c[i].state;
+		k->safe_point = c[i].safe_point;
+		memcpy(k->regs, c[i].regs, sizeof k->regs);
+		/* An IPC partner that died meanwhile is forgotten, not trusted. */
+		k->ipc_partner = c[i].ipc_partner < km->cfg.max_threads &&
+		                 km->thread[c[i].ipc_partner].live ?
+		                 c[i].ipc_partner : 0;
+		k->timeslice = c[i].timeslice;
+		k->priority = c[i].priority;
+		k->pager = c[i].pager;
+		memcpy(k->mr, c[i].mr, sizeof k->mr);
+	}
+	return stopped;
+}
+
+/*
+ * Turns a present kernel page into its external form, in place, and takes
+ * it out of the task's tables.  With `discard` the frame is left zeroed:
+ * the kpager keeps nothing.
+ */
+void km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
+                     bool discard)
+{
+	struct km_task *tk = &km->task[kp.task];
+
+	KM_ASSERT(km_ktype_is_revocable(kp.type));
+	switch (kp.type) {
+	case KM_KT_PT:
+		/* The mappings stay in the mapping database and the node
+		 * table; only their cache in the MMU's format goes. */
+		if (km_present(KM_PD(tk)))
+			km_words(km, KM_PD(tk))[kp.index] = 0;
+		tk->pt_missing[kp.index] = 0;
+		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+		break;
+	case KM_KT_PD:
+	case KM_KT_ND:
+		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+		break;
+	case KM_KT_UTCB: {
+		uint32_t *pte = km_pte_slot(km, tk, KM_UTCB_AREA +
+		                            kp.index * KM_PAGE_SIZE);
+
+		/* The node table keeps its UTCB mark; the PTE goes. */
+		if (pte != NULL)
+			*pte = 0;
+		break;
+	}
+	case KM_KT_KTCB:
+		ktcb_export(km, kp, pfn);
+		break;
+	default:
+		break;
+	}
+	km_charge(km, KM_C_EXPORT);
+	if (discard)
+		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+}
+
+/* Re-enters the PTEs a page table can have without asking anyone: the
+ * UTCB pages of the task; counts the mappings left for refills. */
+static void pt_rebuild(struct km *km, struct km_task *tk, uint32_t pde,
+                       km_pfn_t pfn)
+{
+	const uint32_t *nt = km_words(km, KM_NT(tk, pde));
+	uint32_t *pt = km_words(km, pfn);
+	uint16_t missing = 0;
+
+	KM_ASSERT(km_present(KM_NT(tk, pde)));
+	for (uint32_t i = 0; i < 1024; i++) {
+		km_vaddr_t va = (pde << 22) | (i << 12);
+
+		if (nt[i] == KM_NTE_NONE)
+			continue;
+		if (nt[i] == KM_NTE_UTCB) {
+			uint32_t up = (va - KM_UTCB_AREA) >> KM_PAGE_SHIFT;
+			km_pfn_t u = tk->page[KM_KT_UTCB].pfn[up];
+
+			if (km_present(u))
+				pt[i] = km_phys(km, u) | KM_PTE_P | KM_PTE_RW |
+				        KM_PTE_US;
+			continue;
+		}
+		if (!(km_part(km, tk - km->task, nt[i] - 1)->r.flags &
+		      KM_RECV_LENT))
+			missing++;
+	}
+	tk->pt_missing[pde] = missing;
+}
+
+/* The node directory's counts, from the node tables present. */
+static void nd_rebuild(struct km *km, struct km_task *tk, km_pfn_t pfn)
+{
+	uint32_t *nd = km_words(km, pfn);
+
+	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++) {
+		const uint32_t *nt;
+
+		if (!km_present(KM_NT(tk, pde)))
+			continue;
+		nt = km_words(km, KM_NT(tk, pde));
+		for (uint32_t i = 0; i < 1024; i++)
+			nd[pde] += nt[i] != KM_NTE_NONE;
+	}
+}
+
+/*
+ * Gives a frame entering the kernel its content for `kp`: new (zeroed and
+ * initialised), restored from the external form the frame holds, or
+ * rebuilt because the form was discarded.  The pages it depends on are
+ * present.  Returns the decision to record.
+ */
+enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
+                                 km_pfn_t pfn, enum km_import how)
+{
+	struct km_task *tk = &km->task[kp.task];
+	uint32_t *w = km_words(km, pfn);
+	enum km_decision d = how == KM_IMPORT_NEW ? KM_D_MAPPED : KM_D_REBUILT;
+
+	if (how == KM_IMPORT_NEW) {
+		km_charge(km, KM_C_ZERO_FRAME);
+	} else {
+		km_charge(km, KM_C_IMPORT);
+	}
+	/* Everything but a restored UTCB or KTCB page starts from zero; a
+	 * KTCB page is zeroed once its continuations are read. */
+	if (!(how == KM_IMPORT_RESTORE &&
+	      (kp.type == KM_KT_UTCB || kp.type == KM_KT_KTCB)))
+		memset(w, 0, KM_PAGE_SIZE);
+	km_charge(km, KM_C_KPAGE_INIT);
+
+	switch (kp.type) {
+	case KM_KT_PD:
+		memcpy(&w[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde);
+		/* Tables that outlived their directory are entered again. */
+		for (uint32_t i = 0; i < KM_USER_PDES; i++)
+			if (km_present(KM_PT(tk, i)))
+				w[i] = km_phys(km, KM_PT(tk, i)) | KM_PTE_P |
+				       KM_PTE_RW | KM_PTE_US;
+		break;
+	case KM_KT_ND:
+		if (how != KM_IMPORT_NEW)
+			nd_rebuild(km, tk, pfn);
+		break;
+	case KM_KT_PT:
+		KM_ASSERT(km_present(KM_PD(tk)));
+		km_words(km, KM_PD(tk))[kp.index] =
+			km_phys(km, pfn) | KM_PTE_P | KM_PTE_RW | KM_PTE_US;
+		tk->pt_missing[kp.index] = 0;
+		if (how != KM_IMPORT_NEW)
+			pt_rebuild(km, tk, kp.index, pfn);
+		break;
+	case KM_KT_MDB: {
+		struct km_mdb_page *mp = (struct km_mdb_page *)(void *)w;
+
+		KM_ASSERT(how == KM_IMPORT_NEW);
+		mp->magic = KM_MDB_MAGIC;
+		mp->task = kp.task;
+		mp->index = kp.index;
+		mp->used = 0;
+		mp->free_head = 0;
+		for (uint32_t i = 0; i < KM_MDB_PARTS; i++)
+			mp->part[i].f.next_free =
+				i + 1 < KM_MDB_PARTS ? i + 1 : 0xffffu;
+		tk->mdb_free += KM_MDB_PARTS;
+		km_mdb_trim_note(km, kp);
+		break;
+	}
+	case KM_KT_UTCB: {
+		km_vaddr_t va = KM_UTCB_AREA + kp.index * KM_PAGE_SIZE;
+
+		/* The UTCB page is user visible: the kernel maps it into the
+		 * task's UTCB area itself, without a mapping node. */
+		if (how == KM_IMPORT_NEW)
+			km_pt_set(km, tk, va, pfn, KM_R | KM_W, KM_NTE_UTCB);
+		else
+			*km_pte_slot(km, tk, va) = km_phys(km, pfn) | KM_PTE_P |
+			                           KM_PTE_RW | KM_PTE_US;
+		if (how == KM_IMPORT_REBUILD)
+			d = KM_D_LOST;
+		else if (how == KM_IMPORT_RESTORE)
+			d = KM_D_RESTORED;
+		break;
+	}
+	case KM_KT_KTCB:
+		if (how != KM_IMPORT_NEW) {
+			uint32_t stopped = ktcb_import(km, kp, pfn,
+			                               how == KM_IMPORT_REBUILD);
+
+			d = how == KM_IMPORT_REBUILD ? KM_D_LOST :
+			    stopped ? KM_D_STOPPED : KM_D_RESTORED;
+		}
+		break;
+	default:
+		break;
+	}
+	return d;
+}
