@@ -149,7 +149,9 @@ static uint32_t ktcb_import(struct km *km, struct km_kpage kp, km_pfn_t pfn,
 	struct km_cont c[KM_KTCB_PER_PAGE];
 	uint32_t stopped = 0;
 
-	memcpy(c, km_fp(km, pfn), sizeof c);
+	/* Each continuation sits at the start of its thread's slot. */
+	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++)
+		memcpy(&c[i], km_fp(km, pfn) + i * KM_KTCB_SIZE, sizeof c[i]);
 	memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
 	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++) {
 		uint32_t slot = kp.index * KM_KTCB_PER_PAGE + i;

@@ -324,10 +324,12 @@ int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
 	rec.kpage = kp;
 	rec.pfn = pfn;
 	km_charge(km, KM_C_REVOKE);
+	/* A new generation first: the form binds to it, so an older form of
+	 * the same page no longer passes. */
+	tk->page[kp.type].gen[kp.index]++;
 	km_kform_export(km, kp, pfn, discard);
 	*kpage_slot(km, kp) = KM_OUT_PFN;
 	tk->nout[kp.type]++;
-	tk->page[kp.type].gen[kp.index]++;
 	tk->page[kp.type].lost[kp.index] = discard;
 	frame_leave(km, kp, pfn);
 	k = lend_end(km, pfn);
@@ -539,8 +541,9 @@ static int need_one(struct km *km, km_task_t task, enum km_ktype type,
 /*
  * Adds a page the operation needs, unless it is present or listed, with
  * the pages its content depends on: a page table is entered into its
- * directory; a UTCB page is entered into the UTCB area's page table.
- * (Hierarchy order, enum km_ktype, puts those first.)
+ * directory, a node table into the node directory, a UTCB page into the
+ * UTCB area's page table.  (Hierarchy order, enum km_ktype, puts those
+ * first.)
  */
 int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
                uint32_t index)
@@ -549,10 +552,13 @@ int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
 
 	if (err == KM_OK && type == KM_KT_PT)
 		err = need_one(km, task, KM_KT_PD, 0);
+	if (err == KM_OK && type == KM_KT_NT &&
+	    km_kpage_pfn(km, (struct km_kpage){ task, type, index }) == KM_NO_PFN)
+		err = need_one(km, task, KM_KT_ND, 0);
 	if (err == KM_OK && type == KM_KT_UTCB) {
 		err = km_op_need(km, task, KM_KT_PT, KM_UTCB_PDE);
 		if (err == KM_OK)
-			err = need_one(km, task, KM_KT_NT, KM_UTCB_PDE);
+			err = km_op_need(km, task, KM_KT_NT, KM_UTCB_PDE);
 	}
 	return err;
 }
@@ -573,18 +579,14 @@ static int need_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/* Gives back, in reverse order, every page this operation obtained: new
- * pages are freed, restored ones go out again with their kpager. */
+/* Gives back, in reverse order, every new page this operation obtained.
+ * Pages it brought back from revocation stay: their content is the same
+ * as before, and sending them out again behind their kpager's back would
+ * leave its bookkeeping wrong. */
 void km_op_rollback(struct km *km)
 {
 	for (uint32_t i = km->nneed; i-- > 0;) {
-		km_pfn_t pfn = km->need[i].pfn;
-
-		if (pfn == KM_NO_PFN)
-			continue;
-		if (km->need[i].restore)
-			km_kpage_revoke(km, pfn, false);
-		else
+		if (km->need[i].pfn != KM_NO_PFN && !km->need[i].restore)
 			km_kpage_free(km, km->need[i].kp);
 		km->need[i].pfn = KM_NO_PFN;
 	}

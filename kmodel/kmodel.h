@@ -12,7 +12,8 @@
  * Conventions.  Every mutator validates all of its arguments and obtains all
  * kernel pages it needs before it changes anything ("validate, then
  * commit"): on any error it returns a nonzero enum km_err and the model is
- * exactly as before, apart from statistics and the simulated clock.  Bad
+ * exactly as before, apart from statistics, the simulated clock, and
+ * revoked kernel pages it brought back (their content unchanged).  Bad
  * input never aborts; an abort means a model bug and prints the broken
  * invariant.  No function keeps a pointer it was given unless it says so.
  */

@@ -1,0 +1,676 @@
+/*
+ * Revocation: a kpager takes back kernel pages it lent, keeps (or
+ * discards) their external forms, and hands them back when the kernel
+ * faults on them.  Round trips per data type, continuations that are
+ * forged, stale or moved, discards, refusals, costs in the records, and a
+ * secrecy scan of every exported page.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kmodel.h"
+
+#define PG KM_PAGE_SIZE
+#define POOL 0x10000000u
+#define NPOOL 64u
+#define VA 0x08048000u
+
+#define CHECK(km)                                                       \
+	do {                                                            \
+		char why_[256];                                         \
+		if (!km_check((km), why_, sizeof why_))                 \
+			fail_msg("km_check: %s", why_);                 \
+	} while (0)
+#define OK(e) assert_int_equal((e), KM_OK)
+
+/* ---------------------------------------------------------------------- */
+/* A kpager that remembers which of its pages holds which kernel page.     */
+
+enum rk_state { RK_FREE = 0, RK_LENT, RK_HELD };
+
+struct rk {
+	struct km *km;
+	km_task_t task;
+	enum rk_state state[NPOOL];
+	uint64_t kva[NPOOL];            /* what a lent or held page holds */
+	bool deny_restore;
+	unsigned restores, fresh_restores;
+};
+
+static int rk_init(struct km *km, km_task_t task, const char *args,
+                   void **state, char *why, size_t why_len)
+{
+	struct rk *rk;
+
+	(void)why;
+	(void)why_len;
+	if (sscanf(args, "ctx=%p", (void **)&rk) != 1)
+		return KM_EINVAL;
+	memset(rk, 0, sizeof *rk);
+	rk->km = km;
+	rk->task = task;
+	*state = rk;
+	return km_sigma0_map(km, task, POOL, NPOOL, KM_R | KM_W);
+}
+
+static void rk_fault(void *state, const struct kp_fault *f,
+                     struct kp_decision *d)
+{
+	struct rk *rk = state;
+
+	d->action = KP_DENY;
+	d->discarded = false;
+	if (f->restore) {
+		rk->restores++;
+		if (rk->deny_restore)
+			return;
+		for (uint32_t i = 0; i < NPOOL; i++) {
+			if (rk->state[i] == RK_HELD && rk->kva[i] == f->kva) {
+				rk->state[i] = RK_LENT;
+				d->action = KP_MAP;
+				d->vaddr = POOL + i * PG;
+				return;
+			}
+		}
+		rk->fresh_restores++;
+		d->discarded = true;    /* no form kept: a fresh frame */
+	}
+	for (uint32_t i = 0; i < NPOOL; i++) {
+		if (rk->state[i] == RK_FREE) {
+			rk->state[i] = RK_LENT;
+			rk->kva[i] = f->kva;
+			d->action = KP_MAP;
+			d->vaddr = POOL + i * PG;
+			return;
+		}
+	}
+}
+
+static void rk_released(void *state, km_vaddr_t vaddr, struct km_kpage kp)
+{
+	struct rk *rk = state;
+
+	(void)kp;
+	rk->state[(vaddr - POOL) / PG] = RK_FREE;
+}
+
+static const struct kp_ops rk_ops = {
+	.name = "rk", .init = rk_init, .fault = rk_fault,
+	.released = rk_released,
+};
+
+/* ---------------------------------------------------------------------- */
+
+struct rec_log {
+	struct km_fault_rec r[512];
+	size_t n;
+};
+
+static void logger(void *ctx, const struct km_fault_rec *r)
+{
+	struct rec_log *l = ctx;
+
+	if (l->n < 512)
+		l->r[l->n++] = *r;
+}
+
+struct fx {
+	struct km *km;
+	struct rk rk;
+	km_kpager_t kp;
+	km_task_t kt, t;
+	km_thread_t th[3];
+	struct rec_log log;
+};
+
+static int setup(void **state)
+{
+	static struct fx fx;
+	struct km_config c = km_config_default(2048);
+	char args[64], why[128];
+
+	memset(&fx, 0, sizeof fx);
+	c.kmem = KM_KMEM_KPAGER;
+	c.key_seed = 42;
+	snprintf(args, sizeof args, "ctx=%p", (void *)&fx.rk);
+	if (km_create(&c, &fx.km, why, sizeof why) != KM_OK ||
+	    km_task_create(fx.km, KM_ROOT_KPAGER, &fx.kt) != KM_OK ||
+	    km_kpager_create(fx.km, &rk_ops, fx.kt, args, &fx.kp, why,
+	                     sizeof why) != KM_OK ||
+	    km_task_create(fx.km, fx.kp, &fx.t) != KM_OK)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (km_thread_create(fx.km, fx.t, 0, &fx.th[i]) != KM_OK)
+			return -1;
+	if (km_touch(fx.km, fx.th[0], VA, KM_ACC_WRITE) != KM_OK)
+		return -1;
+	km_set_fault_sink(fx.km, logger, &fx.log);
+	*state = &fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	km_destroy(fx->km);
+	return 0;
+}
+
+/* The kpager's page that holds (or held) kernel page `kp`. */
+static km_vaddr_t page_of(struct fx *fx, enum km_ktype type, uint32_t index)
+{
+	struct km_kpage kp = { fx->t, type, index };
+	uint64_t kva = km_kpage_kva(kp);
+
+	for (uint32_t i = 0; i < NPOOL; i++)
+		if (fx->rk.state[i] != RK_FREE && fx->rk.kva[i] == kva)
+			return POOL + i * PG;
+	fail_msg("no page holds %s/%u", km_ktype_name(type), index);
+	return 0;
+}
+
+/* Revokes kernel page (t, type, index), keeping the form; returns the
+ * form's bytes (the kpager's frame). */
+static uint8_t *revoke(struct fx *fx, enum km_ktype type, uint32_t index,
+                       bool discard)
+{
+	km_vaddr_t va = page_of(fx, type, index);
+	struct km_mapping m;
+
+	OK(km_kpager_revoke(fx->km, fx->kp, va, discard));
+	fx->rk.state[(va - POOL) / PG] = discard ? RK_FREE : RK_HELD;
+	CHECK(fx->km);
+	OK(km_lookup(fx->km, fx->kt, va, &m));
+	assert_false(m.lent);
+	return km_frame_ptr(fx->km, m.pfn);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+static const struct km_fault_rec *last_of(struct fx *fx,
+                                          enum km_fault_kind kind)
+{
+	for (size_t i = fx->log.n; i-- > 0;)
+		if (fx->log.r[i].kind == kind)
+			return &fx->log.r[i];
+	fail_msg("no %s record", km_fault_kind_name(kind));
+	return NULL;
+}
+
+/* The task's structure: kernel pages in and out, mappings, threads. */
+static void assert_same_shape(const struct km_task_stats *a,
+                              const struct km_task_stats *b)
+{
+	for (int i = 0; i < KM_KT_COUNT; i++) {
+		assert_int_equal(a->pages[i], b->pages[i]);
+		assert_int_equal(a->out[i], b->out[i]);
+	}
+	assert_int_equal(a->mappings, b->mappings);
+	assert_int_equal(a->threads, b->threads);
+}
+
+static struct km_task_stats tstats(struct fx *fx)
+{
+	struct km_task_stats ts;
+
+	OK(km_task_stats(fx->km, fx->t, &ts));
+	return ts;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void test_revoke_pt_round_trip(void **state)
+{
+	struct fx *fx = *state;
+	struct km_mapping before, after;
+	const struct km_fault_rec *u, *k;
+	uint8_t *form;
+
+	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
+	OK(km_lookup(fx->km, fx->t, VA + PG, &before));
+	memset(km_frame_ptr(fx->km, before.pfn), 0x5a, PG);
+
+	form = revoke(fx, KM_KT_PT, VA >> 22, false);
+	assert_true(all_zero(form, PG));        /* exported vacant */
+	assert_int_equal(tstats(fx).out[KM_KT_PT], 1);
+	assert_int_equal(km_pte(fx->km, fx->t, VA + PG), 0);
+	/* The mapping itself is still in the mapping database. */
+	OK(km_lookup(fx->km, fx->t, VA + PG, &after));
+	assert_int_equal(after.pfn, before.pfn);
+
+	fx->log.n = 0;
+	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_READ));
+	CHECK(fx->km);
+	k = last_of(fx, KM_FK_KERNEL);
+	assert_int_equal(k->kpage.type, KM_KT_PT);
+	assert_int_equal(k->decision, KM_D_REBUILT);
+	u = last_of(fx, KM_FK_USER);
+	assert_int_equal(u->decision, KM_D_REFILLED);
+	assert_int_equal(u->count[KM_C_FAULT_IPC], 0);  /* no pager asked */
+	assert_int_equal(u->count[KM_C_PT_REFILL], 1);
+	assert_int_equal(k->parent, u->seq);
+	assert_int_equal(fx->rk.restores, 1);
+	assert_int_equal(km_pte(fx->km, fx->t, VA + PG) & ~0xfffu,
+	                 0xC0000000u + (before.pfn << 12));
+	assert_int_equal(km_frame_ptr(fx->km, before.pfn)[100], 0x5a);
+	/* The other page of that table needs its own refill. */
+	assert_int_equal(km_pte(fx->km, fx->t, VA), 0);
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_WRITE));
+	assert_int_equal(last_of(fx, KM_FK_USER)->decision, KM_D_REFILLED);
+	CHECK(fx->km);
+}
+
+static void test_revoke_pd_keeps_its_tables(void **state)
+{
+	struct fx *fx = *state;
+	struct km_task_stats ts;
+
+	revoke(fx, KM_KT_PD, 0, false);
+	assert_int_equal(km_task_cr3(fx->km, fx->t), 0);
+	ts = tstats(fx);
+	assert_int_equal(ts.out[KM_KT_PD], 1);
+	assert_int_equal(ts.pages[KM_KT_PT], 2);        /* text and UTCB */
+	fx->log.n = 0;
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ));
+	CHECK(fx->km);
+	assert_int_not_equal(km_task_cr3(fx->km, fx->t), 0);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_REBUILT);
+	/* The tables were entered again: the page needed no refill. */
+	assert_int_equal(last_of(fx, KM_FK_USER)->decision, KM_D_PRESENT);
+	assert_int_not_equal(km_pte(fx->km, fx->t, VA), 0);
+}
+
+static void test_revoke_nd_comes_back_counted(void **state)
+{
+	struct fx *fx = *state;
+
+	revoke(fx, KM_KT_ND, 0, false);
+	/* Nothing needs it to use existing tables... */
+	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
+	assert_int_equal(tstats(fx).out[KM_KT_ND], 1);
+	CHECK(fx->km);
+	/* ...a new node table is entered into it. */
+	fx->log.n = 0;
+	OK(km_touch(fx->km, fx->th[0], 0x40000000u, KM_ACC_WRITE));
+	assert_int_equal(tstats(fx).out[KM_KT_ND], 0);
+	assert_int_equal(fx->log.r[0].kpage.type, KM_KT_ND);
+	assert_int_equal(fx->log.r[0].decision, KM_D_REBUILT);
+	CHECK(fx->km);  /* the counts were rebuilt from the node tables */
+}
+
+static void test_revoke_utcb_goes_as_it_is(void **state)
+{
+	struct fx *fx = *state;
+	km_vaddr_t utcb;
+	uint8_t *form, *page;
+
+	OK(km_thread_utcb(fx->km, fx->th[1], &utcb));
+	page = km_frame_ptr(fx->km, (km_pte(fx->km, fx->t, utcb) -
+	                             0xC0000000u) >> 12);
+	memset(page + (utcb & 0xfff), 0x77, KM_UTCB_SIZE);
+	form = revoke(fx, KM_KT_UTCB, 0, false);
+	assert_int_equal(form[utcb & 0xfff], 0x77);
+	assert_int_equal(km_pte(fx->km, fx->t, utcb), 0);
+	form[(utcb & 0xfff) + 1] = 0x78;        /* the owner's data anyway */
+	fx->log.n = 0;
+	OK(km_touch(fx->km, fx->th[1], utcb, KM_ACC_WRITE));
+	CHECK(fx->km);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_RESTORED);
+	page = km_frame_ptr(fx->km, (km_pte(fx->km, fx->t, utcb) -
+	                             0xC0000000u) >> 12);
+	assert_int_equal(page[utcb & 0xfff], 0x77);
+	assert_int_equal(page[(utcb & 0xfff) + 1], 0x78);
+}
+
+static void set_regs(struct fx *fx, int i, uint32_t base)
+{
+	uint32_t r[10];
+
+	for (int k = 0; k < 10; k++)
+		r[k] = base + (uint32_t)k;
+	OK(km_thread_regs(fx->km, fx->th[i], r, true));
+}
+
+static void assert_regs(struct fx *fx, int i, uint32_t base)
+{
+	uint32_t r[10];
+	enum km_thread_state st;
+
+	OK(km_thread_regs(fx->km, fx->th[i], r, false));
+	OK(km_thread_state(fx->km, fx->th[i], &st, NULL));
+	assert_int_equal(st, KM_TS_READY);
+	for (int k = 0; k < 10; k++)
+		assert_int_equal(r[k], base + (uint32_t)k);
+}
+
+/* Brings the thread's KTCB back (reading its registers) and checks that
+ * the kernel stopped it, for `why`, with its registers gone. */
+static void assert_stopped(struct fx *fx, int i, enum km_stop_reason why)
+{
+	enum km_thread_state st;
+	enum km_stop_reason r;
+	uint32_t regs[10] = { 1 };
+
+	OK(km_thread_regs(fx->km, fx->th[i], regs, false));
+	assert_true(all_zero((const uint8_t *)regs, sizeof regs));
+	OK(km_thread_state(fx->km, fx->th[i], &st, &r));
+	assert_int_equal(st, KM_TS_STOPPED);
+	assert_int_equal(r, why);
+	assert_int_equal(km_thread_regs(fx->km, fx->th[i], regs, true),
+	                 KM_EPERM);
+}
+
+static void test_revoke_ktcb_round_trip(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *form;
+
+	for (int i = 0; i < 3; i++)
+		set_regs(fx, i, 0x1000u * (uint32_t)(i + 1));
+	form = revoke(fx, KM_KT_KTCB, 0, false);
+	/* Three continuations, one per 1 KiB slot, readable by the kpager. */
+	for (int i = 0; i < 3; i++) {
+		uint32_t w[6];
+
+		memcpy(w, form + i * 1024, sizeof w);
+		assert_int_equal(w[0], 0x636f6e74u);
+		assert_int_equal(w[1], fx->th[i]);
+		assert_int_equal(w[4], 0x1000u * (uint32_t)(i + 1));
+	}
+	assert_true(all_zero(form + 3 * 1024, 1024));
+	fx->log.n = 0;
+	for (int i = 0; i < 3; i++)
+		assert_regs(fx, i, 0x1000u * (uint32_t)(i + 1));
+	CHECK(fx->km);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_RESTORED);
+	assert_int_equal(fx->rk.restores, 1);
+}
+
+static void test_revoke_ktcb_forged_stops_one_thread(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t *form;
+
+	for (int i = 0; i < 3; i++)
+		set_regs(fx, i, 0x2000u * (uint32_t)(i + 1));
+	form = revoke(fx, KM_KT_KTCB, 0, false);
+	form[1024 + 16] ^= 1;           /* thread 1's eax */
+	fx->log.n = 0;
+	assert_regs(fx, 0, 0x2000u);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_STOPPED);
+	assert_stopped(fx, 1, KM_STOP_FORGED);
+	assert_regs(fx, 2, 0x6000u);
+	CHECK(fx->km);
+}
+
+static void test_revoke_ktcb_stale_or_moved_is_refused(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t old[PG], *form;
+
+	set_regs(fx, 0, 0x100u);
+	set_regs(fx, 2, 0x300u);
+	form = revoke(fx, KM_KT_KTCB, 0, false);
+	memcpy(old, form, PG);
+	assert_regs(fx, 0, 0x100u);     /* back in */
+	set_regs(fx, 0, 0x900u);
+	form = revoke(fx, KM_KT_KTCB, 0, false);
+	/* Replay the first export for thread 0 (stale generation), and move
+	 * thread 2's continuation into thread 1's slot. */
+	memcpy(form, old, 1024);
+	memcpy(form + 1024, form + 2048, 1024);
+	assert_stopped(fx, 0, KM_STOP_FORGED);
+	assert_stopped(fx, 1, KM_STOP_FORGED);
+	assert_regs(fx, 2, 0x300u);
+	CHECK(fx->km);
+}
+
+static void test_revoke_discard(void **state)
+{
+	struct fx *fx = *state;
+	km_vaddr_t utcb;
+	uint8_t *page;
+
+	set_regs(fx, 0, 0x40u);
+	OK(km_thread_utcb(fx->km, fx->th[0], &utcb));
+	page = km_frame_ptr(fx->km, (km_pte(fx->km, fx->t, utcb) -
+	                             0xC0000000u) >> 12);
+	memset(page, 0x33, PG);
+	revoke(fx, KM_KT_PT, VA >> 22, true);
+	revoke(fx, KM_KT_UTCB, 0, true);
+	revoke(fx, KM_KT_KTCB, 0, true);
+	fx->log.n = 0;
+	/* Redundant: rebuilt, and the mapping refilled. */
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ));
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_REBUILT);
+	assert_int_equal(last_of(fx, KM_FK_USER)->decision, KM_D_REFILLED);
+	/* Lost: the UTCB page comes back zeroed... */
+	OK(km_touch(fx->km, fx->th[0], utcb, KM_ACC_READ));
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_LOST);
+	page = km_frame_ptr(fx->km, (km_pte(fx->km, fx->t, utcb) -
+	                             0xC0000000u) >> 12);
+	assert_true(all_zero(page, PG));
+	/* ...and the threads of the KTCB page come back stopped. */
+	for (int i = 0; i < 3; i++)
+		assert_stopped(fx, i, KM_STOP_DISCARDED);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_LOST);
+	assert_int_equal(fx->rk.fresh_restores, 3);
+	CHECK(fx->km);
+}
+
+static void test_revoke_refusals_change_nothing(void **state)
+{
+	struct fx *fx = *state;
+	struct km_task_stats a, b;
+	struct km_stats g0, g1;
+
+	a = tstats(fx);
+	km_stats(fx->km, &g0);
+	/* Not lent, not a kpager, not a page at all, not revocable yet. */
+	assert_int_equal(km_kpager_revoke(fx->km, fx->kp, POOL + 60 * PG,
+	                                  false), KM_EINVAL);
+	assert_int_equal(km_kpager_revoke(fx->km, 77, POOL, false),
+	                 KM_ENOKPAGER);
+	assert_int_equal(km_kpager_revoke(fx->km, fx->kp, POOL + 1, false),
+	                 KM_EINVAL);
+	assert_int_equal(km_kpager_revoke(fx->km, fx->kp,
+	                                  page_of(fx, KM_KT_NT, VA >> 22),
+	                                  false), KM_EBUSY);
+	assert_int_equal(km_kpager_revoke(fx->km, fx->kp,
+	                                  page_of(fx, KM_KT_MDB, 0), false),
+	                 KM_EBUSY);
+	b = tstats(fx);
+	km_stats(fx->km, &g1);
+	assert_same_shape(&a, &b);
+	assert_int_equal(g0.kernel_frames, g1.kernel_frames);
+	assert_int_equal(g0.sigma0_free, g1.sigma0_free);
+	assert_int_equal(g0.kpool_free, g1.kpool_free);
+	CHECK(fx->km);
+}
+
+/* Revocation and restore charge their named costs, in their records. */
+static void test_revoke_costs_in_records(void **state)
+{
+	struct fx *fx = *state;
+	const struct km_fault_rec *r;
+
+	set_regs(fx, 0, 0);
+	fx->log.n = 0;
+	revoke(fx, KM_KT_KTCB, 0, false);
+	r = last_of(fx, KM_FK_REVOKE);
+	assert_int_equal(r->kpage.type, KM_KT_KTCB);
+	assert_int_equal(r->decision, KM_D_EXPORTED);
+	assert_int_equal(r->count[KM_C_REVOKE], 1);
+	assert_int_equal(r->count[KM_C_EXPORT], 1);
+	assert_int_equal(r->count[KM_C_SEAL], 3);       /* three threads */
+	assert_true(r->cycles > 0);
+	assert_regs(fx, 0, 0);
+	r = last_of(fx, KM_FK_KERNEL);
+	assert_int_equal(r->decision, KM_D_RESTORED);
+	assert_int_equal(r->count[KM_C_IMPORT], 1);
+	assert_int_equal(r->count[KM_C_SEAL], 3);
+	assert_int_equal(r->count[KM_C_VALIDATE], 3);
+	assert_int_equal(r->count[KM_C_ZERO_FRAME], 0);
+}
+
+/* A denied restore fails the operation and leaves the page out. */
+static void test_revoke_denied_restore_changes_nothing(void **state)
+{
+	struct fx *fx = *state;
+	struct km_task_stats a, b;
+	uint32_t regs[10];
+
+	set_regs(fx, 0, 0);
+	revoke(fx, KM_KT_KTCB, 0, false);
+	revoke(fx, KM_KT_PT, VA >> 22, false);
+	fx->rk.deny_restore = true;
+	a = tstats(fx);
+	assert_int_equal(km_thread_regs(fx->km, fx->th[0], regs, false),
+	                 KM_EDENIED);
+	assert_int_equal(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ),
+	                 KM_EDENIED);
+	b = tstats(fx);
+	assert_same_shape(&a, &b);
+	CHECK(fx->km);
+	fx->rk.deny_restore = false;
+	assert_regs(fx, 0, 0);
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ));
+	CHECK(fx->km);
+}
+
+/* An operation that brings a revoked page back and then fails keeps the
+ * page (its content is unchanged); the new pages it obtained go back. */
+static void test_revoke_failed_operation_keeps_restored_pages(void **state)
+{
+	struct fx *fx = *state;
+	struct km_task_stats a, b;
+
+	revoke(fx, KM_KT_PD, 0, false);
+	/* Exhaust the kpager's pool: a new region's page table is refused
+	 * after the directory came back. */
+	for (uint32_t i = 0; i < NPOOL; i++)
+		if (fx->rk.state[i] == RK_FREE)
+			fx->rk.state[i] = RK_LENT;
+	a = tstats(fx);
+	assert_int_equal(km_map(fx->km, KM_SIGMA0, km_fpage(0, 12, KM_RWX),
+	                        fx->t, 0x50000000u, KM_MAP, NULL), KM_EDENIED);
+	b = tstats(fx);
+	assert_int_equal(b.out[KM_KT_PD], 0);
+	assert_int_equal(b.pages[KM_KT_PD], 1);
+	assert_int_equal(b.pages[KM_KT_PT], a.pages[KM_KT_PT]);
+	assert_int_equal(b.mappings, a.mappings);
+	assert_int_not_equal(km_task_cr3(fx->km, fx->t), 0);
+	CHECK(fx->km);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Secrecy: nothing in an exported page but the client's own data.         */
+
+static bool contains(const uint8_t *p, size_t n, const void *v, size_t len)
+{
+	for (size_t i = 0; i + len <= n; i++)
+		if (memcmp(p + i, v, len) == 0)
+			return true;
+	return false;
+}
+
+static void test_revoke_secrecy_scan(void **state)
+{
+	struct fx *fx = *state;
+	km_task_t other;
+	km_thread_t oth;
+	km_vaddr_t outcb;
+	uint32_t marker[10];
+	enum km_ktype types[] = { KM_KT_PD, KM_KT_ND, KM_KT_PT, KM_KT_UTCB,
+	                          KM_KT_KTCB };
+	uint8_t *forms[5];
+	size_t checked = 0;
+
+	/* Another task of the same kpager, full of recognisable data. */
+	OK(km_task_create(fx->km, fx->kp, &other));
+	OK(km_thread_create(fx->km, other, 0, &oth));
+	OK(km_touch(fx->km, oth, VA, KM_ACC_WRITE));
+	for (int k = 0; k < 10; k++)
+		marker[k] = 0xfeed0000u + (uint32_t)k;
+	OK(km_thread_regs(fx->km, oth, marker, true));
+	OK(km_thread_utcb(fx->km, oth, &outcb));
+	memset(km_frame_ptr(fx->km, (km_pte(fx->km, other, outcb) -
+	                             0xC0000000u) >> 12) + (outcb & 0xfff),
+	       0xab, KM_UTCB_SIZE);
+	set_regs(fx, 0, 0x10u);
+
+	for (size_t i = 0; i < 5; i++)
+		forms[i] = revoke(fx, types[i],
+		                  types[i] == KM_KT_PT ? VA >> 22 : 0, false);
+	for (size_t i = 0; i < 5; i++) {
+		const uint8_t *f = forms[i];
+		const uint8_t *base = km_frame_ptr(fx->km, 0);
+		uintptr_t host[2] = { (uintptr_t)fx->km, (uintptr_t)base };
+		uint8_t ab[8];
+
+		/* Host pointers: the model, and any address inside the
+		 * frames' mapping (checked on every 8-byte window). */
+		for (size_t j = 0; j + 8 <= PG; j++) {
+			uintptr_t v;
+
+			memcpy(&v, f + j, sizeof v);
+			assert_false(v == host[0]);
+			assert_false(v >= host[1] &&
+			             v < host[1] + (uintptr_t)2048 * PG);
+		}
+		/* Physical addresses of any frame, as PTEs hold them. */
+		for (size_t j = 0; j + 4 <= PG; j += 4) {
+			uint32_t w;
+
+			memcpy(&w, f + j, 4);
+			assert_false(w >= 0xC0000000u &&
+			             w < 0xC0000000u + 2048u * PG);
+		}
+		/* The other task's data: its registers, its UTCB bytes. */
+		for (int k = 0; k < 10; k++)
+			assert_false(contains(f, PG, &marker[k], 4));
+		memset(ab, 0xab, sizeof ab);
+		assert_false(contains(f, PG, ab, sizeof ab));
+		checked++;
+	}
+	assert_int_equal(checked, 5);
+	/* The vacant forms are vacant. */
+	assert_true(all_zero(forms[0], PG));
+	assert_true(all_zero(forms[1], PG));
+	assert_true(all_zero(forms[2], PG));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_revoke_pt_round_trip),
+		T(test_revoke_pd_keeps_its_tables),
+		T(test_revoke_nd_comes_back_counted),
+		T(test_revoke_utcb_goes_as_it_is),
+		T(test_revoke_ktcb_round_trip),
+		T(test_revoke_ktcb_forged_stops_one_thread),
+		T(test_revoke_ktcb_stale_or_moved_is_refused),
+		T(test_revoke_discard),
+		T(test_revoke_refusals_change_nothing),
+		T(test_revoke_costs_in_records),
+		T(test_revoke_denied_restore_changes_nothing),
+		T(test_revoke_failed_operation_keeps_restored_pages),
+		T(test_revoke_secrecy_scan),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
