@@ -474,6 +474,16 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
  * and cross-checks the length decoder on it. Returns the new slot, or NULL
  * with e->hook_err set.
  */
+/*
+ * uc_ctl_request_cache, spelled without Unicorn's UC_CTL macro: that one
+ * shifts the signed int 3 by 30 places, which UBSan rightly reports as
+ * undefined.  The same bits, computed unsigned: type, argument count 2
+ * (bits 26..29), read and write (bits 30..31).
+ */
+static const uc_control_type ctl_request_cache =
+	(uc_control_type)((uint32_t)UC_CTL_TB_REQUEST_CACHE | (2u << 26) |
+	                  ((uint32_t)UC_CTL_IO_READ_WRITE << 30));
+
 static struct icache_slot *learn_block(struct sim_engine *e, uint32_t addr,
 									   uint32_t size)
 {
@@ -482,7 +492,7 @@ static struct icache_slot *learn_block(struct sim_engine *e, uint32_t addr,
 	unsigned n;
 	uc_err err;
 
-	err = uc_ctl_request_cache(e->uc, (uint64_t)addr, &tb);
+	err = uc_ctl(e->uc, ctl_request_cache, (uint64_t)addr, &tb);
 	if (err != UC_ERR_OK) {
 		e->hook_err = fail(e, SIM_EUC, "uc_ctl_request_cache(%#x): %s", addr,
 						   uc_strerror(err));
