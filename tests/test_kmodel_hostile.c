@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "kmodel.h"
+#include "kmtest.h"
 #include "pagers.h"
 
 #define PG KM_PAGE_SIZE
@@ -38,10 +39,7 @@ static uint64_t rng_state;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
+	return kmt_rng(&rng_state);
 }
 
 static uint32_t pick(uint32_t n)
@@ -49,12 +47,6 @@ static uint32_t pick(uint32_t n)
 	return (uint32_t)(rng() % n);
 }
 
-static uint64_t env_u64(const char *name, uint64_t dflt)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtoull(v, NULL, 0) : dflt;
-}
 
 /* ---------------------------------------------------------------------- */
 /* The hostile kpager.                                                      */
@@ -385,8 +377,8 @@ static void a_op(struct world *w)
 
 static void test_kmodel_hostile_kpager(void **state)
 {
-	uint64_t seed = env_u64("KPSIM_SEED", (uint64_t)time(NULL));
-	uint64_t target = env_u64("KPSIM_HOSTILE_MUTATIONS", 20000);
+	uint64_t seed = kmt_env_u64("KPSIM_SEED", (uint64_t)time(NULL));
+	uint64_t target = kmt_env_u64("KPSIM_HOSTILE_MUTATIONS", 20000);
 	struct km_config c = km_config_default(2048);
 	static struct world w;
 	char args[64], why[256];

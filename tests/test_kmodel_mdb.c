@@ -16,41 +16,7 @@
 #include <string.h>
 
 #include "kmodel.h"
-
-/* ---------------------------------------------------------------------- */
-/* Helpers (the same block opens every kmodel test file).                   */
-
-static const char *err_name(int rc)
-{
-	const char *s = NULL;
-
-	if (rc >= 0 && rc < KM_ERR_COUNT)
-		s = km_strerror(rc);
-	return s != NULL ? s : "?";
-}
-
-static void expect_rc(int got, int want, const char *expr,
-                      const char *file, int line)
-{
-	if (got != want)
-		fail_msg("%s:%d: %s returned %d (%s), expected %d (%s)", file,
-		         line, expr, got, err_name(got), want, err_name(want));
-}
-
-#define OK(expr) expect_rc((expr), KM_OK, #expr, __FILE__, __LINE__)
-#define ERR(expr, want) expect_rc((expr), (want), #expr, __FILE__, __LINE__)
-
-static void check_at(const struct km *km, const char *file, int line)
-{
-	char why[256];
-
-	why[0] = '\0';
-	if (!km_check(km, why, sizeof why))
-		fail_msg("%s:%d: km_check: %s", file, line, why);
-}
-
-/* Every step of every test ends with the invariant checker. */
-#define CHECK(km) check_at((km), __FILE__, __LINE__)
+#include "kmtest.h"
 
 /*
  * A snapshot of everything a refused call must not change: the global

@@ -14,19 +14,13 @@
 #include <cmocka.h>
 
 #include "kmodel.h"
+#include "kmtest.h"
 
 #define PG KM_PAGE_SIZE
 #define POOL 0x10000000u
 #define NPOOL 64u
 #define VA 0x08048000u
 
-#define CHECK(km)                                                       \
-	do {                                                            \
-		char why_[256];                                         \
-		if (!km_check((km), why_, sizeof why_))                 \
-			fail_msg("km_check: %s", why_);                 \
-	} while (0)
-#define OK(e) assert_int_equal((e), KM_OK)
 
 /* ---------------------------------------------------------------------- */
 /* A kpager that remembers which of its pages holds which kernel page.     */
@@ -106,19 +100,6 @@ static const struct kp_ops rk_ops = {
 
 /* ---------------------------------------------------------------------- */
 
-struct rec_log {
-	struct km_fault_rec r[512];
-	size_t n;
-};
-
-static void logger(void *ctx, const struct km_fault_rec *r)
-{
-	struct rec_log *l = ctx;
-
-	if (l->n < 512)
-		l->r[l->n++] = *r;
-}
-
 struct fx {
 	struct km *km;
 	struct rk rk;
@@ -149,7 +130,7 @@ static int setup(void **state)
 			return -1;
 	if (km_touch(fx.km, fx.th[0], VA, KM_ACC_WRITE) != KM_OK)
 		return -1;
-	km_set_fault_sink(fx.km, logger, &fx.log);
+	km_set_fault_sink(fx.km, rec_sink, &fx.log);
 	*state = &fx;
 	return 0;
 }
@@ -203,8 +184,8 @@ static const struct km_fault_rec *last_of(struct fx *fx,
                                           enum km_fault_kind kind)
 {
 	for (size_t i = fx->log.n; i-- > 0;)
-		if (fx->log.r[i].kind == kind)
-			return &fx->log.r[i];
+		if (fx->log.v[i].kind == kind)
+			return &fx->log.v[i];
 	fail_msg("no %s record", km_fault_kind_name(kind));
 	return NULL;
 }
@@ -305,8 +286,8 @@ static void test_revoke_nd_comes_back_counted(void **state)
 	fx->log.n = 0;
 	OK(km_touch(fx->km, fx->th[0], 0x40000000u, KM_ACC_WRITE));
 	assert_int_equal(tstats(fx).out[KM_KT_ND], 0);
-	assert_int_equal(fx->log.r[0].kpage.type, KM_KT_ND);
-	assert_int_equal(fx->log.r[0].decision, KM_D_REBUILT);
+	assert_int_equal(fx->log.v[0].kpage.type, KM_KT_ND);
+	assert_int_equal(fx->log.v[0].decision, KM_D_REBUILT);
 	CHECK(fx->km);  /* the counts were rebuilt from the node tables */
 }
 

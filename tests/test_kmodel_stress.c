@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "kmodel.h"
+#include "kmtest.h"
 #include "pagers.h"
 
 #define MAX_LIVE 10
@@ -28,10 +29,7 @@ static uint64_t rng_state;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
+	return kmt_rng(&rng_state);
 }
 
 static uint32_t pick(uint32_t n)
@@ -39,12 +37,6 @@ static uint32_t pick(uint32_t n)
 	return (uint32_t)(rng() % n);
 }
 
-static uint64_t env_u64(const char *name, uint64_t dflt)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? strtoull(v, NULL, 0) : dflt;
-}
 
 struct world {
 	struct km *km;
@@ -206,8 +198,8 @@ static int one_op(struct world *w, const char **what)
 
 static void test_kmodel_stress_random_ops(void **state)
 {
-	uint64_t seed = env_u64("KPSIM_SEED", (uint64_t)time(NULL));
-	uint64_t ops = env_u64("KPSIM_STRESS_OPS", 100000);
+	uint64_t seed = kmt_env_u64("KPSIM_SEED", (uint64_t)time(NULL));
+	uint64_t ops = kmt_env_u64("KPSIM_STRESS_OPS", 100000);
 	struct km_config c = km_config_default(2048);
 	struct world w;
 	struct shape before, after;

@@ -16,58 +16,8 @@
 #include <string.h>
 
 #include "kmodel.h"
+#include "kmtest.h"
 
-/* ---------------------------------------------------------------------- */
-/* Helpers (the same block opens every kmodel test file).                   */
-
-static const char *err_name(int rc)
-{
-	const char *s = NULL;
-
-	if (rc >= 0 && rc < KM_ERR_COUNT)
-		s = km_strerror(rc);
-	return s != NULL ? s : "?";
-}
-
-static void expect_rc(int got, int want, const char *expr,
-                      const char *file, int line)
-{
-	if (got != want)
-		fail_msg("%s:%d: %s returned %d (%s), expected %d (%s)", file,
-		         line, expr, got, err_name(got), want, err_name(want));
-}
-
-#define OK(expr) expect_rc((expr), KM_OK, #expr, __FILE__, __LINE__)
-#define ERR(expr, want) expect_rc((expr), (want), #expr, __FILE__, __LINE__)
-
-static void check_at(const struct km *km, const char *file, int line)
-{
-	char why[256];
-
-	why[0] = '\0';
-	if (!km_check(km, why, sizeof why))
-		fail_msg("%s:%d: km_check: %s", file, line, why);
-}
-
-/* Every step of every test ends with the invariant checker. */
-#define CHECK(km) check_at((km), __FILE__, __LINE__)
-
-/* Fault records, as the sink sees them. */
-#define LOG_CAP 1024
-
-struct rec_log {
-	size_t n;                       /* records seen (may exceed LOG_CAP) */
-	struct km_fault_rec v[LOG_CAP];
-};
-
-static void rec_sink(void *ctx, const struct km_fault_rec *rec)
-{
-	struct rec_log *l = ctx;
-
-	if (l->n < LOG_CAP)
-		l->v[l->n] = *rec;
-	l->n++;
-}
 
 /* A snapshot of what a refused call must not change.  `global` also
  * compares the model-wide counts; a refused user fault may legitimately
