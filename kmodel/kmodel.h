@@ -395,9 +395,11 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id);
 /*
  * Deletes a task: its threads, every mapping it holds (and, recursively,
  * every mapping derived from them in other tasks), then its kernel pages,
- * which go back to their lenders.  KM_ENOTASK; KM_EPERM for sigma0;
- * KM_EBUSY if the task backs a kpager that still has pages lent or clients,
- * or if one of the mappings to remove is lent to the kernel.
+ * which go back to their lenders (revoked ones are forgotten).  A page lent
+ * to the kernel among the mappings removed is revoked, its form discarded.
+ * KM_ENOTASK; KM_EPERM for sigma0; KM_EBUSY if the task backs a kpager
+ * that still has pages lent or clients, or if a page lent among the
+ * mappings to remove cannot be revoked (node table, mapping database).
  */
 int km_task_destroy(struct km *km, km_task_t task);
 
@@ -495,8 +497,10 @@ enum km_map_mode { KM_MAP = 0, KM_GRANT = 1 };
  * Returns KM_OK and, in *pages (may be NULL), how many pages moved; or
  * KM_ENOTASK, KM_EINVAL (flexpage, alignment, range), KM_ERESERVED (UTCB
  * area), KM_EPERM (sigma0 grants; a sigma0 destination), KM_ECYCLE,
- * KM_EBUSY (a replaced or granted mapping is lent to the kernel), or a
- * kernel page fault's error.  Nothing changes on error.
+ * KM_EBUSY (a page lent to the kernel below a replaced or granted mapping
+ * cannot be revoked, or holds a page table or directory of `to` itself), or
+ * a kernel page fault's error.  Nothing changes on error.  A page lent to
+ * the kernel below a replaced mapping is revoked, its form discarded.
  */
 int km_map(struct km *km, km_task_t from, struct km_fpage src,
            km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
