@@ -339,6 +339,7 @@ void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
                    unsigned rights);
 void km_pt_refill(struct km *km, struct km_task *tk, km_vaddr_t va,
                   km_pfn_t pfn, unsigned rights);
+void km_pt_hide(struct km *km, struct km_task *tk, km_vaddr_t va);
 unsigned km_pte_rights_ok(uint32_t pte, unsigned access);
 
 /* mdb.c */

@@ -459,7 +459,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 		r = &km_part(km, k->task, slot)->r;
 		r->flags |= KM_RECV_LENT;
 		/* In-use kernel memory is out of the kpager's reach. */
-		*km_pte_slot(km, kt, d.vaddr) = 0;
+		km_pt_hide(km, kt, d.vaddr);
 		km->frame[r->pfn].lender = kid;
 		km->frame[r->pfn].lender_vpn = d.vaddr >> KM_PAGE_SHIFT;
 		k->st.mapped++;

@@ -895,13 +895,18 @@ void km_kpager_lend_clear(struct km *km, km_kpager_t kid, km_vaddr_t va)
 	km_task_t kt = km->kpager[kid].task;
 	struct node n = { kt, km_recv_at(km, kt, va >> KM_PAGE_SHIFT) };
 	struct km_recv *r;
+	uint32_t *pte;
 
 	KM_ASSERT(n.slot != KM_NONE);
 	r = recv_of(km, n);
 	KM_ASSERT(r->flags & KM_RECV_LENT);
 	r->flags &= (uint16_t)~KM_RECV_LENT;
-	*km_pte_slot(km, &km->task[kt], va) = km_phys(km, r->pfn) | KM_PTE_P |
-		KM_PTE_US | ((r->rights & KM_W) ? KM_PTE_RW : 0);
+	/* The kpager's own table may be revoked (its kernel memory comes from
+	 * a kpager too): then the PTE comes back with the table. */
+	pte = km_pte_slot(km, &km->task[kt], va);
+	if (pte != NULL)
+		*pte = km_phys(km, r->pfn) | KM_PTE_P | KM_PTE_US |
+		       ((r->rights & KM_W) ? KM_PTE_RW : 0);
 	km->lent--;
 }
 

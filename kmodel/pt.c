@@ -89,6 +89,22 @@ void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
 		*pte = (*pte & ~KM_PTE_RW) | ((rights & KM_W) ? KM_PTE_RW : 0);
 }
 
+/* Takes a mapping's PTE away while the kernel uses its frame.  The
+ * table may be out (nothing to clear) or back but not yet refilled (the
+ * mapping no longer awaits a refill: a lent page has no PTE). */
+void km_pt_hide(struct km *km, struct km_task *tk, km_vaddr_t va)
+{
+	uint32_t *pte = km_pte_slot(km, tk, va);
+
+	if (pte == NULL)
+		return;
+	if (*pte == 0) {
+		KM_ASSERT(tk->pt_missing[KM_PDX(va)] > 0);
+		tk->pt_missing[KM_PDX(va)]--;
+	}
+	*pte = 0;
+}
+
 /* Re-enters the PTE of a mapping whose page table came back vacant. */
 void km_pt_refill(struct km *km, struct km_task *tk, km_vaddr_t va,
                   km_pfn_t pfn, unsigned rights)

@@ -15,6 +15,7 @@
 
 #include "kmodel.h"
 #include "kmtest.h"
+#include "pagers.h"
 
 #define PG KM_PAGE_SIZE
 #define POOL 0x10000000u
@@ -556,6 +557,48 @@ static void test_revoke_failed_operation_keeps_restored_pages(void **state)
 	CHECK(fx->km);
 }
 
+/* A kpager whose own kernel memory comes from a kpager: the upper one
+ * revokes the page table that maps the lower one's pool, and the lower one
+ * still lends and takes back pages (the lent page's PTE is simply not
+ * there while the table is out). */
+static void test_revoke_kpager_of_a_kpager(void **state)
+{
+	struct fx *fx = *state;
+	km_task_t low, c;
+	km_kpager_t kp2;
+	km_thread_t th;
+	char why[128];
+	uint64_t kva;
+
+	OK(km_task_create(fx->km, fx->kp, &low));
+	OK(km_kpager_create(fx->km, &kp_fcfs_ops, low, "frames=16", &kp2, why,
+	                    sizeof why));
+	CHECK(fx->km);
+	/* The upper kpager revokes the lower one's pool table. */
+	kva = km_kpage_kva((struct km_kpage){ low, KM_KT_PT, 0x10000000u >> 22 });
+	for (uint32_t i = 0; i < NPOOL; i++) {
+		if (fx->rk.state[i] == RK_LENT && fx->rk.kva[i] == kva) {
+			OK(km_kpager_revoke(fx->km, fx->kp, POOL + i * PG, false));
+			fx->rk.state[i] = RK_HELD;
+		}
+	}
+	assert_int_equal(km_pte(fx->km, low, 0x10000000u), 0);
+	CHECK(fx->km);
+	/* The lower one lends pages of that pool to a client of its own... */
+	OK(km_task_create(fx->km, kp2, &c));
+	OK(km_thread_create(fx->km, c, 0, &th));
+	OK(km_touch(fx->km, th, VA, KM_ACC_WRITE));
+	CHECK(fx->km);
+	/* ...gets them back when the client dies, and its table returns
+	 * when its own pool page is touched. */
+	OK(km_task_destroy(fx->km, c));
+	CHECK(fx->km);
+	assert_true(fx->rk.restores == 0);
+	OK(km_map(fx->km, low, km_fpage(0x10000000u, 12, KM_R), fx->t,
+	          0x30000000u, KM_MAP, NULL));
+	CHECK(fx->km);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Secrecy: nothing in an exported page but the client's own data.         */
 
@@ -649,6 +692,7 @@ int main(void)
 		T(test_revoke_costs_in_records),
 		T(test_revoke_denied_restore_changes_nothing),
 		T(test_revoke_failed_operation_keeps_restored_pages),
+		T(test_revoke_kpager_of_a_kpager),
 		T(test_revoke_secrecy_scan),
 #undef T
 	};
