@@ -32,6 +32,64 @@ static const union km_part *part_ok(const struct km *km, km_task_t t,
 	return p->f.tag == tag ? p : NULL;
 }
 
+/* Is the MDB page holding (t, slot) revoked?  Its parts are then checked
+ * through the receipts the kernel kept. */
+static bool part_out(const struct km *km, km_task_t t, uint32_t slot)
+{
+	const struct km_pages *p;
+
+	if (t >= km->cfg.max_tasks || !km->task[t].live)
+		return false;
+	p = &km->task[t].page[KM_KT_MDB];
+	return KM_SLOT_PAGE(slot) < p->len &&
+	       p->pfn[KM_SLOT_PAGE(slot)] == KM_OUT_PFN;
+}
+
+/* The receipt of part (t, slot) in its revoked page, if it has one. */
+static const struct km_receipt *receipt_of(const struct km *km, km_task_t t,
+                                           uint32_t slot)
+{
+	const struct km_outmeta *m =
+		km->task[t].page[KM_KT_MDB].meta[KM_SLOT_PAGE(slot)];
+
+	for (uint32_t i = 0; m != NULL && i < m->nrc; i++)
+		if (m->rc[i].idx == KM_SLOT_IDX(slot))
+			return &m->rc[i];
+	return NULL;
+}
+
+/* Does part (t, slot), of kind `tag`, name (pt, pslot) as its other
+ * party?  Answered from the part, or from its receipt when it is out. */
+static bool peer_is(const struct km *km, km_task_t t, uint32_t slot, int tag,
+                    km_task_t pt, uint32_t pslot)
+{
+	const union km_part *p;
+	const struct km_receipt *r;
+
+	if (part_out(km, t, slot)) {
+		r = receipt_of(km, t, slot);
+		return r != NULL && r->tag == tag && r->task == pt &&
+		       r->slot == pslot;
+	}
+	p = part_ok(km, t, slot, tag);
+	if (p == NULL)
+		return false;
+	return tag == KM_PART_SEND ?
+	       p->s.recv_task == pt && p->s.recv_slot == pslot :
+	       p->r.send_task == pt && p->r.send_slot == pslot;
+}
+
+/* The receiver slot task t's node table names at vpn; false if the node
+ * table is revoked (unknown). */
+static bool nt_lookup(const struct km *km, km_task_t t, uint32_t vpn,
+                      uint32_t *slot)
+{
+	if (KM_NT(&km->task[t], vpn >> 10) == KM_OUT_PFN)
+		return false;
+	*slot = km_recv_at(km, t, vpn);
+	return true;
+}
+
 /* The head of the child list of a parent named by a sender part. */
 static bool head_of(const struct km *km, km_task_t t, uint32_t parent,
                     uint32_t *head)
@@ -95,11 +153,12 @@ static bool check_frames(const struct km *km, char *why, size_t why_len)
 			    !km->kpager[fr->lender].live)
 				FAIL("frame %u: lent by no live kpager", f);
 			k = &km->kpager[fr->lender];
-			slot = km_recv_at(km, k->task, fr->lender_vpn);
+			if (!nt_lookup(km, k->task, fr->lender_vpn, &slot) ||
+			    (slot != KM_NONE && part_out(km, k->task, slot)))
+				continue;       /* revoked: unknown */
 			p = slot == KM_NONE ? NULL :
 			    part_ok(km, k->task, slot, KM_PART_RECV);
-			if (p == NULL || p->r.pfn != f ||
-			    !(p->r.flags & KM_RECV_LENT))
+			if (p == NULL || p->r.pfn != f || p->r.vpn != fr->lender_vpn)
 				FAIL("frame %u: the kpager's mapping at 0x%x is "
 				     "not marked lent", f,
 				     fr->lender_vpn << KM_PAGE_SHIFT);
@@ -134,16 +193,21 @@ static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
 {
 	const union km_part *s, *p;
 
-	s = part_ok(km, r->send_task, r->send_slot, KM_PART_SEND);
-	if (s == NULL || s->s.recv_task != t || s->s.recv_slot != slot)
+	if (!peer_is(km, r->send_task, r->send_slot, KM_PART_SEND, t, slot))
 		FAIL("task %u mapping 0x%x: its sender part does not point "
 		     "back", t, r->vpn << KM_PAGE_SHIFT);
 	if (r->rights == 0 || (r->rights & ~KM_RWX))
 		FAIL("task %u mapping 0x%x: rights %u", t,
 		     r->vpn << KM_PAGE_SHIFT, r->rights);
+	if (r->flags != 0)
+		FAIL("task %u mapping 0x%x: flags %#x", t,
+		     r->vpn << KM_PAGE_SHIFT, r->flags);
 	if (r->pfn >= km->cfg.frames || km->frame[r->pfn].pool)
 		FAIL("task %u mapping 0x%x: frame %u is not sigma0's", t,
 		     r->vpn << KM_PAGE_SHIFT, r->pfn);
+	if (part_out(km, r->send_task, r->send_slot))
+		return true;    /* the parent is named in the revoked part */
+	s = part_ok(km, r->send_task, r->send_slot, KM_PART_SEND);
 	if (r->send_task == KM_SIGMA0) {
 		if (s->s.parent != r->pfn)
 			FAIL("task %u mapping 0x%x: derived from frame %u, "
@@ -151,6 +215,8 @@ static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
 			     s->s.parent, r->pfn);
 		return true;
 	}
+	if (part_out(km, r->send_task, s->s.parent))
+		return true;
 	p = part_ok(km, r->send_task, s->s.parent, KM_PART_RECV);
 	if (p == NULL)
 		FAIL("task %u mapping 0x%x: parent is not a mapping", t,
@@ -158,7 +224,7 @@ static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
 	if (p->r.pfn != r->pfn || (r->rights & ~p->r.rights))
 		FAIL("task %u mapping 0x%x: frame or rights exceed its "
 		     "parent's", t, r->vpn << KM_PAGE_SHIFT);
-	if (p->r.flags & KM_RECV_LENT)
+	if (km_lent(km, r->send_task, &p->r))
 		FAIL("task %u mapping 0x%x: derived from a lent page", t,
 		     r->vpn << KM_PAGE_SHIFT);
 	return true;
@@ -168,13 +234,14 @@ static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
 static bool check_send(const struct km *km, km_task_t t, uint32_t slot,
                        const struct km_send *s, char *why, size_t why_len)
 {
-	const union km_part *r, *o;
+	const union km_part *o;
 	uint32_t head;
 
-	r = part_ok(km, s->recv_task, s->recv_slot, KM_PART_RECV);
-	if (r == NULL || r->r.send_task != t || r->r.send_slot != slot)
+	if (!peer_is(km, s->recv_task, s->recv_slot, KM_PART_RECV, t, slot))
 		FAIL("task %u sender part %#x: its receiver part does not "
 		     "point back", t, slot);
+	if (t != KM_SIGMA0 && part_out(km, t, s->parent))
+		return true;    /* parent and list checked when it is back */
 	if (!head_of(km, t, s->parent, &head))
 		FAIL("task %u sender part %#x: parent %#x is not a mapping",
 		     t, slot, s->parent);
@@ -182,17 +249,53 @@ static bool check_send(const struct km *km, km_task_t t, uint32_t slot,
 		if (head != slot)
 			FAIL("task %u sender part %#x: first child, but its "
 			     "parent's list starts elsewhere", t, slot);
-	} else {
+	} else if (!part_out(km, t, s->prev)) {
 		o = part_ok(km, t, s->prev, KM_PART_SEND);
 		if (o == NULL || o->s.next != slot || o->s.parent != s->parent)
 			FAIL("task %u sender part %#x: bad previous sibling",
 			     t, slot);
 	}
-	if (s->next != KM_NONE) {
+	if (s->next != KM_NONE && !part_out(km, t, s->next)) {
 		o = part_ok(km, t, s->next, KM_PART_SEND);
 		if (o == NULL || o->s.prev != slot || o->s.parent != s->parent)
 			FAIL("task %u sender part %#x: bad next sibling",
 			     t, slot);
+	}
+	return true;
+}
+
+/* A revoked MDB page: what the kernel kept of it agrees with the other
+ * parties, which still point at its parts. */
+static bool check_receipts(const struct km *km, km_task_t t, uint32_t pg,
+                           uint64_t *recvs, char *why, size_t why_len)
+{
+	const struct km_outmeta *m = km->task[t].page[KM_KT_MDB].meta[pg];
+
+	if (m == NULL || m->nrc != m->count)
+		FAIL("task %u MDB page %u: revoked without receipts", t, pg);
+	for (uint32_t i = 0; i < m->nrc; i++) {
+		const struct km_receipt *r = &m->rc[i];
+		uint32_t slot = KM_SLOT(pg, r->idx), nte;
+
+		if (r->idx >= KM_MDB_PARTS ||
+		    (i > 0 && r->idx <= m->rc[i - 1].idx))
+			FAIL("task %u MDB page %u: receipts out of order", t, pg);
+		if (r->tag == KM_PART_RECV) {
+			(*recvs)++;
+			if (!peer_is(km, r->task, r->slot, KM_PART_SEND, t, slot))
+				FAIL("task %u revoked mapping 0x%x: its sender "
+				     "part does not point back", t,
+				     r->vpn << KM_PAGE_SHIFT);
+			if (nt_lookup(km, t, r->vpn, &nte) && nte != slot)
+				FAIL("task %u revoked mapping 0x%x: node table "
+				     "does not locate it", t,
+				     r->vpn << KM_PAGE_SHIFT);
+		} else if (r->tag != KM_PART_SEND ||
+		           !peer_is(km, r->task, r->slot, KM_PART_RECV, t,
+		                    slot)) {
+			FAIL("task %u MDB page %u part %u: revoked sender part "
+			     "not pointed back at", t, pg, r->idx);
+		}
 	}
 	return true;
 }
@@ -207,6 +310,11 @@ static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
 		const struct km_mdb_page *mp;
 		uint32_t used = 0, nfree = 0, f;
 
+		if (tk->page[KM_KT_MDB].pfn[pg] == KM_OUT_PFN) {
+			if (!check_receipts(km, t, pg, recvs, why, why_len))
+				return false;
+			continue;
+		}
 		if (!km_present(tk->page[KM_KT_MDB].pfn[pg]))
 			continue;
 		mp = (const void *)km_fp(km, tk->page[KM_KT_MDB].pfn[pg]);
@@ -226,8 +334,7 @@ static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
 					FAIL("sigma0 holds a receiver part");
 				if (!check_recv(km, t, slot, &p->r, why, why_len))
 					return false;
-				nte = km_recv_at(km, t, p->r.vpn);
-				if (nte != slot)
+				if (nt_lookup(km, t, p->r.vpn, &nte) && nte != slot)
 					FAIL("task %u mapping 0x%x: node table "
 					     "does not locate it", t,
 					     p->r.vpn << KM_PAGE_SHIFT);
@@ -256,6 +363,38 @@ static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
 	if (free_parts != tk->mdb_free)
 		FAIL("task %u: %u free parts, the count says %u", t,
 		     free_parts, tk->mdb_free);
+	return true;
+}
+
+/* A revoked node table: its kept count agrees with the node directory
+ * and with the page table beside it (each mapping has a PTE or awaits
+ * its refill). */
+static bool check_nt_out(const struct km *km, km_task_t t, uint32_t pde,
+                         const uint32_t *pd, const uint32_t *nd,
+                         uint32_t *mappings, char *why, size_t why_len)
+{
+	const struct km_task *tk = &km->task[t];
+	const struct km_outmeta *m = tk->page[KM_KT_NT].meta[pde];
+	uint32_t ptes = 0;
+
+	if (m == NULL)
+		FAIL("task %u PDE %u: node table revoked without its count",
+		     t, pde);
+	if (nd != NULL && nd[pde] != m->count)
+		FAIL("task %u PDE %u: %u entries in the revoked node table, "
+		     "node directory says %u", t, pde, m->count, nd[pde]);
+	if (pde != KM_UTCB_PDE)
+		*mappings += m->count;
+	if (!km_present(KM_PT(tk, pde))) {
+		if ((pd != NULL && pd[pde] != 0) || tk->pt_missing[pde])
+			FAIL("task %u PDE %u: entry for a revoked table", t, pde);
+		return true;
+	}
+	for (uint32_t j = 0; j < 1024; j++)
+		ptes += km_words(km, KM_PT(tk, pde))[j] != 0;
+	if (pde != KM_UTCB_PDE && ptes + tk->pt_missing[pde] != m->count)
+		FAIL("task %u PDE %u: %u PTEs and %u awaiting refills, but %u "
+		     "mappings", t, pde, ptes, tk->pt_missing[pde], m->count);
 	return true;
 }
 
@@ -290,8 +429,12 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 				FAIL("task %u PDE %u: entry without a table", t, i);
 			continue;
 		}
-		if (!km_present(KM_NT(tk, i)))
-			FAIL("task %u PDE %u: node table revoked", t, i);
+		if (KM_NT(tk, i) == KM_OUT_PFN) {
+			if (!check_nt_out(km, t, i, pd, nd, &mappings, why,
+			                  why_len))
+				return false;
+			continue;
+		}
 		if (km_present(KM_PT(tk, i))) {
 			pt = km_words(km, KM_PT(tk, i));
 			if (pd != NULL && pd[i] != (km_phys(km, KM_PT(tk, i)) |
@@ -331,17 +474,32 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 					FAIL("task %u 0x%x: bad UTCB entry", t, va);
 				continue;
 			}
+			if (part_out(km, t, nte - 1)) {
+				/* Revoked: its receipt keeps frame and page. */
+				const struct km_receipt *rc =
+					receipt_of(km, t, nte - 1);
+
+				if (rc == NULL || rc->tag != KM_PART_RECV ||
+				    rc->vpn != va >> KM_PAGE_SHIFT)
+					FAIL("task %u 0x%x: node-table entry names "
+					     "no revoked mapping of this page", t,
+					     va);
+				mappings++;
+				if (pte == 0)
+					missing++;
+				else if (km_pte_pfn(km, pte) != rc->pfn)
+					FAIL("task %u 0x%x: PTE %#x is not the "
+					     "revoked mapping's frame", t, va, pte);
+				continue;
+			}
 			p = part_ok(km, t, nte - 1, KM_PART_RECV);
 			if (p == NULL || p->r.vpn != va >> KM_PAGE_SHIFT)
 				FAIL("task %u 0x%x: node-table entry names no "
 				     "mapping of this page", t, va);
 			mappings++;
-			if (p->r.flags & KM_RECV_LENT) {
-				if (pte != 0)
-					FAIL("task %u 0x%x: page lent to the kernel "
-					     "is still accessible", t, va);
-				continue;
-			}
+			if (km_lent(km, t, &p->r) && pte != 0)
+				FAIL("task %u 0x%x: page lent to the kernel "
+				     "is still accessible", t, va);
 			if (pt == NULL)
 				continue;
 			if (pte == 0) {
@@ -576,5 +734,9 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 			     "say %u and %u", k, clients, lent, kp->clients,
 			     kp->st.lent);
 	}
+	/* The whole-tree walk needs every MDB page in. */
+	for (km_task_t t = 0; t < km->cfg.max_tasks; t++)
+		if (km->task[t].live && km->task[t].nout[KM_KT_MDB] > 0)
+			return true;
 	return check_reach(km, recvs, why, why_len);
 }

@@ -39,6 +39,8 @@ static const char *const cost_names[KM_C_COUNT] = {
 	[KM_C_SEAL] = "seal",
 	[KM_C_VALIDATE] = "validate",
 	[KM_C_PT_REFILL] = "pt_refill",
+	[KM_C_DIGEST] = "digest",
+	[KM_C_LOCALISE] = "localise",
 };
 
 const char *km_cost_name(enum km_cost c)

@@ -72,18 +72,18 @@ struct km_frame {
 
 enum km_part_tag { KM_PART_FREE = 0, KM_PART_SEND = 1, KM_PART_RECV = 2 };
 
-#define KM_RECV_LENT 0x1u               /* lent to the kernel; PTE cleared */
-
 struct km_recv {                        /* the receiver-derived part */
 	uint8_t tag;                    /* KM_PART_RECV */
 	uint8_t rights;                 /* KM_R | KM_W | KM_X */
-	uint16_t flags;                 /* KM_RECV_* */
+	uint16_t flags;                 /* KM_RECV_RELINK during km_repair */
 	uint32_t vpn;                   /* the receiver's virtual page */
 	km_pfn_t pfn;                   /* the frame */
 	uint32_t send_task;             /* the mapper */
 	uint32_t send_slot;             /* its sender part */
 	uint32_t first_child;           /* local sender part, or KM_NONE */
 };
+
+#define KM_RECV_RELINK 0x1u
 
 struct km_send {                        /* the sender-derived part */
 	uint8_t tag;                    /* KM_PART_SEND */
@@ -149,11 +149,46 @@ _Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
  * frame (present), KM_OUT_PFN (revoked: its external form is with the
  * kpager) or KM_NO_PFN (absent), and the page's export generation. */
 #define KM_OUT_PFN ((km_pfn_t)0xfffffffeu)
+#define KM_LOST_PENDING 2u
+/* Internal: an operation met a lost page and must start over. */
+#define KM_ERETRY (-1000)
+struct km_outmeta;
 struct km_pages {
 	km_pfn_t *pfn;
 	uint32_t *gen;                  /* exports so far: stale forms fail */
-	uint8_t *lost;                  /* 1: the kpager discarded its form */
+	uint8_t *lost;                  /* out: 1 if the kpager discarded its
+	                                 * form; present: KM_LOST_PENDING */
+	struct km_outmeta **meta;       /* node tables and MDB pages that are
+	                                 * out: what the kernel kept */
 	uint32_t len, cap;              /* indices in use, allocated */
+};
+
+/*
+ * What the kernel keeps (pinned) of a revoked node table or mapping-
+ * database page, whose form holds client-local references only:
+ * - a keyed digest of the page as the kernel had it, so that the form it
+ *   gets back is accepted exactly when it translates back to that page;
+ * - for an MDB page, a receipt per part in use: the part's references out
+ *   of the client's reach (the other party's part, the frame), which the
+ *   form leaves out, and which the kernel needs to undo the page's
+ *   mappings if the form never comes back;
+ * - the count of entries (node table) or parts (MDB page) in use.
+ */
+struct km_receipt {
+	uint8_t idx;                    /* the part's slot number in the page */
+	uint8_t tag;                    /* KM_PART_SEND or KM_PART_RECV */
+	uint16_t pad;
+	uint32_t task, slot;            /* the other party's part */
+	km_pfn_t pfn;                   /* receiver parts: the frame */
+	uint32_t vpn;                   /* receiver parts: the page */
+};
+
+#define KM_DIGEST_BYTES 16u
+struct km_outmeta {
+	uint8_t digest[KM_DIGEST_BYTES];
+	uint32_t count;
+	uint32_t nrc;
+	struct km_receipt rc[];
 };
 
 static inline bool km_present(km_pfn_t p)
@@ -242,6 +277,12 @@ struct km {
 
 	uint32_t kernel_pde[256];
 	uint8_t key[32];                /* seals continuations; per run */
+	uint32_t in_callback;           /* a kpager's callback is running */
+	uint32_t nlost;                 /* NT and MDB pages lost (their form
+	                                 * discarded or refused): present,
+	                                 * vacant, awaiting km_repair */
+	uint32_t ndetached;             /* mappings whose sender part was lost,
+	                                 * awaiting removal by km_repair */
 
 	/* costs, clock and fault records */
 	uint32_t cost[KM_C_COUNT];      /* cycles per named cost */
@@ -288,6 +329,18 @@ static inline struct km_task *km_task_get(const struct km *km, km_task_t t)
 	return &km->task[t];
 }
 
+/* Is task t's mapping `r` lent to the kernel (its PTE cleared)?  That is
+ * kept in the pinned frame table, not in the pageable mapping node, so
+ * that lending and its end never need the node's page. */
+static inline bool km_lent(const struct km *km, km_task_t t,
+                           const struct km_recv *r)
+{
+	const struct km_frame *f = &km->frame[r->pfn];
+
+	return f->kuse == KM_KU_KERNEL && !f->pool &&
+	       km->kpager[f->lender].task == t && f->lender_vpn == r->vpn;
+}
+
 /* The frame of a task's kernel page (or KM_OUT_PFN / KM_NO_PFN). */
 #define KM_PD(tk) ((tk)->page[KM_KT_PD].pfn[0])
 #define KM_ND(tk) ((tk)->page[KM_KT_ND].pfn[0])
@@ -320,12 +373,20 @@ void km_task_free_pages(struct km_task *tk);
 void km_task_free_kpages(struct km *km, km_task_t t);
 
 int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
+int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn);
+int km_bring(struct km *km, struct km_kpage kp);
+void km_lost_note(struct km *km, struct km_kpage kp);
 
 /* kform.c: external forms */
-void km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
-                     bool discard);
+int km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
+                    bool discard);
 enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
                                  km_pfn_t pfn, enum km_import how);
+void km_outmeta_free(struct km_pages *p, uint32_t index);
+void km_mdb_page_init(struct km *km, struct km_kpage kp, km_pfn_t pfn);
+
+/* repair.c: undoing what lost node tables and MDB pages held */
+int km_repair(struct km *km);
 
 /* pt.c: page tables, node tables */
 uint32_t *km_pte_slot(const struct km *km, const struct km_task *tk,
@@ -340,17 +401,25 @@ void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
 void km_pt_refill(struct km *km, struct km_task *tk, km_vaddr_t va,
                   km_pfn_t pfn, unsigned rights);
 void km_pt_hide(struct km *km, struct km_task *tk, km_vaddr_t va);
+void km_pt_unhide(struct km *km, struct km_task *tk, km_vaddr_t va,
+                  km_pfn_t pfn);
 unsigned km_pte_rights_ok(uint32_t pte, unsigned access);
 
 /* mdb.c */
 union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot);
 uint32_t km_recv_at(const struct km *km, km_task_t t, uint32_t vpn);
+int km_recv_find(struct km *km, km_task_t t, uint32_t vpn, uint32_t *slot);
+int km_part_bring(struct km *km, km_task_t t, uint32_t slot);
 int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts);
 void km_mdb_trim_note(struct km *km, struct km_kpage kp);
 int km_unmap_all(struct km *km, km_task_t t);
-bool km_subtree_busy(const struct km *km, km_task_t t, uint32_t slot,
-                     bool self, km_task_t keep);
-void km_kpager_lend_clear(struct km *km, km_kpager_t kp, km_vaddr_t va);
+int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot,
+                       bool self, km_task_t keep, km_pfn_t *busy);
+void km_send_unlink(struct km *km, km_task_t t, uint32_t slot);
+void km_part_free(struct km *km, km_task_t t, uint32_t slot);
+void km_remove_tree(struct km *km, km_task_t t, uint32_t slot);
+void km_mdb_trim(struct km *km);
+int km_unmap_all_prepare(struct km *km, km_task_t t);
 int km_map_one(struct km *km, km_task_t from, uint32_t src_vpn,
                km_task_t to, uint32_t dst_vpn, unsigned rights);
 

@@ -7,13 +7,29 @@
  *                                        tables; live counts of node tables
  *   PT        vacant                     rebuilt: UTCB entries now, every
  *                                        mapping's PTE on its next touch
+ *   NT        localised: its entries     accepted if it translates back to
+ *             are the client's own       the page exported (keyed digest
+ *             mapping slots already      kept pinned); else lost: rebuilt
+ *                                        from the mapping database
+ *   MDB       localised: the parts with  translated back with the pinned
+ *             references to the other    receipts, accepted as for node
+ *             party's part and frames    tables; else lost: its mappings
+ *             left out (kept pinned as   are undone, as unmap would
+ *             receipts)
  *   UTCB      the page as it is          taken as it is
  *   KTCB      per thread a continuation  MAC and fields checked; a refused
  *             sealed with a MAC          one stops its thread
  *
  * A page whose form was discarded comes back as the kernel can make it:
- * redundant pages rebuilt, UTCBs zeroed, KTCBs as stopped threads.
- * Node tables and mapping-database pages are not revocable yet.
+ * redundant pages rebuilt, UTCBs zeroed, KTCBs as stopped threads, node
+ * tables rebuilt from the mapping database, and an MDB page's mappings
+ * undone (repair.c), which lands on that kpager's clients only: every
+ * mapping with a part in the page goes, with what was derived from it.
+ *
+ * Why node tables and MDB pages take back only what was exported: while
+ * such a page is out, no map, grant or unmap can touch the mappings in it
+ * (each one brings it back first), so the one state the client could
+ * have built is the one the kernel exported.  Anything else is refused.
  */
 #include "internal.h"
 
@@ -54,8 +70,159 @@ struct km_cont_binding {
 
 bool km_ktype_is_revocable(enum km_ktype type)
 {
-	return type != KM_KT_NT && type != KM_KT_MDB &&
-	       (unsigned)type < KM_KT_COUNT;
+	return (unsigned)type < KM_KT_COUNT;
+}
+
+/* The keyed digest of a node table or MDB page as the kernel holds it,
+ * bound to the page and its export generation. */
+static void page_digest(const struct km *km, struct km_kpage kp, uint32_t gen,
+                        const void *page, uint8_t out[KM_DIGEST_BYTES])
+{
+	crypto_generichash_state st;
+	uint32_t b[4] = { kp.task, (uint32_t)kp.type, kp.index, gen };
+
+	crypto_generichash_init(&st, km->key, sizeof km->key, KM_DIGEST_BYTES);
+	crypto_generichash_update(&st, (const void *)b, sizeof b);
+	crypto_generichash_update(&st, page, KM_PAGE_SIZE);
+	crypto_generichash_final(&st, out, KM_DIGEST_BYTES);
+}
+
+void km_outmeta_free(struct km_pages *p, uint32_t index)
+{
+	if (p->meta == NULL || index >= p->cap)
+		return;
+	free(p->meta[index]);
+	p->meta[index] = NULL;
+}
+
+/* A new, empty MDB page: every part on the free list. */
+void km_mdb_page_init(struct km *km, struct km_kpage kp, km_pfn_t pfn)
+{
+	struct km_mdb_page *mp = (struct km_mdb_page *)(void *)km_fp(km, pfn);
+
+	memset(mp, 0, KM_PAGE_SIZE);
+	mp->magic = KM_MDB_MAGIC;
+	mp->task = kp.task;
+	mp->index = kp.index;
+	for (uint32_t i = 0; i < KM_MDB_PARTS; i++)
+		mp->part[i].f.next_free = i + 1 < KM_MDB_PARTS ? i + 1 : 0xffffu;
+	km->task[kp.task].mdb_free += KM_MDB_PARTS;
+}
+
+/*
+ * Exports a node table or MDB page in place.  What stays pinned (digest,
+ * count, receipts) is allocated first, so that nothing changes if the host
+ * refuses the memory.
+ */
+static int nt_mdb_export(struct km *km, struct km_kpage kp, km_pfn_t pfn)
+{
+	struct km_task *tk = &km->task[kp.task];
+	struct km_pages *arr = &tk->page[kp.type];
+	struct km_outmeta *m;
+	uint32_t used = 0;
+
+	if (kp.type == KM_KT_MDB)
+		used = ((const struct km_mdb_page *)(const void *)
+		        km_fp(km, pfn))->used;
+	m = malloc(sizeof *m + used * sizeof m->rc[0]);
+	if (m == NULL)
+		return KM_EIO;
+	page_digest(km, kp, arr->gen[kp.index], km_fp(km, pfn), m->digest);
+	km_charge(km, KM_C_DIGEST);
+	m->nrc = 0;
+	m->count = used;
+	if (kp.type == KM_KT_NT) {
+		const uint32_t *nt = km_words(km, pfn);
+
+		for (uint32_t i = 0; i < 1024; i++)
+			m->count += nt[i] != KM_NTE_NONE;
+	} else {
+		struct km_mdb_page *mp = (void *)km_fp(km, pfn);
+
+		/* Keep each part's references out of the client's reach,
+		 * and take them out of the form. */
+		for (uint32_t i = 0; i < KM_MDB_PARTS; i++) {
+			union km_part *p = &mp->part[i];
+			struct km_receipt *r = &m->rc[m->nrc];
+
+			if (p->f.tag == KM_PART_FREE)
+				continue;
+			r->idx = (uint8_t)i;
+			r->tag = p->f.tag;
+			r->pad = 0;
+			if (p->f.tag == KM_PART_RECV) {
+				r->task = p->r.send_task;
+				r->slot = p->r.send_slot;
+				r->pfn = p->r.pfn;
+				r->vpn = p->r.vpn;
+				p->r.send_slot = 0;
+				p->r.pfn = 0;
+			} else {
+				r->task = p->s.recv_task;
+				r->slot = p->s.recv_slot;
+				r->pfn = 0;
+				r->vpn = 0;
+				p->s.recv_slot = 0;
+			}
+			m->nrc++;
+			km_charge(km, KM_C_LOCALISE);
+		}
+		KM_ASSERT(m->nrc == used);
+		tk->mdb_free -= KM_MDB_PARTS - used;
+	}
+	KM_ASSERT(arr->meta[kp.index] == NULL);
+	arr->meta[kp.index] = m;
+	return KM_OK;
+}
+
+/*
+ * Imports a node table or MDB page from the form in its frame: an MDB page
+ * gets its receipts back first; then the page must be, bit for bit, the
+ * page the kernel exported.  Returns the decision; a lost page is entered
+ * vacant and noted for km_repair, its pinned part kept for that.
+ */
+static enum km_decision nt_mdb_import(struct km *km, struct km_kpage kp,
+                                      km_pfn_t pfn, bool discarded)
+{
+	struct km_task *tk = &km->task[kp.task];
+	struct km_pages *arr = &tk->page[kp.type];
+	struct km_outmeta *m = arr->meta[kp.index];
+	uint8_t d[KM_DIGEST_BYTES];
+
+	KM_ASSERT(m != NULL);
+	if (!discarded) {
+		if (kp.type == KM_KT_MDB) {
+			struct km_mdb_page *mp = (void *)km_fp(km, pfn);
+
+			for (uint32_t i = 0; i < m->nrc; i++) {
+				const struct km_receipt *r = &m->rc[i];
+				union km_part *p = &mp->part[r->idx];
+
+				if (r->tag == KM_PART_RECV) {
+					p->r.send_slot = r->slot;
+					p->r.pfn = r->pfn;
+				} else {
+					p->s.recv_slot = r->slot;
+				}
+				km_charge(km, KM_C_LOCALISE);
+			}
+		}
+		km_charge(km, KM_C_DIGEST);
+		page_digest(km, kp, arr->gen[kp.index], km_fp(km, pfn), d);
+		if (sodium_memcmp(d, m->digest, sizeof d) == 0) {
+			if (kp.type == KM_KT_MDB)
+				tk->mdb_free += KM_MDB_PARTS - m->count;
+			km_outmeta_free(arr, kp.index);
+			return KM_D_RESTORED;
+		}
+	}
+	/* Lost: enter the page empty; km_repair undoes what it held. */
+	if (kp.type == KM_KT_MDB)
+		km_mdb_page_init(km, kp, pfn);
+	else
+		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+	km_lost_note(km, kp);
+	return discarded ? KM_D_LOST : KM_D_REJECTED;
 }
 
 const char *km_stop_reason_name(enum km_stop_reason r)
@@ -210,13 +377,19 @@ static uint32_t ktcb_import(struct km *km, struct km_kpage kp, km_pfn_t pfn,
  * it out of the task's tables.  With `discard` the frame is left zeroed:
  * the kpager keeps nothing.
  */
-void km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
-                     bool discard)
+int km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
+                    bool discard)
 {
 	struct km_task *tk = &km->task[kp.task];
+	int err;
 
 	KM_ASSERT(km_ktype_is_revocable(kp.type));
 	switch (kp.type) {
+	case KM_KT_NT:
+	case KM_KT_MDB:
+		if ((err = nt_mdb_export(km, kp, pfn)) != KM_OK)
+			return err;
+		break;
 	case KM_KT_PT:
 		/* The mappings stay in the mapping database and the node
 		 * table; only their cache in the MMU's format goes. */
@@ -247,37 +420,45 @@ void km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
 	km_charge(km, KM_C_EXPORT);
 	if (discard)
 		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+	return KM_OK;
+}
+
+/* Live entries of a node table: counted if present, as kept when out (a
+ * lost one, vacant until km_repair, has none yet). */
+static uint32_t nt_live(const struct km *km, const struct km_task *tk,
+                        uint32_t pde)
+{
+	km_pfn_t nt = KM_NT(tk, pde);
+	uint32_t n = 0;
+
+	if (nt == KM_OUT_PFN)
+		return tk->page[KM_KT_NT].meta[pde]->count;
+	if (!km_present(nt))
+		return 0;
+	for (uint32_t i = 0; i < 1024; i++)
+		n += km_words(km, nt)[i] != KM_NTE_NONE;
+	return n;
 }
 
 /* Re-enters the PTEs a page table can have without asking anyone: the
- * UTCB pages of the task; counts the mappings left for refills. */
+ * UTCB pages of the task.  Every mapping's PTE awaits a refill.  (Only
+ * the pinned tables are read: the node table may be out.) */
 static void pt_rebuild(struct km *km, struct km_task *tk, uint32_t pde,
                        km_pfn_t pfn)
 {
-	const uint32_t *nt = km_words(km, KM_NT(tk, pde));
 	uint32_t *pt = km_words(km, pfn);
-	uint16_t missing = 0;
 
-	KM_ASSERT(km_present(KM_NT(tk, pde)));
-	for (uint32_t i = 0; i < 1024; i++) {
-		km_vaddr_t va = (pde << 22) | (i << 12);
+	if (pde == KM_UTCB_PDE) {
+		const struct km_pages *u = &tk->page[KM_KT_UTCB];
 
-		if (nt[i] == KM_NTE_NONE)
-			continue;
-		if (nt[i] == KM_NTE_UTCB) {
-			uint32_t up = (va - KM_UTCB_AREA) >> KM_PAGE_SHIFT;
-			km_pfn_t u = tk->page[KM_KT_UTCB].pfn[up];
-
-			if (km_present(u))
-				pt[i] = km_phys(km, u) | KM_PTE_P | KM_PTE_RW |
-				        KM_PTE_US;
-			continue;
-		}
-		if (!(km_part(km, tk - km->task, nt[i] - 1)->r.flags &
-		      KM_RECV_LENT))
-			missing++;
+		for (uint32_t i = 0; i < u->len && i < 1024; i++)
+			if (km_present(u->pfn[i]))
+				pt[i] = km_phys(km, u->pfn[i]) | KM_PTE_P |
+				        KM_PTE_RW | KM_PTE_US;
+		tk->pt_missing[pde] = 0;
+		return;
 	}
-	tk->pt_missing[pde] = missing;
+	tk->pt_missing[pde] = (uint16_t)nt_live(km, tk, pde);
 }
 
 /* The node directory's counts, from the node tables present. */
@@ -285,15 +466,8 @@ static void nd_rebuild(struct km *km, struct km_task *tk, km_pfn_t pfn)
 {
 	uint32_t *nd = km_words(km, pfn);
 
-	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++) {
-		const uint32_t *nt;
-
-		if (!km_present(KM_NT(tk, pde)))
-			continue;
-		nt = km_words(km, KM_NT(tk, pde));
-		for (uint32_t i = 0; i < 1024; i++)
-			nd[pde] += nt[i] != KM_NTE_NONE;
-	}
+	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++)
+		nd[pde] = nt_live(km, tk, pde);
 }
 
 /*
@@ -313,6 +487,9 @@ enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
 		km_charge(km, KM_C_ZERO_FRAME);
 	} else {
 		km_charge(km, KM_C_IMPORT);
+		if (kp.type == KM_KT_NT || kp.type == KM_KT_MDB)
+			return nt_mdb_import(km, kp, pfn,
+			                     how == KM_IMPORT_REBUILD);
 	}
 	/* Everything but a restored UTCB or KTCB page starts from zero; a
 	 * KTCB page is zeroed once its continuations are read. */
@@ -342,22 +519,10 @@ enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
 		if (how != KM_IMPORT_NEW)
 			pt_rebuild(km, tk, kp.index, pfn);
 		break;
-	case KM_KT_MDB: {
-		struct km_mdb_page *mp = (struct km_mdb_page *)(void *)w;
-
-		KM_ASSERT(how == KM_IMPORT_NEW);
-		mp->magic = KM_MDB_MAGIC;
-		mp->task = kp.task;
-		mp->index = kp.index;
-		mp->used = 0;
-		mp->free_head = 0;
-		for (uint32_t i = 0; i < KM_MDB_PARTS; i++)
-			mp->part[i].f.next_free =
-				i + 1 < KM_MDB_PARTS ? i + 1 : 0xffffu;
-		tk->mdb_free += KM_MDB_PARTS;
+	case KM_KT_MDB:
+		km_mdb_page_init(km, kp, pfn);
 		km_mdb_trim_note(km, kp);
 		break;
-	}
 	case KM_KT_UTCB: {
 		km_vaddr_t va = KM_UTCB_AREA + kp.index * KM_PAGE_SIZE;
 

@@ -75,6 +75,7 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 	km_pfn_t *n;
 	uint32_t *g;
 	uint8_t *l;
+	struct km_outmeta **m;
 
 	if (len <= p->cap)
 		return KM_OK;
@@ -93,10 +94,15 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 	if (l == NULL)
 		return KM_EIO;
 	p->lost = l;
+	m = realloc(p->meta, (size_t)cap * sizeof *m);
+	if (m == NULL)
+		return KM_EIO;
+	p->meta = m;
 	for (uint32_t i = p->cap; i < cap; i++) {
 		n[i] = KM_NO_PFN;
 		g[i] = 0;
 		l[i] = 0;
+		m[i] = NULL;
 	}
 	p->cap = cap;
 	return KM_OK;
@@ -104,6 +110,9 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 
 void km_pages_free(struct km_pages *p)
 {
+	for (uint32_t i = 0; i < p->cap; i++)
+		km_outmeta_free(p, i);
+	free(p->meta);
 	free(p->pfn);
 	free(p->gen);
 	free(p->lost);
@@ -204,12 +213,17 @@ static enum km_decision kpage_install(struct km *km, struct km_kpage kp,
 
 /* Ends a lent frame's kernel use: the lender's mapping becomes accessible
  * again.  (Whether the policy hears of it depends on why.) */
-static struct km_kpager *lend_end(struct km *km, km_pfn_t pfn)
+static struct km_kpager *lend_end(struct km *km, km_pfn_t pfn, bool unhide)
 {
 	struct km_frame *f = &km->frame[pfn];
 	struct km_kpager *k = &km->kpager[f->lender];
 
-	km_kpager_lend_clear(km, f->lender, f->lender_vpn << KM_PAGE_SHIFT);
+	/* The kpager's own table may be revoked (its kernel memory comes from
+	 * a kpager too): then the PTE comes back with the table. */
+	if (unhide)
+		km_pt_unhide(km, &km->task[k->task],
+		             f->lender_vpn << KM_PAGE_SHIFT, pfn);
+	km->lent--;
 	k->st.lent--;
 	return k;
 }
@@ -266,13 +280,16 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 		f->kuse = KM_KU_POOL;
 		km->kpool[km->kpool_len++] = pfn;
 	} else {
-		struct km_kpager *k = lend_end(km, pfn);
+		struct km_kpager *k = lend_end(km, pfn, true);
 
 		km_charge(km, KM_C_KUNMAP);
 		k->st.released++;
-		if (k->ops->released != NULL)
+		if (k->ops->released != NULL) {
+			km->in_callback++;
 			k->ops->released(k->state,
 			                 f->lender_vpn << KM_PAGE_SHIFT, kp);
+			km->in_callback--;
+		}
 	}
 	/* Trim a growing array's length past absent pages at its end. */
 	if (ktype_grows(kp.type)) {
@@ -297,6 +314,7 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
 	*slot = KM_NO_PFN;
 	tk->nout[kp.type]--;
 	tk->page[kp.type].lost[kp.index] = 0;
+	km_outmeta_free(&tk->page[kp.type], kp.index);
 	if (ktype_grows(kp.type)) {
 		struct km_pages *arr = &tk->page[kp.type];
 
@@ -310,7 +328,8 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
  * external form, takes it out of the kernel and gives the frame back to
  * its kpager.  The type is revocable (the caller checked).
  */
-int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
+static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
+                       bool unhide)
 {
 	struct km_frame *f = &km->frame[pfn];
 	struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype, f->kindex };
@@ -327,16 +346,33 @@ int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
 	/* A new generation first: the form binds to it, so an older form of
 	 * the same page no longer passes. */
 	tk->page[kp.type].gen[kp.index]++;
-	km_kform_export(km, kp, pfn, discard);
+	if (km_kform_export(km, kp, pfn, discard) != KM_OK) {
+		tk->page[kp.type].gen[kp.index]--;
+		rec.decision = KM_D_FAILED;
+		km_rec_end(km, &rec, outer);
+		return KM_EIO;
+	}
 	*kpage_slot(km, kp) = KM_OUT_PFN;
 	tk->nout[kp.type]++;
 	tk->page[kp.type].lost[kp.index] = discard;
 	frame_leave(km, kp, pfn);
-	k = lend_end(km, pfn);
+	k = lend_end(km, pfn, unhide);
 	k->st.revoked++;
 	rec.decision = discard ? KM_D_DISCARDED : KM_D_EXPORTED;
 	km_rec_end(km, &rec, outer);
 	return KM_OK;
+}
+
+int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
+{
+	return revoke_page(km, pfn, discard, true);
+}
+
+/* Revokes, discarding it, the kernel page in a frame whose lending
+ * mapping was lost (repair.c): no PTE comes back to the kpager. */
+int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn)
+{
+	return revoke_page(km, pfn, true, false);
 }
 
 int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
@@ -346,21 +382,38 @@ int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 	uint32_t slot;
 	const struct km_recv *r;
 
+	int err;
+
 	/* Is it a live kpager, and did it lend the page at vaddr? */
 	if (id == KM_ROOT_KPAGER || id >= km->nkpagers || !km->kpager[id].live)
 		return KM_ENOKPAGER;
 	k = &km->kpager[id];
 	if ((vaddr & (KM_PAGE_SIZE - 1)) != 0 || vaddr >= KM_USER_TOP)
 		return KM_EINVAL;
-	slot = km_recv_at(km, k->task, vaddr >> KM_PAGE_SHIFT);
+	/* Revocation happens between operations: not from inside a kernel
+	 * page fault or a release notice, while an operation is under way. */
+	if (km->in_callback > 0)
+		return KM_EBUSY;
+	/* The kpager's own mapping may sit in revoked pages of its task;
+	 * they come back from its own kpager (and if one is lost, what it
+	 * held is undone first). */
+	km_op_begin(km, KM_NO_THREAD);
+	for (;;) {
+		err = km_recv_find(km, k->task, vaddr >> KM_PAGE_SHIFT, &slot);
+		if (err == KM_OK && slot != KM_NONE)
+			err = km_part_bring(km, k->task, slot);
+		if (err != KM_ERETRY)
+			break;
+		if ((err = km_repair(km)) != KM_OK)
+			return err;
+	}
+	if (err != KM_OK)
+		return err;
 	if (slot == KM_NONE)
 		return KM_EINVAL;
 	r = &km_part(km, k->task, slot)->r;
-	if (!(r->flags & KM_RECV_LENT))
+	if (!km_lent(km, k->task, r))
 		return KM_EINVAL;
-	/* Can its type go out yet? */
-	if (!km_ktype_is_revocable((enum km_ktype)km->frame[r->pfn].ktype))
-		return KM_EBUSY;
 	return km_kpage_revoke(km, r->pfn, discard);
 }
 
@@ -390,18 +443,20 @@ void km_task_free_kpages(struct km *km, km_task_t t)
  * mapped writable there, not mapped onwards, not lent already, and its
  * frame must not hold kernel data.  Returns the receiver slot or KM_NONE.
  */
-static uint32_t lend_check(const struct km *km, km_task_t kt, km_vaddr_t va)
+static uint32_t lend_check(struct km *km, km_task_t kt, km_vaddr_t va)
 {
 	uint32_t slot;
 	const struct km_recv *r;
 
 	if ((va & (KM_PAGE_SIZE - 1)) != 0 || va >= KM_USER_TOP)
 		return KM_NONE;
-	slot = km_recv_at(km, kt, va >> KM_PAGE_SHIFT);
-	if (slot == KM_NONE)
+	/* The kpager's own node table and mapping may be revoked: they come
+	 * back from its own kpager first (a lost one makes the answer void). */
+	if (km_recv_find(km, kt, va >> KM_PAGE_SHIFT, &slot) != KM_OK ||
+	    slot == KM_NONE || km_part_bring(km, kt, slot) != KM_OK)
 		return KM_NONE;
 	r = &km_part(km, kt, slot)->r;
-	if (!(r->rights & KM_W) || (r->flags & KM_RECV_LENT) ||
+	if (r->tag != KM_PART_RECV || !(r->rights & KM_W) ||
 	    r->first_child != KM_NONE ||
 	    km->frame[r->pfn].kuse != KM_KU_NONE)
 		return KM_NONE;
@@ -438,7 +493,9 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	f.kpage = kp;
 	f.kva = km_kpage_kva(kp);
 	f.restore = restore;
+	km->in_callback++;
 	k->ops->fault(k->state, &f, &d);
+	km->in_callback--;
 	km_charge(km, KM_C_TRAP_ENTRY);
 	km_charge(km, KM_C_MAP_ITEM);
 
@@ -457,7 +514,6 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 
 		km_charge(km, KM_C_KMAP);
 		r = &km_part(km, k->task, slot)->r;
-		r->flags |= KM_RECV_LENT;
 		/* In-use kernel memory is out of the kpager's reach. */
 		km_pt_hide(km, kt, d.vaddr);
 		km->frame[r->pfn].lender = kid;
@@ -478,8 +534,9 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	return err;
 }
 
-/* Takes a frame from the in-kernel pool for `kp`. */
-static int pool_alloc(struct km *km, struct km_kpage kp, km_pfn_t *pfn)
+/* Takes a frame from the in-kernel pool for `kp`, entered as `how` says. */
+static int pool_alloc(struct km *km, struct km_kpage kp, enum km_import how,
+                      km_pfn_t *pfn)
 {
 	struct km_fault_rec rec, *outer;
 	int err = KM_OK;
@@ -496,7 +553,7 @@ static int pool_alloc(struct km *km, struct km_kpage kp, km_pfn_t *pfn)
 		km->frame[*pfn].kuse = KM_KU_NONE;
 		km->frame[*pfn].lender = KM_ROOT_KPAGER;
 		rec.pfn = *pfn;
-		rec.decision = kpage_install(km, kp, *pfn, KM_IMPORT_NEW);
+		rec.decision = kpage_install(km, kp, *pfn, how);
 	}
 	km_rec_end(km, &rec, outer);
 	return err;
@@ -608,11 +665,17 @@ int km_op_acquire(struct km *km)
 		km_pfn_t pfn = KM_NO_PFN;
 		int err;
 
-		/* Only kpagers revoke, so a revoked page goes back to one. */
-		if (km->need[i].restore)
+		/* Only kpagers revoke, so a revoked page goes back to one.
+		 * (A node table or MDB page it will not give back is entered
+		 * empty from the pool: see km_bring.) */
+		if (km->need[i].restore) {
 			err = kernel_fault(km, kid, kp, true, &pfn);
+			if ((err == KM_EDENIED || err == KM_EKPAGER) &&
+			    (kp.type == KM_KT_NT || kp.type == KM_KT_MDB))
+				err = pool_alloc(km, kp, KM_IMPORT_REBUILD, &pfn);
+		}
 		else if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER)
-			err = pool_alloc(km, kp, &pfn);
+			err = pool_alloc(km, kp, KM_IMPORT_NEW, &pfn);
 		else
 			err = kernel_fault(km, kid, kp, false, &pfn);
 		if (err != KM_OK) {
@@ -621,8 +684,50 @@ int km_op_acquire(struct km *km)
 		}
 		km->need[i].pfn = pfn;
 	}
+	/* A lost node table or MDB page leaves references to undo before
+	 * anything may rely on the mapping database: start over. */
+	if (km->nlost > 0) {
+		km_op_rollback(km);
+		return KM_ERETRY;
+	}
 	km->nneed = 0;
 	return KM_OK;
+}
+
+/*
+ * Makes a revoked node table or MDB page present again, outside the
+ * operation's list: for walks that find out only as they go which pages
+ * they cross.  Restored pages stay, whatever the operation then does.
+ * A form that is refused or was discarded leaves the page lost (km->nlost);
+ * the caller starts over after km_repair.
+ */
+int km_bring(struct km *km, struct km_kpage kp)
+{
+	km_pfn_t pfn;
+	int err;
+
+	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
+	if (!km_kpage_is_out(km, kp))
+		return KM_OK;
+	err = kernel_fault(km, km->task[kp.task].kpager, kp, true, &pfn);
+	/* A kpager that will not give the page back loses what it held,
+	 * rather than block whoever needs it (another subsystem, perhaps,
+	 * unmapping what it mapped to this kpager's client): the kernel
+	 * enters it from its own pool, empty. */
+	if (err == KM_EDENIED || err == KM_EKPAGER)
+		err = pool_alloc(km, kp, KM_IMPORT_REBUILD, &pfn);
+	if (err == KM_OK &&
+	    km->task[kp.task].page[kp.type].lost[kp.index] == KM_LOST_PENDING)
+		err = KM_ERETRY;
+	return err;
+}
+
+/* Marks a node table or MDB page, just entered vacant, as lost: what its
+ * form held must be undone (km_repair) before the next walk. */
+void km_lost_note(struct km *km, struct km_kpage kp)
+{
+	km->task[kp.task].page[kp.type].lost[kp.index] = KM_LOST_PENDING;
+	km->nlost++;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -162,6 +162,8 @@ enum km_cost {
 	KM_C_SEAL,              /* MAC one continuation (export or check) */
 	KM_C_VALIDATE,          /* check an imported continuation's fields */
 	KM_C_PT_REFILL,         /* re-enter a PTE from its mapping node */
+	KM_C_DIGEST,            /* keyed digest of a node table or MDB page */
+	KM_C_LOCALISE,          /* localise (or translate back) one part */
 	KM_C_COUNT
 };
 
@@ -192,8 +194,10 @@ enum km_decision {
 	                         * refused: its thread is stopped */
 	KM_D_EXPORTED,          /* revoked: the kpager keeps the form */
 	KM_D_DISCARDED,         /* revoked: the kpager discards the form */
-	KM_D_REFILLED           /* a user fault resolved from the mapping
+	KM_D_REFILLED,          /* a user fault resolved from the mapping
 	                         * database: the PTE was gone with its table */
+	KM_D_REJECTED           /* came back, but its form was refused: the
+	                         * page is empty, what it held is undone */
 };
 
 const char *km_fault_kind_name(enum km_fault_kind k);
@@ -362,18 +366,33 @@ int km_kpager_stats(const struct km *km, km_kpager_t id,
  *   directory stay in the kernel and are entered again when it returns;
  * - a UTCB page goes out as it is (its owner may read and write it anyway);
  * - a KTCB page goes out as continuations: per thread, a digest of its
- *   state at a safe point, sealed with a MAC under the kernel's key.
+ *   state at a safe point, sealed with a MAC under the kernel's key;
+ * - a node table goes out localised (its entries name the client's own
+ *   mapping nodes only), a mapping-database page too (each part keeps its
+ *   client-local links, rights, page and the other party's task id; the
+ *   other party's part and the frame stay with the kernel, which keeps a
+ *   receipt per part and a keyed digest per page).
  * When the kernel next needs the page it raises a kernel page fault with
  * `restore` set; the kpager maps a frame holding the form, and the kernel
  * validates and converts it back.  A continuation whose MAC or fields do
  * not check (forged, damaged, stale) stops its thread, with a reason: the
- * refusal lands on that thread alone.
+ * refusal lands on that thread alone.  A node table or MDB page must come
+ * back as exported (while it is out no map, grant or unmap can touch its
+ * mappings, so that is the one state the client could have built);
+ * anything else is refused (KM_D_REJECTED) and the page is lost.
  * With `discard`, the kpager will not keep the form: redundant pages are
  * rebuilt on return (KM_D_REBUILT); a UTCB page comes back zeroed and the
- * threads of a KTCB page come back stopped (KM_D_LOST).
- * Node tables and mapping-database pages cannot be revoked yet (KM_EBUSY).
+ * threads of a KTCB page come back stopped (KM_D_LOST).  A lost node table
+ * is rebuilt from the mapping database; a lost MDB page loses its
+ * mappings: each one goes as unmap would take it, with everything derived
+ * from it, which lands on the kpager's clients and what they passed on.
+ * A kpager that denies a node table or MDB page back loses it the same
+ * way (the kernel enters it from its pool), so it cannot block others.
+ * Revocation is refused (KM_EBUSY) from inside a kpager callback: an
+ * operation is under way then.
  * Returns KM_OK; KM_ENOKPAGER; KM_EINVAL if `vaddr` is not a page the
- * kpager has lent; KM_EBUSY.  Nothing changes on error.
+ * kpager has lent; KM_EBUSY; KM_EIO if the host refuses memory for what
+ * the kernel keeps.  Nothing changes on error.
  */
 int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
                      bool discard);
@@ -544,7 +563,9 @@ struct km_mapping {
 	km_vaddr_t from_vaddr;  /* where it is mapped in `from` (sigma0: phys) */
 	bool lent;              /* lent to the kernel by this task */
 };
-/* KM_OK and *out, KM_ENOMAP, KM_ENOTASK, KM_EINVAL. */
+/* KM_OK and *out, KM_ENOMAP, KM_ENOTASK, KM_EINVAL.  Revoked pages it
+ * reads come back first; from inside a kpager callback that cannot
+ * happen, and the answer is KM_EBUSY. */
 int km_lookup(const struct km *km, km_task_t task, km_vaddr_t va,
               struct km_mapping *out);
 

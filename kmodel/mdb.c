@@ -54,16 +54,42 @@ static struct km_send *send_of(const struct km *km, km_task_t t,
 	return s;
 }
 
+/* The receiver part task t has at `vpn`, or KM_NONE.  Its node table is
+ * not out (see km_recv_find). */
 uint32_t km_recv_at(const struct km *km, km_task_t t, uint32_t vpn)
 {
 	const uint32_t *nte;
 
 	if (t == KM_SIGMA0 || vpn >= (KM_USER_TOP >> KM_PAGE_SHIFT))
 		return KM_NONE;
+	KM_ASSERT(KM_NT(&km->task[t], vpn >> 10) != KM_OUT_PFN);
 	nte = km_nte_slot(km, &km->task[t], vpn << KM_PAGE_SHIFT);
 	if (nte == NULL || *nte == KM_NTE_NONE || *nte == KM_NTE_UTCB)
 		return KM_NONE;
 	return *nte - 1;
+}
+
+/* km_recv_at for a walk that may meet a revoked node table: brings it
+ * back first.  A lost one reads as empty until km_repair (km->nlost). */
+int km_recv_find(struct km *km, km_task_t t, uint32_t vpn, uint32_t *slot)
+{
+	int err = KM_OK;
+
+	*slot = KM_NONE;
+	if (t != KM_SIGMA0 && vpn < (KM_USER_TOP >> KM_PAGE_SHIFT))
+		err = km_bring(km, (struct km_kpage){ t, KM_KT_NT, vpn >> 10 });
+	if (err == KM_OK)
+		*slot = km_recv_at(km, t, vpn);
+	return err;
+}
+
+/* Brings back the MDB page holding part `slot` of task t, if revoked. */
+int km_part_bring(struct km *km, km_task_t t, uint32_t slot)
+{
+	if (slot == KM_NONE)
+		return KM_OK;
+	return km_bring(km, (struct km_kpage){ t, KM_KT_MDB,
+	                                       KM_SLOT_PAGE(slot) });
 }
 
 /* ---------------------------------------------------------------------- */
@@ -120,7 +146,7 @@ void km_mdb_trim_note(struct km *km, struct km_kpage kp)
 /* Frees a part.  A page left empty is freed when the operation ends
  * (mdb_trim), so that parts freed and taken in one operation never make
  * its kernel-page count wrong. */
-static void part_free(struct km *km, km_task_t t, uint32_t slot)
+void km_part_free(struct km *km, km_task_t t, uint32_t slot)
 {
 	struct km_task *tk = &km->task[t];
 	uint32_t page = KM_SLOT_PAGE(slot);
@@ -140,7 +166,7 @@ static void part_free(struct km *km, km_task_t t, uint32_t slot)
 /* Frees the MDB pages that operations left empty.  (If the host refused
  * memory for the list, an empty page stays until its task dies: harmless,
  * and still counted.) */
-static void mdb_trim(struct km *km)
+void km_mdb_trim(struct km *km)
 {
 	for (uint32_t i = 0; i < km->ntrim; i++) {
 		struct km_kpage kp = km->trim[i];
@@ -173,7 +199,8 @@ int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts)
 
 		if (index >= (1u << 24))
 			return KM_ELIMIT;
-		if (km_kpage_pfn(km, kp) != KM_NO_PFN)
+		/* Present pages are counted; revoked ones are not new. */
+		if (km_kpage_pfn(km, kp) != KM_NO_PFN || km_kpage_is_out(km, kp))
 			continue;
 		err = km_pages_reserve(&tk->page[KM_KT_MDB], index + 1);
 		if (err == KM_OK)
@@ -254,45 +281,93 @@ static bool walk_next(struct km *km, struct node top, struct node *n,
 }
 
 /*
- * Would changing the subtree under x (and x itself, if `self`) touch a page
- * lent to the kernel that cannot be revoked: one of a type that cannot go
- * out yet, or one holding a page table or directory of task `keep`, which
- * the operation itself is about to use?  (KM_SIGMA0 for no such task.)
+ * Brings back every revoked page that a change of mapping n reads or
+ * writes: its receiver part and node-table entry, its sender part with
+ * that part's siblings and parent, and its first child's sender part.
+ * Returns KM_ERETRY if one of them was lost (see km_repair).
  */
-bool km_subtree_busy(const struct km *kmc, km_task_t t, uint32_t slot,
-                     bool self, km_task_t keep)
+static int node_bring(struct km *km, struct node n)
 {
-	struct km *km = (struct km *)kmc;  /* the walk only reads */
-	struct node top = { t, slot }, n = top;
-	bool more = true;
+	const struct km_recv *r;
+	const struct km_send *s;
+	uint32_t around[3];
+	int err;
 
-	if (km->lent == 0)
-		return false;
-	if (!self || is_root(top))
-		more = walk_next(km, top, &n, false);
-	for (; more; more = walk_next(km, top, &n, false)) {
-		const struct km_recv *r = recv_of(km, n);
-		const struct km_frame *f = &km->frame[r->pfn];
-
-		if (!(r->flags & KM_RECV_LENT))
-			continue;
-		if (!km_ktype_is_revocable((enum km_ktype)f->ktype))
-			return true;
-		if (keep != KM_SIGMA0 && f->ktask == keep &&
-		    (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT))
-			return true;
-	}
-	return false;
+	if (is_root(n))
+		return KM_OK;   /* sigma0's pages come from the pool */
+	if ((err = km_part_bring(km, n.task, n.slot)) != KM_OK)
+		return err;
+	r = recv_of(km, n);
+	err = km_bring(km, (struct km_kpage){ n.task, KM_KT_NT, r->vpn >> 10 });
+	if (err == KM_OK)
+		err = km_part_bring(km, n.task, r->first_child);
+	if (err != KM_OK || r->send_task == KM_NONE)
+		return err;     /* (a detached mapping has no sender part) */
+	if ((err = km_part_bring(km, r->send_task, r->send_slot)) != KM_OK)
+		return err;
+	s = send_of(km, r->send_task, r->send_slot);
+	around[0] = s->next;
+	around[1] = s->prev;
+	around[2] = r->send_task == KM_SIGMA0 ? KM_NONE : s->parent;
+	/* (r and s stay valid: pages that are in do not move.) */
+	for (int i = 0; i < 3; i++)
+		if ((err = km_part_bring(km, r->send_task, around[i])) != KM_OK)
+			return err;
+	return KM_OK;
 }
 
-static bool is_ancestor(struct km *km, struct node anc, struct node n)
+/*
+ * Validates a change of the subtree under (t, slot), and of that mapping
+ * itself if `self`: brings back every page the change will touch, and
+ * refuses (KM_EBUSY) if it would take away a page lent to the kernel that
+ * the change itself needs: a node table or MDB page (the walk reads
+ * them), or a page table or directory of task `keep`, which the operation
+ * is about to use (KM_SIGMA0 for none).  Other lent pages are revoked
+ * when the change is made.  KM_ERETRY if a page met was lost.
+ */
+int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
+                       km_task_t keep, km_pfn_t *busy)
 {
-	while (!is_root(n)) {
-		n = parent_of(km, n);
-		if (same(n, anc))
-			return true;
+	struct node top = { t, slot }, n = top;
+	int err;
+
+	for (;;) {
+		if ((err = node_bring(km, n)) != KM_OK)
+			return err;
+		if ((self || !same(n, top)) && !is_root(n) &&
+		    km_lent(km, n.task, recv_of(km, n))) {
+			const struct km_frame *f = &km->frame[recv_of(km, n)->pfn];
+
+			if (f->ktype == KM_KT_NT || f->ktype == KM_KT_MDB ||
+			    (keep != KM_SIGMA0 && f->ktask == keep &&
+			     (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT))) {
+				if (busy != NULL)
+					*busy = recv_of(km, n)->pfn;
+				return KM_EBUSY;
+			}
+		}
+		if (!walk_next(km, top, &n, false))
+			return KM_OK;
 	}
-	return false;
+}
+
+/* Is `anc` an ancestor of n?  Brings back the pages on the way up. */
+static int ancestor_check(struct km *km, struct node anc, struct node n,
+                          bool *is)
+{
+	int err;
+
+	*is = false;
+	while (!is_root(n)) {
+		if ((err = node_bring(km, n)) != KM_OK)
+			return err;
+		n = parent_of(km, n);
+		if (same(n, anc)) {
+			*is = true;
+			break;
+		}
+	}
+	return KM_OK;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -335,26 +410,22 @@ static void mdb_link(struct km *km, struct node parent, km_task_t to,
 	km_charge(km, KM_C_MAP_PAGE);
 }
 
-/* Removes a mapping without children.  If it was lent to the kernel, the
- * frame leaves its kpager: the kernel page is revoked and its form
- * discarded first. */
-static void remove_leaf(struct km *km, struct node n)
+/*
+ * Takes sender part (t, slot) out of its parent's child list and frees it.
+ * A parent left without children is free again at its holder: sigma0's
+ * frame, or a page of the default pager's pool.
+ */
+void km_send_unlink(struct km *km, km_task_t t, uint32_t slot)
 {
-	struct km_recv r;
+	struct km_send *s = send_of(km, t, slot);
+	struct node parent = { t, s->parent };
 
-	if (recv_of(km, n)->flags & KM_RECV_LENT)
-		km_kpage_revoke(km, recv_of(km, n)->pfn, true);
-	r = *recv_of(km, n);
-	struct km_send *s = send_of(km, r.send_task, r.send_slot);
-	struct node parent = { r.send_task, s->parent };
-
-	KM_ASSERT(r.first_child == KM_NONE && !(r.flags & KM_RECV_LENT));
 	if (s->prev != KM_NONE)
-		send_of(km, r.send_task, s->prev)->next = s->next;
+		send_of(km, t, s->prev)->next = s->next;
 	else
 		*child_head(km, parent) = s->next;
 	if (s->next != KM_NONE)
-		send_of(km, r.send_task, s->next)->prev = s->prev;
+		send_of(km, t, s->next)->prev = s->prev;
 	if (*child_head(km, parent) == KM_NONE) {
 		if (is_root(parent)) {
 			km->s0_free++;
@@ -364,12 +435,38 @@ static void remove_leaf(struct km *km, struct node n)
 			km_dp_page_freed(km, recv_of(km, parent)->vpn);
 		}
 	}
-	part_free(km, r.send_task, r.send_slot);
-	part_free(km, n.task, n.slot);
+	km_part_free(km, t, slot);
+}
+
+/* Removes a mapping without children.  If it was lent to the kernel, the
+ * frame leaves its kpager: the kernel page is revoked and its form
+ * discarded first.  A detached mapping (its sender part lost with a
+ * page, see repair.c) has no list to leave. */
+static void remove_leaf(struct km *km, struct node n)
+{
+	struct km_recv r;
+
+	if (km_lent(km, n.task, recv_of(km, n)))
+		km_kpage_revoke(km, recv_of(km, n)->pfn, true);
+	r = *recv_of(km, n);
+	KM_ASSERT(r.first_child == KM_NONE && !km_lent(km, n.task, &r));
+	if (r.send_task != KM_NONE)
+		km_send_unlink(km, r.send_task, r.send_slot);
+	else
+		km->ndetached--;
+	km_part_free(km, n.task, n.slot);
 	km_pt_clear(km, &km->task[n.task], r.vpn << KM_PAGE_SHIFT);
 	km->task[n.task].nmappings--;
 	km_charge(km, KM_C_MDB_REMOVE);
 	km_charge(km, KM_C_UNMAP_PAGE);
+}
+
+static uint32_t remove_subtree(struct km *km, struct node x, bool self);
+
+/* Removes mapping (t, slot) and everything derived from it. */
+void km_remove_tree(struct km *km, km_task_t t, uint32_t slot)
+{
+	remove_subtree(km, (struct node){ t, slot }, true);
 }
 
 /* Removes every mapping derived from x, and x itself if `self`, leaves
@@ -405,7 +502,7 @@ static void set_rights(struct km *km, struct node n, unsigned rights)
 {
 	struct km_recv *r = recv_of(km, n);
 
-	if (r->flags & KM_RECV_LENT)
+	if (km_lent(km, n.task, r))
 		km_kpage_revoke(km, r->pfn, false);
 
 	r->rights = (uint8_t)rights;
@@ -433,7 +530,7 @@ static uint32_t revoke(struct km *km, struct node x, unsigned mask, bool self)
 			set_rights(km, x, left);
 			n++;
 		}
-	} else if (!is_root(x) && (recv_of(km, x)->flags & KM_RECV_LENT)) {
+	} else if (!is_root(x) && km_lent(km, x.task, recv_of(km, x))) {
 		/* A kpager unmapping a page it lent: the kernel's use of it
 		 * is derived from its mapping, so this revokes it, and the
 		 * kpager keeps the form. */
@@ -503,12 +600,12 @@ static void grant_move(struct km *km, struct node x, km_task_t to,
 		child->send_task = to;
 		child->send_slot = c2;
 		prev = c2;
-		part_free(km, x.task, c);
+		km_part_free(km, x.task, c);
 		c = cs.next;
 	}
 	km_pt_clear(km, &km->task[x.task], old.vpn << KM_PAGE_SHIFT);
 	km->task[x.task].nmappings--;
-	part_free(km, x.task, x.slot);
+	km_part_free(km, x.task, x.slot);
 
 	km_pt_set(km, &km->task[to], vpn << KM_PAGE_SHIFT, old.pfn, old.rights,
 	          r2 + 1);
@@ -564,7 +661,7 @@ static bool plan_source(struct km *km, const struct plan *p, uint32_t i,
 		src->task = p->from;
 		src->slot = slot;
 		r = recv_of(km, *src);
-		if (r->flags & KM_RECV_LENT)
+		if (km_lent(km, p->from, r))
 			return false;
 		*rights = r->rights;
 		*pfn = r->pfn;
@@ -574,6 +671,21 @@ static bool plan_source(struct km *km, const struct plan *p, uint32_t i,
 		return false;
 	*rights &= p->rights;
 	return *rights != 0;
+}
+
+/* Brings back what plan_source reads for page i: the source's node-table
+ * entry and receiver part. */
+static int plan_bring(struct km *km, const struct plan *p, uint32_t i)
+{
+	uint32_t vpn = p->src ? p->src[i] : p->src_vpn + i, slot;
+	int err;
+
+	if (p->from == KM_SIGMA0)
+		return KM_OK;
+	err = km_recv_find(km, p->from, vpn, &slot);
+	if (err == KM_OK)
+		err = km_part_bring(km, p->from, slot);
+	return err;
 }
 
 static uint32_t count_children(struct km *km, struct node n)
@@ -590,13 +702,16 @@ static uint32_t count_children(struct km *km, struct node n)
 }
 
 /* Validates a plan, obtains the kernel pages it needs, then carries it out.
- * Returns KM_OK and the number of pages moved in *moved. */
-static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
+ * Returns KM_OK and the number of pages moved in *moved, or KM_ERETRY if
+ * a page it met was lost. */
+static int map_plan_once(struct km *km, const struct plan *p,
+                         uint32_t *moved)
 {
 	uint32_t pages = 0, children = 0, last_pde = KM_NONE, done = 0;
 	struct node src, dst;
 	unsigned rights;
 	km_pfn_t pfn;
+	bool cycle;
 	int err;
 
 	km_op_begin(km, km->op_thread);
@@ -604,22 +719,33 @@ static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
 	for (uint32_t i = 0; i < p->n; i++) {
 		uint32_t dvpn = p->dst_vpn + i, pde = dvpn >> 10;
 
+		if ((err = plan_bring(km, p, i)) != KM_OK)
+			return err;
 		if (!plan_source(km, p, i, &src, &rights, &pfn))
 			continue;
 		pages++;
+		/* The source's child list and siblings change. */
+		if ((err = node_bring(km, src)) != KM_OK)
+			return err;
 		dst.task = p->to;
-		dst.slot = km_recv_at(km, p->to, dvpn);
+		if ((err = km_recv_find(km, p->to, dvpn, &dst.slot)) != KM_OK)
+			return err;
 		/* Can the mapping already at the destination go? */
 		if (dst.slot != KM_NONE) {
-			if (km_subtree_busy(km, dst.task, dst.slot, true, p->to))
-				return KM_EBUSY;
-			if (is_ancestor(km, dst, src))
+			err = km_subtree_prepare(km, dst.task, dst.slot, true,
+			                         p->to, NULL);
+			if (err == KM_OK)
+				err = ancestor_check(km, dst, src, &cycle);
+			if (err != KM_OK)
+				return err;
+			if (cycle)
 				return KM_ECYCLE;
 		}
 		if (p->mode == KM_GRANT) {
-			if (km_subtree_busy(km, src.task, src.slot, false,
-			                    p->to))
-				return KM_EBUSY;
+			err = km_subtree_prepare(km, src.task, src.slot, false,
+			                         p->to, NULL);
+			if (err != KM_OK)
+				return err;
 			children += count_children(km, src);
 		}
 		if (pde != last_pde) {
@@ -653,11 +779,11 @@ static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
 	/* Commit.  Sources are looked up again: replacing one destination
 	 * may have removed a later page's source, which is then skipped. */
 	for (uint32_t i = 0; i < p->n; i++) {
-		uint32_t dvpn = p->dst_vpn + i;
-		uint32_t old = km_recv_at(km, p->to, dvpn);
+		uint32_t dvpn = p->dst_vpn + i, old;
 
 		if (!plan_source(km, p, i, &src, &rights, &pfn))
 			continue;
+		old = km_recv_at(km, p->to, dvpn);
 		if (old != KM_NONE) {
 			dst.task = p->to;
 			dst.slot = old;
@@ -669,9 +795,19 @@ static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
 			grant_move(km, src, p->to, dvpn, rights);
 		done++;
 	}
-	mdb_trim(km);
+	km_mdb_trim(km);
 	*moved = done;
 	return KM_OK;
+}
+
+static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
+{
+	int err;
+
+	while ((err = map_plan_once(km, p, moved)) == KM_ERETRY)
+		if ((err = km_repair(km)) != KM_OK)
+			return err;
+	return err;
 }
 
 /* Is a flexpage well formed: size 2^12..2^32, base aligned, rights valid? */
@@ -819,12 +955,37 @@ static bool unmap_node(struct km *km, km_task_t task, uint32_t vpn,
 	return n->slot != KM_NONE;
 }
 
-/* The next page to look at after vpn: past a whole missing node table. */
+/* The next page to look at after vpn: past a whole absent node table. */
 static uint32_t unmap_step(const struct km *km, km_task_t task, uint32_t vpn)
 {
-	if (task != KM_SIGMA0 && !km_present(KM_NT(&km->task[task], vpn >> 10)))
+	if (task != KM_SIGMA0 && KM_NT(&km->task[task], vpn >> 10) == KM_NO_PFN)
 		return (vpn | 0x3ffu) + 1;
 	return vpn + 1;
+}
+
+/*
+ * Validates an unmap of pages [first, end) of `task`: brings back every
+ * revoked page it will touch, and refuses (KM_EBUSY) if it would take away
+ * a lent page the change needs.  KM_ERETRY if a page it met was lost.
+ */
+static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
+                         uint64_t end)
+{
+	struct node x;
+	int err;
+
+	for (uint64_t v = first; v < end; v = unmap_step(km, task, (uint32_t)v)) {
+		if (task != KM_SIGMA0) {
+			err = km_recv_find(km, task, (uint32_t)v, &x.slot);
+			if (err != KM_OK)
+				return err;
+		}
+		if (unmap_node(km, task, (uint32_t)v, &x) &&
+		    (err = km_subtree_prepare(km, x.task, x.slot, true,
+		                              KM_SIGMA0, NULL)) != KM_OK)
+			return err;
+	}
+	return KM_OK;
 }
 
 int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
@@ -834,6 +995,7 @@ int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
 	uint32_t n = 0;
 	bool self = (flags & KM_UNMAP_SELF) != 0;
 	struct node x;
+	int err;
 
 	if (pages != NULL)
 		*pages = 0;
@@ -853,24 +1015,30 @@ int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
 		return KM_OK;
 	first = fp.base >> KM_PAGE_SHIFT;
 	end = first + (size >> KM_PAGE_SHIFT);
-	/* May every affected mapping change (every page lent to the kernel
-	 * among them can be revoked)? */
-	for (uint64_t v = first; km->lent > 0 && v < end;
-	     v = unmap_step(km, task, (uint32_t)v))
-		if (unmap_node(km, task, (uint32_t)v, &x) &&
-		    km_subtree_busy(km, x.task, x.slot, true, KM_SIGMA0))
-			return KM_EBUSY;
+	/* May every affected mapping change, and is everything it touches
+	 * in the kernel? */
+	while ((err = unmap_prepare(km, task, first, end)) == KM_ERETRY)
+		if ((err = km_repair(km)) != KM_OK)
+			return err;
+	if (err != KM_OK)
+		return err;
 	for (uint64_t v = first; v < end; v = unmap_step(km, task, (uint32_t)v))
 		if (unmap_node(km, task, (uint32_t)v, &x))
 			n += revoke(km, x, fp.rights, self);
-	mdb_trim(km);
+	km_mdb_trim(km);
 	if (pages != NULL)
 		*pages = n;
 	return KM_OK;
 }
 
-/* Removes every mapping of task t and everything derived from them.  The
- * caller has checked that every page lent among them can be revoked. */
+/* Validates the removal of every mapping of task t (see unmap_prepare). */
+int km_unmap_all_prepare(struct km *km, km_task_t t)
+{
+	return unmap_prepare(km, t, 0, KM_USER_TOP >> KM_PAGE_SHIFT);
+}
+
+/* Removes every mapping of task t and everything derived from them, after
+ * km_unmap_all_prepare. */
 int km_unmap_all(struct km *km, km_task_t t)
 {
 	struct km_task *tk = &km->task[t];
@@ -885,44 +1053,67 @@ int km_unmap_all(struct km *km, km_task_t t)
 				remove_subtree(km, x, true);
 		}
 	}
-	mdb_trim(km);
+	km_mdb_trim(km);
 	return KM_OK;
 }
 
-/* Ends the kernel's use of a lent page: the kpager may reach it again. */
-void km_kpager_lend_clear(struct km *km, km_kpager_t kid, km_vaddr_t va)
+/* Are the pages km_lookup reads for mapping n all in? */
+static bool lookup_in(const struct km *km, struct node n)
 {
-	km_task_t kt = km->kpager[kid].task;
-	struct node n = { kt, km_recv_at(km, kt, va >> KM_PAGE_SHIFT) };
-	struct km_recv *r;
-	uint32_t *pte;
+	const struct km_recv *r;
+	const struct km_send *s;
 
-	KM_ASSERT(n.slot != KM_NONE);
+	if (km_kpage_is_out(km, (struct km_kpage){ n.task, KM_KT_MDB,
+	                                           KM_SLOT_PAGE(n.slot) }))
+		return false;
 	r = recv_of(km, n);
-	KM_ASSERT(r->flags & KM_RECV_LENT);
-	r->flags &= (uint16_t)~KM_RECV_LENT;
-	/* The kpager's own table may be revoked (its kernel memory comes from
-	 * a kpager too): then the PTE comes back with the table. */
-	pte = km_pte_slot(km, &km->task[kt], va);
-	if (pte != NULL)
-		*pte = km_phys(km, r->pfn) | KM_PTE_P | KM_PTE_US |
-		       ((r->rights & KM_W) ? KM_PTE_RW : 0);
-	km->lent--;
+	if (r->send_task == KM_SIGMA0)
+		return true;
+	if (km_kpage_is_out(km, (struct km_kpage){ r->send_task, KM_KT_MDB,
+	                                           KM_SLOT_PAGE(r->send_slot) }))
+		return false;
+	s = send_of(km, r->send_task, r->send_slot);
+	return !km_kpage_is_out(km, (struct km_kpage){ r->send_task, KM_KT_MDB,
+	                                               KM_SLOT_PAGE(s->parent) });
 }
 
 int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
               struct km_mapping *out)
 {
-	struct km *km = (struct km *)kmc;  /* only reads */
+	/* Reads, but may bring revoked pages back, as the kernel would. */
+	struct km *km = (struct km *)kmc;
 	struct node n;
 	const struct km_recv *r;
+	int err;
 
 	if (km_task_get(km, task) == NULL)
 		return KM_ENOTASK;
 	if (task == KM_SIGMA0 || va >= KM_USER_TOP)
 		return KM_EINVAL;
 	n.task = task;
-	n.slot = km_recv_at(km, task, va >> KM_PAGE_SHIFT);
+	if (km->in_callback > 0) {
+		/* Inside a kpager's callback an operation is under way: only
+		 * what is in may be read. */
+		if (KM_NT(&km->task[task], va >> 22) == KM_OUT_PFN)
+			return KM_EBUSY;
+		n.slot = km_recv_at(km, task, va >> KM_PAGE_SHIFT);
+		if (n.slot != KM_NONE && !lookup_in(km, n))
+			return KM_EBUSY;
+	} else {
+		km_op_begin(km, KM_NO_THREAD);
+		for (;;) {
+			err = km_recv_find(km, task, va >> KM_PAGE_SHIFT,
+			                   &n.slot);
+			if (err == KM_OK && n.slot != KM_NONE)
+				err = node_bring(km, n);
+			if (err != KM_ERETRY)
+				break;
+			if ((err = km_repair(km)) != KM_OK)
+				break;
+		}
+		if (err != KM_OK)
+			return err;
+	}
 	if (n.slot == KM_NONE)
 		return KM_ENOMAP;
 	r = recv_of(km, n);
@@ -936,6 +1127,6 @@ int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
 
 		out->from_vaddr = recv_of(km, p)->vpn << KM_PAGE_SHIFT;
 	}
-	out->lent = (r->flags & KM_RECV_LENT) != 0;
+	out->lent = km_lent(km, task, r);
 	return KM_OK;
 }

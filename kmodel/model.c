@@ -50,7 +50,8 @@ const char *km_decision_name(enum km_decision d)
 	static const char *const n[] = { "mapped", "denied", "refused",
 	                                 "failed", "present", "restored",
 	                                 "rebuilt", "lost", "stopped",
-	                                 "exported", "discarded", "refilled" };
+	                                 "exported", "discarded", "refilled",
+	                                 "rejected" };
 
 	return (unsigned)d < sizeof n / sizeof n[0] ? n[d] : "?";
 }

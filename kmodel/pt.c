@@ -67,7 +67,8 @@ void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
 
 	KM_ASSERT(nt != NULL && *nt != KM_NTE_NONE);
 	if (pte != NULL) {
-		/* A mapping whose PTE awaited its refill needs none now. */
+		/* A mapping whose PTE awaited its refill (or was hidden while
+		 * lent) needs none now. */
 		if (*pte == 0 && *nt != KM_NTE_UTCB) {
 			KM_ASSERT(tk->pt_missing[KM_PDX(va)] > 0);
 			tk->pt_missing[KM_PDX(va)]--;
@@ -90,19 +91,30 @@ void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
 }
 
 /* Takes a mapping's PTE away while the kernel uses its frame.  The
- * table may be out (nothing to clear) or back but not yet refilled (the
- * mapping no longer awaits a refill: a lent page has no PTE). */
+ * table may be out (nothing to clear) or back but not yet refilled.  A
+ * hidden PTE counts as missing, like any mapping's PTE that is 0. */
 void km_pt_hide(struct km *km, struct km_task *tk, km_vaddr_t va)
+{
+	uint32_t *pte = km_pte_slot(km, tk, va);
+
+	if (pte == NULL || *pte == 0)
+		return;
+	*pte = 0;
+	tk->pt_missing[KM_PDX(va)]++;
+}
+
+/* Gives a mapping whose lending ended its PTE back (writable: only
+ * writable pages are lent), if its table is in. */
+void km_pt_unhide(struct km *km, struct km_task *tk, km_vaddr_t va,
+                  km_pfn_t pfn)
 {
 	uint32_t *pte = km_pte_slot(km, tk, va);
 
 	if (pte == NULL)
 		return;
-	if (*pte == 0) {
-		KM_ASSERT(tk->pt_missing[KM_PDX(va)] > 0);
-		tk->pt_missing[KM_PDX(va)]--;
-	}
-	*pte = 0;
+	KM_ASSERT(*pte == 0 && tk->pt_missing[KM_PDX(va)] > 0);
+	*pte = km_phys(km, pfn) | pte_bits(KM_R | KM_W);
+	tk->pt_missing[KM_PDX(va)]--;
 }
 
 /* Re-enters the PTE of a mapping whose page table came back vacant. */

@@ -39,10 +39,14 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
 	tk->kpager = kpager;
 	tk->live = true;
 
-	km_op_begin(km, km->op_thread);
-	if ((err = km_op_need(km, t, KM_KT_PD, 0)) != KM_OK ||
-	    (err = km_op_need(km, t, KM_KT_ND, 0)) != KM_OK ||
-	    (err = km_op_acquire(km)) != KM_OK) {
+	/* (A page lost meanwhile, the kpager's own, is undone; then again.) */
+	do {
+		km_op_begin(km, km->op_thread);
+		if ((err = km_op_need(km, t, KM_KT_PD, 0)) == KM_OK &&
+		    (err = km_op_need(km, t, KM_KT_ND, 0)) == KM_OK)
+			err = km_op_acquire(km);
+	} while (err == KM_ERETRY && (err = km_repair(km)) == KM_OK);
+	if (err != KM_OK) {
 		km_op_rollback(km);
 		km_task_free_pages(tk);
 		memset(tk, 0, sizeof *tk);
@@ -104,6 +108,7 @@ static void thread_free(struct km *km, km_thread_t id)
 int km_task_destroy(struct km *km, km_task_t t)
 {
 	struct km_task *tk = km_task_get(km, t);
+	int err;
 
 	/* Does the task exist, and is it not sigma0? */
 	if (t == KM_SIGMA0)
@@ -122,22 +127,14 @@ int km_task_destroy(struct km *km, km_task_t t)
 		if (th->live && th->task != t && th->pager == t)
 			return KM_EBUSY;
 	}
-	/* Is one of its mappings, or one derived from them, lent to the
-	 * kernel in a form that cannot be revoked? */
-	if (km->lent > 0) {
-		for (uint32_t v = 0; v < (KM_USER_TOP >> KM_PAGE_SHIFT); v++) {
-			uint32_t slot;
-
-			if (!km_present(KM_NT(tk, v >> 10))) {
-				v |= 0x3ffu;
-				continue;
-			}
-			slot = km_recv_at(km, t, v);
-			if (slot != KM_NONE &&
-			    km_subtree_busy(km, t, slot, true, KM_SIGMA0))
-				return KM_EBUSY;
-		}
-	}
+	/* Can every mapping it holds, and every one derived from them, go
+	 * (bringing back what was revoked)?  Its node tables are all back
+	 * then, the UTCB area's too. */
+	while ((err = km_unmap_all_prepare(km, t)) == KM_ERETRY)
+		if ((err = km_repair(km)) != KM_OK)
+			return err;
+	if (err != KM_OK)
+		return err;
 
 	for (km_thread_t i = 1; i < km->cfg.max_threads; i++)
 		if (km->thread[i].live && km->thread[i].task == t)
@@ -224,11 +221,16 @@ int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
 
 	/* The slots' pages, new or back from their kpager (and with a UTCB
 	 * page, what it is entered into). */
-	km_op_begin(km, km->op_thread);
-	err = km_op_need(km, t, KM_KT_UTCB, us / KM_UTCB_PER_PAGE);
-	if (err == KM_OK)
-		err = km_op_need(km, t, KM_KT_KTCB, ks / KM_KTCB_PER_PAGE);
-	if (err != KM_OK || (err = km_op_acquire(km)) != KM_OK) {
+	do {
+		km_op_begin(km, km->op_thread);
+		err = km_op_need(km, t, KM_KT_UTCB, us / KM_UTCB_PER_PAGE);
+		if (err == KM_OK)
+			err = km_op_need(km, t, KM_KT_KTCB,
+			                 ks / KM_KTCB_PER_PAGE);
+		if (err == KM_OK)
+			err = km_op_acquire(km);
+	} while (err == KM_ERETRY && (err = km_repair(km)) == KM_OK);
+	if (err != KM_OK) {
 		km_op_rollback(km);
 		return err;
 	}
@@ -268,8 +270,20 @@ static struct km_thread *thread_get(const struct km *km, km_thread_t th)
 
 int km_thread_destroy(struct km *km, km_thread_t th)
 {
+	struct km_kpage nt;
+	int err;
+
 	if (thread_get(km, th) == NULL)
 		return KM_ENOTHREAD;
+	/* Freeing its UTCB page clears the page's mark in the UTCB area's
+	 * node table, which must be in. */
+	nt = (struct km_kpage){ km->thread[th].task, KM_KT_NT, KM_UTCB_PDE };
+	km_op_begin(km, th);
+	while ((err = km_bring(km, nt)) == KM_ERETRY)
+		if ((err = km_repair(km)) != KM_OK)
+			break;
+	if (err != KM_OK)
+		return err;
 	thread_free(km, th);
 	return KM_OK;
 }
@@ -302,14 +316,16 @@ int km_thread_regs(struct km *km, km_thread_t th, uint32_t regs[10],
 	kp.type = KM_KT_KTCB;
 	kp.index = t->ktcb / KM_KTCB_PER_PAGE;
 	/* Is its KTCB in the kernel?  If revoked, bring it back. */
-	km_op_begin(km, th);
-	err = km_op_need(km, kp.task, kp.type, kp.index);
-	if (err == KM_OK)
-		err = km_op_acquire(km);
-	else
+	do {
+		km_op_begin(km, th);
+		err = km_op_need(km, kp.task, kp.type, kp.index);
+		if (err == KM_OK)
+			err = km_op_acquire(km);
+	} while (err == KM_ERETRY && (err = km_repair(km)) == KM_OK);
+	if (err != KM_OK) {
 		km_op_rollback(km);
-	if (err != KM_OK)
 		return err;
+	}
 	pfn = km_kpage_pfn(km, kp);
 	k = (struct km_ktcb *)(void *)(km_fp(km, pfn) +
 	                               (t->ktcb % KM_KTCB_PER_PAGE) * KM_KTCB_SIZE);

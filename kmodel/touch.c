@@ -45,7 +45,7 @@ static bool dp_page_free(const struct km *km, uint32_t vpn)
 	if (slot == KM_NONE)
 		return false;
 	r = &km_part(km, km->defpager, slot)->r;
-	return r->first_child == KM_NONE && !(r->flags & KM_RECV_LENT);
+	return r->first_child == KM_NONE && !km_lent(km, km->defpager, r);
 }
 
 /*
@@ -145,6 +145,25 @@ static int touch_restore(struct km *km, struct km_task *tk, km_task_t t,
 	return err;
 }
 
+/* Brings back the node table covering va and the mapping node it names,
+ * undoing first what a lost one held. */
+static int touch_bring(struct km *km, km_task_t t, km_vaddr_t va)
+{
+	uint32_t slot;
+	int err;
+
+	km_op_begin(km, km->op_thread);
+	for (;;) {
+		err = km_recv_find(km, t, va >> KM_PAGE_SHIFT, &slot);
+		if (err == KM_OK)
+			err = km_part_bring(km, t, slot);
+		if (err != KM_ERETRY)
+			return err;
+		if ((err = km_repair(km)) != KM_OK)
+			return err;
+	}
+}
+
 int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
              unsigned access)
 {
@@ -171,6 +190,10 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 		set_accessed(pte, access);
 		return KM_OK;
 	}
+	/* The node table, and the mapping node it names, may be revoked:
+	 * the kernel needs them back to know what is mapped here. */
+	if ((err = touch_bring(km, th->task, va)) != KM_OK)
+		return err;
 	ntp = km_nte_slot(km, tk, va);
 	nte = ntp != NULL ? *ntp : KM_NTE_NONE;
 	/* Nothing but the kernel maps the UTCB area. */
@@ -195,7 +218,19 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 	km_charge(km, KM_C_PF_DECODE);
 	km_charge(km, KM_C_PT_WALK);
 
-	err = touch_restore(km, tk, th->task, va, nte);
+	/* A lost node table met on the way is undone, and the page looked
+	 * up again. */
+	while ((err = touch_restore(km, tk, th->task, va, nte)) == KM_ERETRY) {
+		if ((err = km_repair(km)) != KM_OK ||
+		    (err = touch_bring(km, th->task, va)) != KM_OK)
+			break;
+		ntp = km_nte_slot(km, tk, va);
+		nte = ntp != NULL ? *ntp : KM_NTE_NONE;
+		if (nte == KM_NTE_NONE && th->pager != km->defpager) {
+			err = KM_ENOMAP;
+			break;
+		}
+	}
 	if (err != KM_OK) {
 		rec.decision = KM_D_FAILED;
 	} else if (nte != KM_NTE_NONE) {
@@ -206,7 +241,7 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 
 		pte = km_pte_slot(km, tk, va);
 		rec.decision = KM_D_PRESENT;
-		if (r != NULL && (r->flags & KM_RECV_LENT)) {
+		if (r != NULL && km_lent(km, th->task, r)) {
 			rec.decision = KM_D_DENIED;     /* in the kernel's use */
 			err = KM_EACCES;
 		} else if (r != NULL && *pte == 0) {

@@ -5,7 +5,11 @@
  * zeroed forms, another page's form, forms replayed from an earlier
  * export, continuations rewritten to name other subsystems' threads and
  * pagers or huge values.  It answers restores with the wrong page, claims
- * discards, or denies.  Meanwhile A's clients keep working.
+ * discards, or denies.  Node tables and mapping-database pages get their
+ * own plausible lies: links turned into cycles, references to other
+ * tasks (B's among them), huge slot numbers, entries swapped.  Meanwhile
+ * A's clients keep working: touching pages, writing registers, and
+ * mapping, granting and unmapping pages between each other.
  *
  * After every step: km_check holds; subsystem B (an honest FCFS kpager and
  * its clients, idle meanwhile) hashes exactly as before; every thread of A
@@ -179,8 +183,24 @@ struct world {
 	km_task_t a[2], b[2];
 	km_thread_t ath[2][NTHREADS], bth[2][2];
 	uint32_t aregs[2][NTHREADS][10];        /* what each last wrote */
-	uint64_t mutations, stopped_seen;
+	uint64_t mutations, stopped_seen, maps;
+	/* Node tables and MDB pages back from A's kpager, by decision. */
+	uint64_t nm_restored, nm_rejected, nm_lost;
 };
+
+/* Counts what came of node tables and MDB pages brought back. */
+static void hk_sink(void *ctx, const struct km_fault_rec *rec)
+{
+	struct world *w = ctx;
+
+	if (rec->kind != KM_FK_KERNEL && rec->kind != KM_FK_KPOOL)
+		return;
+	if (rec->kpage.type != KM_KT_NT && rec->kpage.type != KM_KT_MDB)
+		return;
+	w->nm_restored += rec->decision == KM_D_RESTORED;
+	w->nm_rejected += rec->decision == KM_D_REJECTED;
+	w->nm_lost += rec->decision == KM_D_LOST;
+}
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -231,6 +251,86 @@ static uint64_t hash_b(struct world *w)
 		}
 	}
 	return h;
+}
+
+/* A used part of an MDB page's form, or -1.  Parts are 24 bytes after a
+ * 16-byte header; byte 0 of a part is its tag (0 free). */
+static int used_part(const uint8_t *form)
+{
+	uint32_t start = pick(170);
+
+	for (uint32_t k = 0; k < 170; k++) {
+		uint32_t i = (start + k) % 170;
+
+		if (form[16 + 24 * i] != 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Plausible lies in a mapping-database page: a link into a cycle (to
+ * the part itself or another part), a reference to another task, a huge
+ * slot number, two parts swapped, a tag flipped. */
+static void tamper_mdb(struct world *w, uint8_t *form)
+{
+	int i = used_part(form), j = used_part(form);
+	uint32_t v, field = 4 * (1 + pick(5));  /* a 32-bit field, not the tag */
+	uint8_t tmp[24];
+
+	if (i < 0)
+		return;
+	switch (pick(5)) {
+	case 0:         /* a cycle: a link to itself or a sibling */
+		v = (uint32_t)(j >= 0 && pick(2) ? j : i);
+		memcpy(form + 16 + 24 * i + field, &v, 4);
+		break;
+	case 1:         /* another task: one of B's, or the other client */
+		v = pick(2) ? w->b[pick(2)] : w->a[pick(2)];
+		memcpy(form + 16 + 24 * i + (pick(2) ? 12 : 16), &v, 4);
+		break;
+	case 2:         /* a huge slot number */
+		v = 0xffffff00u | pick(256);
+		memcpy(form + 16 + 24 * i + field, &v, 4);
+		break;
+	case 3:         /* two parts swapped */
+		if (j < 0 || j == i)
+			break;
+		memcpy(tmp, form + 16 + 24 * i, 24);
+		memcpy(form + 16 + 24 * i, form + 16 + 24 * j, 24);
+		memcpy(form + 16 + 24 * j, tmp, 24);
+		break;
+	default:        /* a receiver part made a sender part or freed */
+		form[16 + 24 * i] = (uint8_t)pick(3);
+		break;
+	}
+}
+
+/* Plausible lies in a node table: an entry moved, swapped with another,
+ * pointed at another slot or made a UTCB mark. */
+static void tamper_nt(struct world *w, uint8_t *form)
+{
+	uint32_t a = pick(1024), b = pick(1024), va, vb;
+
+	(void)w;
+	memcpy(&va, form + 4 * a, 4);
+	memcpy(&vb, form + 4 * b, 4);
+	switch (pick(4)) {
+	case 0:
+		memcpy(form + 4 * a, &vb, 4);
+		memcpy(form + 4 * b, &va, 4);
+		break;
+	case 1:
+		va += 1 + pick(3);
+		memcpy(form + 4 * a, &va, 4);
+		break;
+	case 2:
+		va = 0xffffffffu;
+		memcpy(form + 4 * a, &va, 4);
+		break;
+	default:
+		memcpy(form + 4 * b, &va, 4);
+		break;
+	}
 }
 
 /* Tampers with the form in `form` (a page of kernel type `type`). */
@@ -288,10 +388,16 @@ static void tamper(struct world *w, uint8_t *form, enum km_ktype type,
 		}
 		break;
 	}
-	default:        /* honest: no change */
+	default:        /* honest, or lies only a node table or MDB page
+	                 * can tell */
+		if (type == KM_KT_MDB && pick(2))
+			tamper_mdb(w, form);
+		else if (type == KM_KT_NT && pick(2))
+			tamper_nt(w, form);
+		else
+			how = 7;
 		break;
 	}
-	(void)type;
 	w->mutations += how != 7;
 }
 
@@ -340,6 +446,26 @@ static void a_op(struct world *w)
 	enum km_thread_state st;
 	int err;
 
+	if (r == 9) {           /* map, grant or unmap between the clients */
+		static const uint32_t base[] = { 0x08048000u, 0x40000000u,
+		                                 0x20000000u, 0x30000000u };
+		struct km_fpage fp = { base[pick(4)] + pick(8) * PG, 12,
+		                       pick(2) ? KM_RWX : KM_R };
+		km_vaddr_t dst = base[pick(4)] + pick(8) * PG;
+		uint32_t how = pick(4);
+
+		if (how == 3)
+			err = km_unmap(w->km, w->a[t], fp, pick(2) ?
+			               KM_UNMAP_SELF : 0, NULL);
+		else
+			err = km_map(w->km, w->a[t], fp, w->a[pick(2)], dst,
+			             how == 2 ? KM_GRANT : KM_MAP, NULL);
+		assert_true(err == KM_OK || err == KM_EDENIED ||
+		            err == KM_EBUSY || err == KM_ECYCLE ||
+		            err == KM_ENOMEM);
+		w->maps += err == KM_OK;
+		return;
+	}
 	if (r < 5) {
 		static const uint32_t base[] = { 0x08048000u, 0x40000000u,
 		                                 0xbfff0000u, 0x20000000u };
@@ -350,7 +476,10 @@ static void a_op(struct world *w)
 		}
 		err = km_touch(w->km, th, va, pick(2) ? KM_ACC_READ :
 		               KM_ACC_WRITE);
-		assert_true(err == KM_OK || err == KM_EDENIED);
+		/* (A page mapped read-only by the other client refuses a
+		 * write.) */
+		assert_true(err == KM_OK || err == KM_EDENIED ||
+		            err == KM_EACCES);
 		return;
 	}
 	if (r < 8) {            /* write registers, remember them */
@@ -429,6 +558,7 @@ static void test_kmodel_hostile_kpager(void **state)
 			                                  &w.ath[t][i]), KM_OK);
 	}
 	hb = hash_b(&w);
+	km_set_fault_sink(w.km, hk_sink, &w);
 
 	while (w.mutations < target) {
 		if (pick(3) == 0)
@@ -447,15 +577,23 @@ static void test_kmodel_hostile_kpager(void **state)
 	}
 	print_message("kmodel hostile: %llu steps, %llu restores (%llu denied, "
 	              "%llu wrong pages, %llu false discards), %llu reads of "
-	              "stopped threads\n", (unsigned long long)steps,
+	              "stopped threads, %llu maps\n", (unsigned long long)steps,
 	              (unsigned long long)w.hk.restores,
 	              (unsigned long long)w.hk.denials,
 	              (unsigned long long)w.hk.wrong_pages,
 	              (unsigned long long)w.hk.false_discards,
-	              (unsigned long long)w.stopped_seen);
+	              (unsigned long long)w.stopped_seen,
+	              (unsigned long long)w.maps);
+	print_message("kmodel hostile: node tables and MDB pages back: %llu "
+	              "restored, %llu rejected, %llu lost\n",
+	              (unsigned long long)w.nm_restored,
+	              (unsigned long long)w.nm_rejected,
+	              (unsigned long long)w.nm_lost);
 	/* The run did what it claims: forms came back and were refused. */
 	assert_true(w.hk.restores > target / 10);
 	assert_true(w.stopped_seen > 0);
+	assert_true(w.maps > 0);
+	assert_true(w.nm_restored > 0 && w.nm_rejected > 0 && w.nm_lost > 0);
 	km_destroy(w.km);
 }
 
