@@ -155,7 +155,9 @@ _Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
 struct km_outmeta;
 struct km_pages {
 	km_pfn_t *pfn;
-	uint32_t *gen;                  /* exports so far: stale forms fail */
+	uint64_t *gen;                  /* the export that made the form out
+	                                 * now: older forms, even of the same
+	                                 * page of an earlier task, fail */
 	uint8_t *lost;                  /* out: 1 if the kpager discarded its
 	                                 * form; present: KM_LOST_PENDING */
 	struct km_outmeta **meta;       /* node tables and MDB pages that are
@@ -277,6 +279,7 @@ struct km {
 
 	uint32_t kernel_pde[256];
 	uint8_t key[32];                /* seals continuations; per run */
+	uint64_t exports;               /* kernel pages exported so far */
 	uint32_t in_callback;           /* a kpager's callback is running */
 	uint32_t nlost;                 /* NT and MDB pages lost (their form
 	                                 * discarded or refused): present,

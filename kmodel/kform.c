@@ -65,7 +65,8 @@ _Static_assert(sizeof(struct km_cont) <= KM_KTCB_SIZE, "continuation fits");
 
 /* What the MAC covers besides the continuation: where it belongs. */
 struct km_cont_binding {
-	uint32_t task, index, slot, gen;
+	uint32_t task, index, slot, pad;
+	uint64_t gen;
 };
 
 bool km_ktype_is_revocable(enum km_ktype type)
@@ -75,11 +76,11 @@ bool km_ktype_is_revocable(enum km_ktype type)
 
 /* The keyed digest of a node table or MDB page as the kernel holds it,
  * bound to the page and its export generation. */
-static void page_digest(const struct km *km, struct km_kpage kp, uint32_t gen,
+static void page_digest(const struct km *km, struct km_kpage kp, uint64_t gen,
                         const void *page, uint8_t out[KM_DIGEST_BYTES])
 {
 	crypto_generichash_state st;
-	uint32_t b[4] = { kp.task, (uint32_t)kp.type, kp.index, gen };
+	uint64_t b[3] = { kp.task, ((uint64_t)kp.type << 32) | kp.index, gen };
 
 	crypto_generichash_init(&st, km->key, sizeof km->key, KM_DIGEST_BYTES);
 	crypto_generichash_update(&st, (const void *)b, sizeof b);
@@ -276,7 +277,7 @@ static void ktcb_export(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++) {
 		uint32_t slot = kp.index * KM_KTCB_PER_PAGE + i;
 		const struct km_ktcb *k = ktcb_at(km, pfn, i);
-		struct km_cont_binding b = { kp.task, kp.index, i,
+		struct km_cont_binding b = { kp.task, kp.index, i, 0,
 		                             tk->page[KM_KT_KTCB].gen[kp.index] };
 
 		live[i] = slot < tk->ktcb_cap && tk->ktcb_slot[slot] != 0;
@@ -323,7 +324,7 @@ static uint32_t ktcb_import(struct km *km, struct km_kpage kp, km_pfn_t pfn,
 	for (uint32_t i = 0; i < KM_KTCB_PER_PAGE; i++) {
 		uint32_t slot = kp.index * KM_KTCB_PER_PAGE + i;
 		km_thread_t th = slot < tk->ktcb_cap ? tk->ktcb_slot[slot] : 0;
-		struct km_cont_binding b = { kp.task, kp.index, i,
+		struct km_cont_binding b = { kp.task, kp.index, i, 0,
 		                             tk->page[KM_KT_KTCB].gen[kp.index] };
 		uint8_t mac[crypto_auth_BYTES];
 		struct km_ktcb *k;

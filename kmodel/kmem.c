@@ -73,7 +73,7 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 {
 	uint32_t cap;
 	km_pfn_t *n;
-	uint32_t *g;
+	uint64_t *g;
 	uint8_t *l;
 	struct km_outmeta **m;
 
@@ -308,6 +308,15 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
 	km_pfn_t *slot = kpage_slot(km, kp);
 
 	KM_ASSERT(slot != NULL && *slot == KM_OUT_PFN);
+	if (tk->kpager != KM_ROOT_KPAGER) {
+		struct km_kpager *k = &km->kpager[tk->kpager];
+
+		if (k->ops->forgotten != NULL) {
+			km->in_callback++;
+			k->ops->forgotten(k->state, kp);
+			km->in_callback--;
+		}
+	}
 	/* A UTCB page leaves its mark in the UTCB area's node table. */
 	if (kp.type == KM_KT_UTCB)
 		km_pt_clear(km, tk, KM_UTCB_AREA + kp.index * KM_PAGE_SIZE);
@@ -344,10 +353,10 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 	rec.pfn = pfn;
 	km_charge(km, KM_C_REVOKE);
 	/* A new generation first: the form binds to it, so an older form of
-	 * the same page no longer passes. */
-	tk->page[kp.type].gen[kp.index]++;
+	 * the same page (or of a page of the same name in a task that died)
+	 * no longer passes. */
+	tk->page[kp.type].gen[kp.index] = ++km->exports;
 	if (km_kform_export(km, kp, pfn, discard) != KM_OK) {
-		tk->page[kp.type].gen[kp.index]--;
 		rec.decision = KM_D_FAILED;
 		km_rec_end(km, &rec, outer);
 		return KM_EIO;

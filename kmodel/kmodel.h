@@ -330,6 +330,9 @@ struct kp_ops {
 	/* The kernel no longer needs the page it held at `vaddr` (freed, or
 	 * handed back after a failed operation): it is the kpager's again. */
 	void (*released)(void *state, km_vaddr_t vaddr, struct km_kpage kp);
+	/* Optional: the revoked page `kp` will never be asked back (its task
+	 * or thread is gone): the kpager may reuse what holds its form. */
+	void (*forgotten)(void *state, struct km_kpage kp);
 };
 
 /*

@@ -168,9 +168,19 @@ static void hk_released(void *state, km_vaddr_t vaddr, struct km_kpage kp)
 	hk->state[(vaddr - POOL) / PG] = HK_FREE;
 }
 
+static void hk_forgotten(void *state, struct km_kpage kp)
+{
+	struct hk *hk = state;
+	uint64_t kva = km_kpage_kva(kp);
+
+	for (uint32_t i = 0; i < NPOOL; i++)
+		if (hk->state[i] == HK_HELD && hk->kva[i] == kva)
+			hk->state[i] = HK_FREE;
+}
+
 static const struct kp_ops hk_ops = {
 	.name = "hostile", .init = hk_init, .fault = hk_fault,
-	.released = hk_released,
+	.released = hk_released, .forgotten = hk_forgotten,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -183,7 +193,7 @@ struct world {
 	km_task_t a[2], b[2];
 	km_thread_t ath[2][NTHREADS], bth[2][2];
 	uint32_t aregs[2][NTHREADS][10];        /* what each last wrote */
-	uint64_t mutations, stopped_seen, maps;
+	uint64_t mutations, stopped_seen, maps, replaced;
 	/* Node tables and MDB pages back from A's kpager, by decision. */
 	uint64_t nm_restored, nm_rejected, nm_lost;
 };
@@ -437,6 +447,16 @@ static void hostile_revoke(struct world *w)
 	}
 }
 
+/* Creates client t of A with its threads (registers all zero). */
+static void a_client(struct world *w, uint32_t t)
+{
+	assert_int_equal(km_task_create(w->km, w->ka, &w->a[t]), KM_OK);
+	for (uint32_t i = 0; i < NTHREADS; i++)
+		assert_int_equal(km_thread_create(w->km, w->a[t], 0,
+		                                  &w->ath[t][i]), KM_OK);
+	memset(w->aregs[t], 0, sizeof w->aregs[t]);
+}
+
 /* One operation by A's clients; some bring revoked pages back. */
 static void a_op(struct world *w)
 {
@@ -445,6 +465,16 @@ static void a_op(struct world *w)
 	uint32_t regs[10];
 	enum km_thread_state st;
 	int err;
+
+	if (pick(500) == 0) {   /* a client dies and another takes its place */
+		err = km_task_destroy(w->km, w->a[t]);
+		assert_true(err == KM_OK || err == KM_ENOMEM);
+		if (err == KM_OK) {
+			a_client(w, t);
+			w->replaced++;
+		}
+		return;
+	}
 
 	if (r == 9) {           /* map, grant or unmap between the clients */
 		static const uint32_t base[] = { 0x08048000u, 0x40000000u,
@@ -551,12 +581,8 @@ static void test_kmodel_hostile_kpager(void **state)
 	snprintf(args, sizeof args, "ctx=%p", (void *)&w.hk);
 	assert_int_equal(km_kpager_create(w.km, &hk_ops, kta, args, &w.ka, why,
 	                                  sizeof why), KM_OK);
-	for (int t = 0; t < 2; t++) {
-		assert_int_equal(km_task_create(w.km, w.ka, &w.a[t]), KM_OK);
-		for (uint32_t i = 0; i < NTHREADS; i++)
-			assert_int_equal(km_thread_create(w.km, w.a[t], 0,
-			                                  &w.ath[t][i]), KM_OK);
-	}
+	for (uint32_t t = 0; t < 2; t++)
+		a_client(&w, t);
 	hb = hash_b(&w);
 	km_set_fault_sink(w.km, hk_sink, &w);
 
@@ -577,13 +603,15 @@ static void test_kmodel_hostile_kpager(void **state)
 	}
 	print_message("kmodel hostile: %llu steps, %llu restores (%llu denied, "
 	              "%llu wrong pages, %llu false discards), %llu reads of "
-	              "stopped threads, %llu maps\n", (unsigned long long)steps,
+	              "stopped threads, %llu maps, %llu clients replaced\n",
+	              (unsigned long long)steps,
 	              (unsigned long long)w.hk.restores,
 	              (unsigned long long)w.hk.denials,
 	              (unsigned long long)w.hk.wrong_pages,
 	              (unsigned long long)w.hk.false_discards,
 	              (unsigned long long)w.stopped_seen,
-	              (unsigned long long)w.maps);
+	              (unsigned long long)w.maps,
+	              (unsigned long long)w.replaced);
 	print_message("kmodel hostile: node tables and MDB pages back: %llu "
 	              "restored, %llu rejected, %llu lost\n",
 	              (unsigned long long)w.nm_restored,
@@ -592,7 +620,7 @@ static void test_kmodel_hostile_kpager(void **state)
 	/* The run did what it claims: forms came back and were refused. */
 	assert_true(w.hk.restores > target / 10);
 	assert_true(w.stopped_seen > 0);
-	assert_true(w.maps > 0);
+	assert_true(w.maps > 0 && w.replaced > 0);
 	assert_true(w.nm_restored > 0 && w.nm_rejected > 0 && w.nm_lost > 0);
 	km_destroy(w.km);
 }

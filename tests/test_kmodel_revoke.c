@@ -594,6 +594,165 @@ static void test_revoke_kpager_of_a_kpager(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Node tables and mapping-database pages.                                  */
+
+/* A second task of the same kpager maps one of its pages to the fixture's
+ * task at 0x30000000, and the fixture's task passes it on to a third task
+ * (of the root kpager) at 0x31000000: mapping nodes across three tasks. */
+static void three_tasks(struct fx *fx, km_task_t *other, km_task_t *third)
+{
+	km_thread_t th;
+
+	OK(km_task_create(fx->km, fx->kp, other));
+	OK(km_thread_create(fx->km, *other, 0, &th));
+	OK(km_touch(fx->km, th, VA, KM_ACC_WRITE));
+	OK(km_map(fx->km, *other, km_fpage(VA, 12, KM_RWX), fx->t,
+	          0x30000000u, KM_MAP, NULL));
+	OK(km_task_create(fx->km, KM_ROOT_KPAGER, third));
+	OK(km_map(fx->km, fx->t, km_fpage(0x30000000u, 12, KM_R), *third,
+	          0x31000000u, KM_MAP, NULL));
+	CHECK(fx->km);
+}
+
+static void test_revoke_nt_round_trip(void **state)
+{
+	struct fx *fx = *state;
+	struct km_mapping before, after;
+	const uint32_t *form;
+	uint32_t entries = 0;
+
+	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
+	OK(km_lookup(fx->km, fx->t, VA + PG, &before));
+	form = (const uint32_t *)(const void *)revoke(fx, KM_KT_NT, VA >> 22,
+	                                              false);
+	/* Localised: entries name the client's own mapping slots. */
+	for (uint32_t i = 0; i < 1024; i++) {
+		entries += form[i] != 0;
+		assert_true(form[i] < 1024);
+	}
+	assert_int_equal(entries, 2);
+	assert_int_equal(tstats(fx).out[KM_KT_NT], 1);
+	/* The MMU needs no node table: the page table still maps. */
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ));
+	assert_int_equal(fx->rk.restores, 0);
+	/* Unmap needs it back. */
+	fx->log.n = 0;
+	OK(km_unmap(fx->km, fx->t, km_fpage(VA, 12, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->kpage.type, KM_KT_NT);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_RESTORED);
+	assert_true(last_of(fx, KM_FK_KERNEL)->count[KM_C_DIGEST] == 1);
+	assert_int_equal(km_lookup(fx->km, fx->t, VA, &after), KM_ENOMAP);
+	OK(km_lookup(fx->km, fx->t, VA + PG, &after));
+	assert_int_equal(after.pfn, before.pfn);
+	CHECK(fx->km);
+}
+
+static void test_revoke_mdb_round_trip(void **state)
+{
+	struct fx *fx = *state;
+	struct km_mapping before, after;
+	km_task_t other, third;
+	const uint8_t *form;
+	uint32_t used = 0;
+
+	three_tasks(fx, &other, &third);
+	OK(km_lookup(fx->km, fx->t, 0x30000000u, &before));
+	form = revoke(fx, KM_KT_MDB, 0, false);
+	/* Localised: no frame, no slot of another task's parts; the other
+	 * party's task id stays readable. */
+	for (uint32_t i = 0; i < 170; i++) {
+		const uint8_t *p = form + 16 + 24 * i;
+		uint32_t w[6];
+
+		memcpy(w, p, sizeof w);
+		if (p[0] == 0)
+			continue;
+		used++;
+		if (p[0] == 2) {        /* receiver part */
+			assert_int_equal(w[2], 0);      /* frame */
+			assert_int_equal(w[4], 0);      /* sender's slot */
+			assert_true(w[3] == other ||
+			            w[3] == km_default_pager(fx->km));
+		} else {                /* sender part */
+			assert_int_equal(w[5], 0);      /* receiver's slot */
+			assert_int_equal(w[4], third);
+		}
+	}
+	assert_true(used >= 3);
+	assert_int_equal(tstats(fx).out[KM_KT_MDB], 1);
+	CHECK(fx->km);
+	/* The mapper unmaps: the walk crosses the revoked page, which comes
+	 * back, and the third task loses its derived mapping too. */
+	fx->log.n = 0;
+	OK(km_lookup(fx->km, fx->t, 0x30000000u, &after));
+	assert_int_equal(after.pfn, before.pfn);
+	assert_int_equal(after.from, other);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_RESTORED);
+	revoke(fx, KM_KT_MDB, 0, false);
+	OK(km_unmap(fx->km, other, km_fpage(VA, 12, KM_RWX), 0, NULL));
+	assert_int_equal(km_lookup(fx->km, fx->t, 0x30000000u, &after),
+	                 KM_ENOMAP);
+	assert_int_equal(km_lookup(fx->km, third, 0x31000000u, &after),
+	                 KM_ENOMAP);
+	OK(km_lookup(fx->km, other, VA, &after));
+	CHECK(fx->km);
+}
+
+/* A tampered MDB page is refused and lost: the mappings with a part in
+ * it go, as unmap would take them, with what was derived from them; the
+ * mapper keeps its own page and can map it again. */
+static void test_revoke_mdb_tampered_is_undone(void **state)
+{
+	struct fx *fx = *state;
+	struct km_mapping m;
+	km_task_t other, third;
+	uint8_t *form;
+	uint32_t slot;
+
+	three_tasks(fx, &other, &third);
+	form = revoke(fx, KM_KT_MDB, 0, false);
+	/* A cycle: every part's first link points at itself. */
+	for (slot = 0; slot < 170; slot++)
+		if (form[16 + 24 * slot] != 0)
+			memcpy(form + 16 + 24 * slot + 4 * (form[16 + 24 * slot]
+			       == 2 ? 5 : 2), &slot, 4);
+	fx->log.n = 0;
+	assert_int_equal(km_lookup(fx->km, fx->t, 0x30000000u, &m), KM_ENOMAP);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->kpage.type, KM_KT_MDB);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_REJECTED);
+	CHECK(fx->km);
+	assert_int_equal(km_lookup(fx->km, fx->t, VA, &m), KM_ENOMAP);
+	assert_int_equal(km_lookup(fx->km, third, 0x31000000u, &m), KM_ENOMAP);
+	assert_int_equal(km_pte(fx->km, fx->t, 0x30000000u), 0);
+	assert_int_equal(km_pte(fx->km, third, 0x31000000u), 0);
+	/* The mapper is untouched and can map again; the task works on. */
+	OK(km_lookup(fx->km, other, VA, &m));
+	OK(km_map(fx->km, other, km_fpage(VA, 12, KM_RWX), fx->t,
+	          0x30000000u, KM_MAP, NULL));
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_WRITE));
+	CHECK(fx->km);
+}
+
+/* A discarded node table comes back rebuilt from the mapping database. */
+static void test_revoke_nt_discard_is_rebuilt(void **state)
+{
+	struct fx *fx = *state;
+	struct km_mapping before, after;
+
+	OK(km_touch(fx->km, fx->th[0], VA + 5 * PG, KM_ACC_WRITE));
+	OK(km_lookup(fx->km, fx->t, VA + 5 * PG, &before));
+	revoke(fx, KM_KT_NT, VA >> 22, true);
+	fx->log.n = 0;
+	OK(km_lookup(fx->km, fx->t, VA + 5 * PG, &after));
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_LOST);
+	assert_int_equal(after.pfn, before.pfn);
+	OK(km_lookup(fx->km, fx->t, VA, &after));
+	assert_int_equal(tstats(fx).mappings, 2);
+	CHECK(fx->km);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Secrecy: nothing in an exported page but the client's own data.         */
 
 static bool contains(const uint8_t *p, size_t n, const void *v, size_t len)
@@ -610,16 +769,34 @@ static void test_revoke_secrecy_scan(void **state)
 	km_task_t other;
 	km_thread_t oth;
 	km_vaddr_t outcb;
-	uint32_t marker[10];
+	uint32_t marker[10], opfn;
 	enum km_ktype types[] = { KM_KT_PD, KM_KT_ND, KM_KT_PT, KM_KT_UTCB,
-	                          KM_KT_KTCB };
-	uint8_t *forms[5];
+	                          KM_KT_KTCB, KM_KT_NT, KM_KT_MDB };
+	uint8_t *forms[7];
+	struct km_stats st;
+	struct km_mapping m;
+	km_task_t filler;
 	size_t checked = 0;
+
+	/* Push the other task's memory to the top frames, so that its frame
+	 * numbers cannot be mistaken for small local values. */
+	km_stats(fx->km, &st);
+	OK(km_task_create(fx->km, KM_ROOT_KPAGER, &filler));
+	OK(km_sigma0_map(fx->km, filler, 0x40000000u, st.sigma0_free - 300,
+	                 KM_R));
 
 	/* Another task of the same kpager, full of recognisable data. */
 	OK(km_task_create(fx->km, fx->kp, &other));
 	OK(km_thread_create(fx->km, other, 0, &oth));
 	OK(km_touch(fx->km, oth, VA, KM_ACC_WRITE));
+	/* It shares a page (one of the top frames) with the client: mapping
+	 * nodes on both sides. */
+	OK(km_sigma0_map(fx->km, other, 0x50000000u, 1, KM_RWX));
+	OK(km_map(fx->km, other, km_fpage(0x50000000u, 12, KM_RWX), fx->t,
+	          0x30000000u, KM_MAP, NULL));
+	OK(km_lookup(fx->km, other, 0x50000000u, &m));
+	opfn = m.pfn;
+	assert_true(opfn >= 1024);
 	for (int k = 0; k < 10; k++)
 		marker[k] = 0xfeed0000u + (uint32_t)k;
 	OK(km_thread_regs(fx->km, oth, marker, true));
@@ -629,10 +806,10 @@ static void test_revoke_secrecy_scan(void **state)
 	       0xab, KM_UTCB_SIZE);
 	set_regs(fx, 0, 0x10u);
 
-	for (size_t i = 0; i < 5; i++)
-		forms[i] = revoke(fx, types[i],
-		                  types[i] == KM_KT_PT ? VA >> 22 : 0, false);
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < 7; i++)
+		forms[i] = revoke(fx, types[i], types[i] == KM_KT_PT ||
+		                  types[i] == KM_KT_NT ? VA >> 22 : 0, false);
+	for (size_t i = 0; i < 7; i++) {
 		const uint8_t *f = forms[i];
 		const uint8_t *base = km_frame_ptr(fx->km, 0);
 		uintptr_t host[2] = { (uintptr_t)fx->km, (uintptr_t)base };
@@ -656,6 +833,8 @@ static void test_revoke_secrecy_scan(void **state)
 			assert_false(w >= 0xC0000000u &&
 			             w < 0xC0000000u + 2048u * PG);
 		}
+		/* The other task's memory: its frame number. */
+		assert_false(contains(f, PG, &opfn, 4));
 		/* The other task's data: its registers, its UTCB bytes. */
 		for (int k = 0; k < 10; k++)
 			assert_false(contains(f, PG, &marker[k], 4));
@@ -663,7 +842,7 @@ static void test_revoke_secrecy_scan(void **state)
 		assert_false(contains(f, PG, ab, sizeof ab));
 		checked++;
 	}
-	assert_int_equal(checked, 5);
+	assert_int_equal(checked, 7);
 	/* The vacant forms are vacant. */
 	assert_true(all_zero(forms[0], PG));
 	assert_true(all_zero(forms[1], PG));
@@ -687,6 +866,10 @@ int main(void)
 		T(test_revoke_denied_restore_changes_nothing),
 		T(test_revoke_failed_operation_keeps_restored_pages),
 		T(test_revoke_kpager_of_a_kpager),
+		T(test_revoke_nt_round_trip),
+		T(test_revoke_mdb_round_trip),
+		T(test_revoke_mdb_tampered_is_undone),
+		T(test_revoke_nt_discard_is_rebuilt),
 		T(test_revoke_secrecy_scan),
 #undef T
 	};

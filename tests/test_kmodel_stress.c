@@ -82,12 +82,11 @@ static km_task_t some_task(struct world *w)
 	return w->ntasks ? w->task[pick(w->ntasks)] : KM_SIGMA0;
 }
 
-/* As the source of map, grant and unmap: now and then a kpager's task,
- * whose pool pages at 0x10000000 are lent to the kernel (unmap must say
- * busy; a pool page granted away makes the kpager's later answers wrong,
- * which the kernel must refuse).  Not as a destination: a client's page
- * mapped into a kpager's pool and lent from there could only be taken
- * back by revocation, which this model does not have yet. */
+/* As the source or destination of map, grant and unmap: now and then a
+ * kpager's task, whose pool pages at 0x10000000 are lent to the kernel
+ * (unmap must say busy for node tables and MDB pages and revoke the rest;
+ * a pool page granted away or replaced makes the kpager's later answers
+ * wrong, which the kernel must refuse). */
 static km_task_t any_task(struct world *w)
 {
 	return pick(10) == 0 ? w->kpager_task[pick(2)] : some_task(w);
@@ -177,7 +176,7 @@ static int one_op(struct world *w, const char **what)
 		*what = r < 72 ? "map" : "grant";
 		return km_map(km, any_task(w),
 		              km_fpage(some_page() & mask, log2, rights),
-		              some_task(w), some_page() & mask,
+		              any_task(w), some_page() & mask,
 		              r < 72 ? KM_MAP : KM_GRANT, &n);
 	}
 	if (r < 95) {
