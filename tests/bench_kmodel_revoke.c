@@ -4,8 +4,8 @@
  * default cost table) and in host time.  A client task with three threads
  * and one touched page; each round revokes one page of the type and brings
  * it back with the operation that needs it (for a node directory: a touch
- * in a new 4 MiB region, so those rounds are few).  Prints a table; not a
- * test.
+ * in a new 4 MiB region, so those rounds are few; for a node table or MDB
+ * page: a lookup of the touched page).  Prints a table; not a test.
  *
  *   bench_kmodel_revoke [ROUNDS]      (default 20000)
  */
@@ -96,8 +96,8 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	uint32_t rounds = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 0) : 20000;
-	enum km_ktype types[] = { KM_KT_PD, KM_KT_ND, KM_KT_PT, KM_KT_UTCB,
-	                          KM_KT_KTCB };
+	enum km_ktype types[] = { KM_KT_PD, KM_KT_ND, KM_KT_PT, KM_KT_NT,
+	                          KM_KT_MDB, KM_KT_UTCB, KM_KT_KTCB };
 
 	printf("revocation and restore per kernel page, %u rounds each "
 	       "(default cost table)\n\n", rounds);
@@ -139,8 +139,9 @@ int main(int argc, char **argv)
 		km_set_fault_sink(km, sink, &s);
 		t0 = now_ns();
 		for (uint32_t r = 0; r < n; r++) {
-			struct km_kpage want = { t, type, type == KM_KT_PT ?
-			                         VA >> 22 : 0 };
+			struct km_kpage want = { t, type, type == KM_KT_PT ||
+			                         type == KM_KT_NT ? VA >> 22 : 0 };
+			struct km_mapping m;
 			uint64_t kva = km_kpage_kva(want);
 			uint32_t regs[10];
 
@@ -158,6 +159,8 @@ int main(int argc, char **argv)
 				km_thread_regs(km, th[0], regs, false);
 			else if (type == KM_KT_UTCB)
 				km_touch(km, th[0], utcb, KM_ACC_READ);
+			else if (type == KM_KT_NT || type == KM_KT_MDB)
+				km_lookup(km, t, VA, &m);
 			else if (type == KM_KT_ND)
 				km_touch(km, th[0], 0x40000000u + r * 0x400000u,
 				         KM_ACC_READ);
