@@ -41,12 +41,15 @@ struct km_frame {
 	uint8_t kuse;           /* enum km_kuse */
 	uint8_t pool;           /* 1: the frame belongs to the in-kernel pool */
 	uint8_t ktype;          /* KM_KU_KERNEL: the page's type */
-	uint8_t pad;
+	uint8_t flags;          /* KM_FR_* */
 	uint32_t ktask;         /* KM_KU_KERNEL: the page's task */
 	uint32_t kindex;        /* KM_KU_KERNEL: the page's index */
 	uint32_t lender;        /* kpager that lent it; KM_ROOT_KPAGER: the pool */
 	uint32_t lender_vpn;    /* page of the lender's task it is mapped at */
+	uint64_t last_use;      /* KM_KU_KERNEL: the kernel's last use (cycle) */
 };
+#define KM_FR_RELINK 0x1u       /* km_repair: its child list is relinked */
+#define KM_FR_USED 0x2u         /* used by the kernel since its kpager asked */
 
 /* ---------------------------------------------------------------------- */
 /* Mapping-database pages.                                                   */
@@ -280,6 +283,13 @@ struct km {
 	uint32_t kernel_pde[256];
 	uint8_t key[32];                /* seals continuations; per run */
 	uint64_t exports;               /* kernel pages exported so far */
+	struct {                        /* a victim a kpager named: revoked
+	                                 * before the operation retries */
+		bool pending, discard;
+		km_kpager_t kpager;
+		km_vaddr_t vaddr;
+	} victim;
+	uint32_t evict_streak;          /* KP_REVOKE answers in a row */
 	uint32_t in_callback;           /* a kpager's callback is running */
 	uint32_t nlost;                 /* NT and MDB pages lost (their form
 	                                 * discarded or refused): present,
@@ -332,6 +342,14 @@ static inline struct km_task *km_task_get(const struct km *km, km_task_t t)
 	return &km->task[t];
 }
 
+/* Notes the kernel's use of the kernel page in frame pfn (for kpagers'
+ * policies: km_kpager_page_use). */
+static inline void km_frame_used(struct km *km, km_pfn_t pfn)
+{
+	km->frame[pfn].last_use = km->now;
+	km->frame[pfn].flags |= KM_FR_USED;
+}
+
 /* Is task t's mapping `r` lent to the kernel (its PTE cleared)?  That is
  * kept in the pinned frame table, not in the pageable mapping node, so
  * that lending and its end never need the node's page. */
@@ -377,6 +395,7 @@ void km_task_free_kpages(struct km *km, km_task_t t);
 
 int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn);
+int km_victim_revoke(struct km *km);
 int km_bring(struct km *km, struct km_kpage kp);
 void km_lost_note(struct km *km, struct km_kpage kp);
 

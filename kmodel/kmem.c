@@ -181,6 +181,9 @@ bool km_kpage_is_out(const struct km *km, struct km_kpage kp)
 	return s != NULL && *s == KM_OUT_PFN;
 }
 
+static int lent_frame(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                      km_pfn_t *pfn);
+
 /* ---------------------------------------------------------------------- */
 /* Installing, freeing and revoking kernel pages.                           */
 
@@ -199,6 +202,7 @@ static enum km_decision kpage_install(struct km *km, struct km_kpage kp,
 	if (*slot == KM_OUT_PFN)
 		tk->nout[kp.type]--;
 	f->kuse = KM_KU_KERNEL;
+	km_frame_used(km, pfn);
 	f->ktype = (uint8_t)kp.type;
 	f->ktask = kp.task;
 	f->kindex = kp.index;
@@ -338,7 +342,7 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
  * its kpager.  The type is revocable (the caller checked).
  */
 static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
-                       bool unhide)
+                       bool unhide, bool notify)
 {
 	struct km_frame *f = &km->frame[pfn];
 	struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype, f->kindex };
@@ -369,61 +373,137 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 	k->st.revoked++;
 	rec.decision = discard ? KM_D_DISCARDED : KM_D_EXPORTED;
 	km_rec_end(km, &rec, outer);
+	/* A revocation the kpager did not ask for by km_kpager_revoke. */
+	if (notify && k->ops->revoked != NULL) {
+		km->in_callback++;
+		k->ops->revoked(k->state, f->lender_vpn << KM_PAGE_SHIFT, kp,
+		                discard);
+		km->in_callback--;
+	}
 	return KM_OK;
 }
 
 int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
 {
-	return revoke_page(km, pfn, discard, true);
+	return revoke_page(km, pfn, discard, true, true);
 }
 
 /* Revokes, discarding it, the kernel page in a frame whose lending
  * mapping was lost (repair.c): no PTE comes back to the kpager. */
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn)
 {
-	return revoke_page(km, pfn, true, false);
+	return revoke_page(km, pfn, true, false, true);
+}
+
+/*
+ * The frame kpager `id` lent to the kernel at `vaddr` of its task, in
+ * *pfn (KM_NO_PFN if that page is not lent).  The kpager's own node table
+ * and mapping node may be revoked: they come back from its own kpager
+ * (KM_ERETRY if one was lost, for the caller's km_repair).
+ */
+static int lent_frame(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                      km_pfn_t *pfn)
+{
+	km_task_t kt = km->kpager[id].task;
+	const struct km_recv *r;
+	uint32_t slot;
+	int err;
+
+	*pfn = KM_NO_PFN;
+	if ((vaddr & (KM_PAGE_SIZE - 1)) != 0 || vaddr >= KM_USER_TOP)
+		return KM_OK;
+	err = km_recv_find(km, kt, vaddr >> KM_PAGE_SHIFT, &slot);
+	if (err == KM_OK && slot != KM_NONE)
+		err = km_part_bring(km, kt, slot);
+	if (err != KM_OK || slot == KM_NONE)
+		return err;
+	r = &km_part(km, kt, slot)->r;
+	if (r->tag == KM_PART_RECV && km_lent(km, kt, r))
+		*pfn = r->pfn;
+	return KM_OK;
+}
+
+static bool kpager_live(const struct km *km, km_kpager_t id)
+{
+	return id != KM_ROOT_KPAGER && id < km->nkpagers && km->kpager[id].live;
 }
 
 int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
                      bool discard)
 {
-	struct km_kpager *k;
-	uint32_t slot;
-	const struct km_recv *r;
-
+	km_pfn_t pfn;
 	int err;
 
 	/* Is it a live kpager, and did it lend the page at vaddr? */
-	if (id == KM_ROOT_KPAGER || id >= km->nkpagers || !km->kpager[id].live)
+	if (!kpager_live(km, id))
 		return KM_ENOKPAGER;
-	k = &km->kpager[id];
 	if ((vaddr & (KM_PAGE_SIZE - 1)) != 0 || vaddr >= KM_USER_TOP)
 		return KM_EINVAL;
 	/* Revocation happens between operations: not from inside a kernel
 	 * page fault or a release notice, while an operation is under way. */
 	if (km->in_callback > 0)
 		return KM_EBUSY;
-	/* The kpager's own mapping may sit in revoked pages of its task;
-	 * they come back from its own kpager (and if one is lost, what it
-	 * held is undone first). */
 	km_op_begin(km, KM_NO_THREAD);
-	for (;;) {
-		err = km_recv_find(km, k->task, vaddr >> KM_PAGE_SHIFT, &slot);
-		if (err == KM_OK && slot != KM_NONE)
-			err = km_part_bring(km, k->task, slot);
-		if (err != KM_ERETRY)
-			break;
+	while ((err = lent_frame(km, id, vaddr, &pfn)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
 			return err;
-	}
 	if (err != KM_OK)
 		return err;
-	if (slot == KM_NONE)
+	if (pfn == KM_NO_PFN)
 		return KM_EINVAL;
-	r = &km_part(km, k->task, slot)->r;
-	if (!km_lent(km, k->task, r))
-		return KM_EINVAL;
-	return km_kpage_revoke(km, r->pfn, discard);
+	return revoke_page(km, pfn, discard, true, false);
+}
+
+int km_kpager_page_use(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                       bool clear, bool *referenced, uint64_t *last_use)
+{
+	km_pfn_t pfn;
+	int err;
+
+	if (!kpager_live(km, id))
+		return KM_ENOKPAGER;
+	/* From a callback, only what is in can be read. */
+	if (km->in_callback > 0) {
+		struct km_mapping m;
+
+		err = km_lookup(km, km->kpager[id].task, vaddr, &m);
+		if (err != KM_OK || !m.lent)
+			return err != KM_OK && err != KM_ENOMAP ? err : KM_EINVAL;
+		pfn = m.pfn;
+	} else {
+		while ((err = lent_frame(km, id, vaddr, &pfn)) == KM_ERETRY)
+			if ((err = km_repair(km)) != KM_OK)
+				return err;
+		if (err != KM_OK)
+			return err;
+		if (pfn == KM_NO_PFN)
+			return KM_EINVAL;
+	}
+	*referenced = (km->frame[pfn].flags & KM_FR_USED) != 0;
+	*last_use = km->frame[pfn].last_use;
+	if (clear)
+		km->frame[pfn].flags &= (uint8_t)~KM_FR_USED;
+	return KM_OK;
+}
+
+/* Revokes the victim a kpager named with KP_REVOKE, now that the
+ * operation that asked has let go of everything.  (It may have stopped
+ * being lent meanwhile: then there is nothing to do.) */
+int km_victim_revoke(struct km *km)
+{
+	km_pfn_t pfn;
+	int err;
+
+	if (!km->victim.pending)
+		return KM_OK;
+	km->victim.pending = false;
+	if (!kpager_live(km, km->victim.kpager))
+		return KM_OK;
+	err = lent_frame(km, km->victim.kpager, km->victim.vaddr, &pfn);
+	if (err != KM_OK || pfn == KM_NO_PFN)
+		return err == KM_ERETRY ? KM_OK : err;
+	km->kpager[km->victim.kpager].st.evicted++;
+	return revoke_page(km, pfn, km->victim.discard, true, true);
 }
 
 /* Frees every kernel page of a task whose objects are all gone, in reverse
@@ -508,7 +588,27 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	km_charge(km, KM_C_TRAP_ENTRY);
 	km_charge(km, KM_C_MAP_ITEM);
 
-	if (d.action == KP_DENY) {
+	if (d.action == KP_REVOKE && km->evict_streak < KM_EVICT_STREAK) {
+		km_pfn_t victim = KM_NO_PFN;
+
+		/* The victim must be a page it lent; the kernel takes it back
+		 * once this attempt has let go of everything (km_repair), and
+		 * the operation starts over. */
+		if (lent_frame(km, kid, d.vaddr, &victim) != KM_OK ||
+		    victim == KM_NO_PFN) {
+			k->st.refused++;
+			rec.decision = KM_D_REFUSED;
+			err = KM_EKPAGER;
+		} else {
+			km->victim.pending = true;
+			km->victim.discard = d.discarded;
+			km->victim.kpager = kid;
+			km->victim.vaddr = d.vaddr;
+			km->evict_streak++;
+			rec.decision = KM_D_EVICT;
+			err = KM_ERETRY;
+		}
+	} else if (d.action == KP_DENY || d.action == KP_REVOKE) {
 		k->st.denied++;
 		km->denied++;
 		rec.decision = KM_D_DENIED;
@@ -521,6 +621,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	} else {
 		enum km_import how = KM_IMPORT_NEW;
 
+		km->evict_streak = 0;
 		km_charge(km, KM_C_KMAP);
 		r = &km_part(km, k->task, slot)->r;
 		/* In-use kernel memory is out of the kpager's reach. */
@@ -581,9 +682,12 @@ static int need_one(struct km *km, km_task_t task, enum km_ktype type,
                     uint32_t index)
 {
 	struct km_kpage kp = { task, type, index };
+	km_pfn_t pfn = km_kpage_pfn(km, kp);
 
-	if (km_kpage_pfn(km, kp) != KM_NO_PFN)
+	if (pfn != KM_NO_PFN) {
+		km_frame_used(km, pfn);
 		return KM_OK;
+	}
 	for (uint32_t i = 0; i < km->nneed; i++)
 		if (km->need[i].kp.task == task && km->need[i].kp.type == type &&
 		    km->need[i].kp.index == index)
@@ -680,6 +784,7 @@ int km_op_acquire(struct km *km)
 		if (km->need[i].restore) {
 			err = kernel_fault(km, kid, kp, true, &pfn);
 			if ((err == KM_EDENIED || err == KM_EKPAGER) &&
+			    !km->victim.pending &&
 			    (kp.type == KM_KT_NT || kp.type == KM_KT_MDB))
 				err = pool_alloc(km, kp, KM_IMPORT_REBUILD, &pfn);
 		}
@@ -689,7 +794,9 @@ int km_op_acquire(struct km *km)
 			err = kernel_fault(km, kid, kp, false, &pfn);
 		if (err != KM_OK) {
 			km_op_rollback(km);
-			return err;
+			/* A kpager, maybe one asked on the way, named a victim:
+			 * the operation starts over once it is revoked. */
+			return km->victim.pending ? KM_ERETRY : err;
 		}
 		km->need[i].pfn = pfn;
 	}
@@ -716,9 +823,16 @@ int km_bring(struct km *km, struct km_kpage kp)
 	int err;
 
 	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
-	if (!km_kpage_is_out(km, kp))
+	if (!km_kpage_is_out(km, kp)) {
+		km_pfn_t p = km_kpage_pfn(km, kp);
+
+		if (p != KM_NO_PFN)
+			km_frame_used(km, p);
 		return KM_OK;
+	}
 	err = kernel_fault(km, km->task[kp.task].kpager, kp, true, &pfn);
+	if (err != KM_OK && km->victim.pending)
+		return KM_ERETRY;       /* a victim to revoke first */
 	/* A kpager that will not give the page back loses what it held,
 	 * rather than block whoever needs it (another subsystem, perhaps,
 	 * unmapping what it mapped to this kpager's client): the kernel

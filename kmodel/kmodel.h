@@ -196,8 +196,10 @@ enum km_decision {
 	KM_D_DISCARDED,         /* revoked: the kpager discards the form */
 	KM_D_REFILLED,          /* a user fault resolved from the mapping
 	                         * database: the PTE was gone with its table */
-	KM_D_REJECTED           /* came back, but its form was refused: the
+	KM_D_REJECTED,          /* came back, but its form was refused: the
 	                         * page is empty, what it held is undone */
+	KM_D_EVICT              /* the kpager named a page of its own to revoke
+	                         * first (KP_REVOKE): the operation retries */
 };
 
 const char *km_fault_kind_name(enum km_fault_kind k);
@@ -298,7 +300,10 @@ struct kp_fault {
 
 enum kp_action {
 	KP_MAP = 0,             /* lend the page at `vaddr` of the kpager's task */
-	KP_DENY                 /* refuse: the kernel operation fails */
+	KP_DENY,                /* refuse: the kernel operation fails */
+	KP_REVOKE               /* no frame free: take back the page lent at
+	                         * `vaddr` first (its form kept in it unless
+	                         * `discarded`), then ask again */
 };
 
 struct kp_decision {
@@ -306,8 +311,13 @@ struct kp_decision {
 	km_vaddr_t vaddr;       /* KP_MAP: a page the kpager's task has mapped
 	                         * writable, that it has not mapped onwards */
 	bool discarded;         /* KP_MAP on a restore: the kpager no longer
-	                         * has the form; the frame is a fresh one */
+	                         * has the form; the frame is a fresh one.
+	                         * KP_REVOKE: discard the victim's form */
 };
+
+/* How many KP_REVOKE answers in a row the kernel follows before it takes
+ * the next one as a denial (a policy that only ever evicts). */
+#define KM_EVICT_STREAK 64
 
 /*
  * A kpager policy: plugged in like a dictType, one const struct per policy.
@@ -333,6 +343,12 @@ struct kp_ops {
 	/* Optional: the revoked page `kp` will never be asked back (its task
 	 * or thread is gone): the kpager may reuse what holds its form. */
 	void (*forgotten)(void *state, struct km_kpage kp);
+	/* Optional: the kernel revoked the page `kp` lent at `vaddr` on its
+	 * own (after KP_REVOKE, or because the kpager's mapping of it lost
+	 * rights): the frame is the kpager's again and holds the form (zero
+	 * if `discarded`).  Not called for km_kpager_revoke. */
+	void (*revoked)(void *state, km_vaddr_t vaddr, struct km_kpage kp,
+	                bool discarded);
 };
 
 /*
@@ -352,6 +368,7 @@ struct km_kpager_stats {
 	uint64_t refused;       /* decisions the kernel refused */
 	uint64_t released;      /* pages handed back, no longer needed */
 	uint64_t revoked;       /* pages it took back (revocation) */
+	uint64_t evicted;       /* of those, victims it named (KP_REVOKE) */
 	uint32_t lent;          /* pages lent to the kernel now */
 };
 int km_kpager_stats(const struct km *km, km_kpager_t id,
@@ -399,6 +416,16 @@ int km_kpager_stats(const struct km *km, km_kpager_t id,
  */
 int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
                      bool discard);
+
+/*
+ * The kernel's use of the page kpager `id` lent at `vaddr`: whether an
+ * operation needed it since the last call with `clear` (which clears the
+ * mark), and the simulated cycle of that last use.  (The MMU's own walks
+ * of page tables show in the page directory's accessed bits instead.)
+ * KM_OK; KM_ENOKPAGER; KM_EINVAL if the page is not lent by it.
+ */
+int km_kpager_page_use(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                       bool clear, bool *referenced, uint64_t *last_use);
 
 /* Can a kernel page of this type be revoked? */
 bool km_ktype_is_revocable(enum km_ktype type);

@@ -51,7 +51,7 @@ const char *km_decision_name(enum km_decision d)
 	                                 "failed", "present", "restored",
 	                                 "rebuilt", "lost", "stopped",
 	                                 "exported", "discarded", "refilled",
-	                                 "rejected" };
+	                                 "rejected", "evict" };
 
 	return (unsigned)d < sizeof n / sizeof n[0] ? n[d] : "?";
 }

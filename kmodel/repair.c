@@ -233,7 +233,7 @@ static void mark_relink(struct km *km, km_task_t t, const struct km_send *s)
 	union km_part *p;
 
 	if (t == KM_SIGMA0) {
-		km->frame[s->parent].pad = 1;
+		km->frame[s->parent].flags |= KM_FR_RELINK;
 		return;
 	}
 	p = live_part(km, t, s->parent);
@@ -366,7 +366,7 @@ static uint32_t *relink_head(struct km *km, km_task_t t, uint32_t parent,
 	union km_part *p;
 
 	if (t == KM_SIGMA0) {
-		*marked = km->frame[parent].pad != 0;
+		*marked = (km->frame[parent].flags & KM_FR_RELINK) != 0;
 		return &km->frame[parent].first_child;
 	}
 	p = live_part(km, t, parent);
@@ -387,7 +387,7 @@ static void relink_task(struct km *km, km_task_t t)
 	 * order). */
 	if (t == KM_SIGMA0) {
 		for (km_pfn_t f = 0; f < km->cfg.frames; f++)
-			if (km->frame[f].pad)
+			if (km->frame[f].flags & KM_FR_RELINK)
 				km->frame[f].first_child = KM_NONE;
 	} else {
 		for (uint32_t pg = 0; pg < p->len; pg++) {
@@ -434,9 +434,9 @@ static void relink_finish(struct km *km, km_task_t t)
 
 	if (t == KM_SIGMA0) {
 		for (km_pfn_t f = 0; f < km->cfg.frames; f++) {
-			if (!km->frame[f].pad)
+			if (!(km->frame[f].flags & KM_FR_RELINK))
 				continue;
-			km->frame[f].pad = 0;
+			km->frame[f].flags &= (uint8_t)~KM_FR_RELINK;
 			if (km->frame[f].first_child == KM_NONE) {
 				km->s0_free++;
 				if (f < km->s0_cursor)
@@ -571,10 +571,16 @@ static int repair_round(struct km *km)
 	return remove_detached(km);
 }
 
+/*
+ * What the kernel does between two attempts of an operation: revokes the
+ * victim a kpager named (KP_REVOKE), then undoes what lost pages held.
+ */
 int km_repair(struct km *km)
 {
-	int err = KM_OK;
+	int err = km_victim_revoke(km);
 
+	if (err != KM_OK)
+		return err;
 	while (km->nlost > 0 || km->ndetached > 0) {
 		err = repair_round(km);
 		if (err != KM_OK && err != KM_ERETRY)

@@ -66,7 +66,7 @@ struct hk {
 	uint8_t hist[NHIST][PG];
 	uint64_t hist_kva[NHIST];
 	uint32_t nhist;
-	uint64_t restores, denials, wrong_pages, false_discards;
+	uint64_t restores, denials, wrong_pages, false_discards, evictions;
 };
 
 static int hk_init(struct km *km, km_task_t task, const char *args,
@@ -100,6 +100,13 @@ static void hk_fault(void *state, const struct kp_fault *f,
 
 	d->action = KP_DENY;
 	d->discarded = false;
+	if (pick(30) == 0) {    /* evict one of its pages first (or lie) */
+		d->action = KP_REVOKE;
+		d->vaddr = POOL + pick(NPOOL) * PG;
+		d->discarded = pick(4) == 0;
+		hk->evictions++;
+		return;
+	}
 	if (f->restore) {
 		uint32_t how = pick(20);
 
@@ -178,9 +185,19 @@ static void hk_forgotten(void *state, struct km_kpage kp)
 			hk->state[i] = HK_FREE;
 }
 
+static void hk_revoked(void *state, km_vaddr_t vaddr, struct km_kpage kp,
+                       bool discarded)
+{
+	struct hk *hk = state;
+
+	(void)kp;
+	hk->state[(vaddr - POOL) / PG] = discarded ? HK_FREE : HK_HELD;
+}
+
 static const struct kp_ops hk_ops = {
 	.name = "hostile", .init = hk_init, .fault = hk_fault,
 	.released = hk_released, .forgotten = hk_forgotten,
+	.revoked = hk_revoked,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -448,12 +465,23 @@ static void hostile_revoke(struct world *w)
 }
 
 /* Creates client t of A with its threads (registers all zero). */
+/* Creates client t of A with its threads (registers all zero).  The
+ * hostile kpager's answers may make a creation fail: it is tried again. */
 static void a_client(struct world *w, uint32_t t)
 {
-	assert_int_equal(km_task_create(w->km, w->ka, &w->a[t]), KM_OK);
-	for (uint32_t i = 0; i < NTHREADS; i++)
-		assert_int_equal(km_thread_create(w->km, w->a[t], 0,
-		                                  &w->ath[t][i]), KM_OK);
+	int err, tries = 0;
+
+	while ((err = km_task_create(w->km, w->ka, &w->a[t])) != KM_OK) {
+		assert_true(err == KM_EKPAGER || err == KM_EDENIED);
+		assert_true(++tries < 1000);
+	}
+	for (uint32_t i = 0; i < NTHREADS; i++) {
+		while ((err = km_thread_create(w->km, w->a[t], 0,
+		                               &w->ath[t][i])) != KM_OK) {
+			assert_true(err == KM_EKPAGER || err == KM_EDENIED);
+			assert_true(++tries < 1000);
+		}
+	}
 	memset(w->aregs[t], 0, sizeof w->aregs[t]);
 }
 
@@ -468,7 +496,8 @@ static void a_op(struct world *w)
 
 	if (pick(500) == 0) {   /* a client dies and another takes its place */
 		err = km_task_destroy(w->km, w->a[t]);
-		assert_true(err == KM_OK || err == KM_ENOMEM);
+		assert_true(err == KM_OK || err == KM_ENOMEM ||
+		            err == KM_EKPAGER || err == KM_EDENIED);
 		if (err == KM_OK) {
 			a_client(w, t);
 			w->replaced++;
@@ -492,7 +521,7 @@ static void a_op(struct world *w)
 			             how == 2 ? KM_GRANT : KM_MAP, NULL);
 		assert_true(err == KM_OK || err == KM_EDENIED ||
 		            err == KM_EBUSY || err == KM_ECYCLE ||
-		            err == KM_ENOMEM);
+		            err == KM_ENOMEM || err == KM_EKPAGER);
 		w->maps += err == KM_OK;
 		return;
 	}
@@ -509,7 +538,7 @@ static void a_op(struct world *w)
 		/* (A page mapped read-only by the other client refuses a
 		 * write.) */
 		assert_true(err == KM_OK || err == KM_EDENIED ||
-		            err == KM_EACCES);
+		            err == KM_EACCES || err == KM_EKPAGER);
 		return;
 	}
 	if (r < 8) {            /* write registers, remember them */
@@ -519,12 +548,13 @@ static void a_op(struct world *w)
 		if (err == KM_OK)
 			memcpy(w->aregs[t][i], regs, sizeof regs);
 		else
-			assert_true(err == KM_EPERM || err == KM_EDENIED);
+			assert_true(err == KM_EPERM || err == KM_EDENIED ||
+			            err == KM_EKPAGER);
 		return;
 	}
 	/* Read registers: the last written, unless the thread was stopped. */
 	err = km_thread_regs(w->km, th, regs, false);
-	if (err == KM_EDENIED)
+	if (err == KM_EDENIED || err == KM_EKPAGER)
 		return;
 	assert_int_equal(err, KM_OK);
 	assert_int_equal(km_thread_state(w->km, th, &st, NULL), KM_OK);
@@ -612,8 +642,9 @@ static void test_kmodel_hostile_kpager(void **state)
 	              (unsigned long long)w.stopped_seen,
 	              (unsigned long long)w.maps,
 	              (unsigned long long)w.replaced);
-	print_message("kmodel hostile: node tables and MDB pages back: %llu "
-	              "restored, %llu rejected, %llu lost\n",
+	print_message("kmodel hostile: %llu evictions named; node tables and "
+	              "MDB pages back: %llu restored, %llu rejected, %llu lost\n",
+	              (unsigned long long)w.hk.evictions,
 	              (unsigned long long)w.nm_restored,
 	              (unsigned long long)w.nm_rejected,
 	              (unsigned long long)w.nm_lost);

@@ -35,6 +35,9 @@ struct rk {
 	uint64_t kva[NPOOL];            /* what a lent or held page holds */
 	bool deny_restore;
 	unsigned restores, fresh_restores;
+	int evict;                      /* >= 0: answer faults with KP_REVOKE
+	                                 * of this pool page */
+	unsigned revoked_calls;
 };
 
 static int rk_init(struct km *km, km_task_t task, const char *args,
@@ -47,6 +50,7 @@ static int rk_init(struct km *km, km_task_t task, const char *args,
 	if (sscanf(args, "ctx=%p", (void **)&rk) != 1)
 		return KM_EINVAL;
 	memset(rk, 0, sizeof *rk);
+	rk->evict = -1;
 	rk->km = km;
 	rk->task = task;
 	*state = rk;
@@ -60,6 +64,12 @@ static void rk_fault(void *state, const struct kp_fault *f,
 
 	d->action = KP_DENY;
 	d->discarded = false;
+	if (rk->evict >= 0 && !f->restore) {
+		d->action = KP_REVOKE;
+		d->vaddr = POOL + (uint32_t)rk->evict * PG;
+		rk->evict = -1;
+		return;
+	}
 	if (f->restore) {
 		rk->restores++;
 		if (rk->deny_restore)
@@ -94,9 +104,20 @@ static void rk_released(void *state, km_vaddr_t vaddr, struct km_kpage kp)
 	rk->state[(vaddr - POOL) / PG] = RK_FREE;
 }
 
+/* The kernel took a page back on its own: the frame holds the form. */
+static void rk_revoked(void *state, km_vaddr_t vaddr, struct km_kpage kp,
+                       bool discarded)
+{
+	struct rk *rk = state;
+
+	(void)kp;
+	rk->revoked_calls++;
+	rk->state[(vaddr - POOL) / PG] = discarded ? RK_FREE : RK_HELD;
+}
+
 static const struct kp_ops rk_ops = {
 	.name = "rk", .init = rk_init, .fault = rk_fault,
-	.released = rk_released,
+	.released = rk_released, .revoked = rk_revoked,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -593,6 +614,51 @@ static void test_revoke_kpager_of_a_kpager(void **state)
 	CHECK(fx->km);
 }
 
+/* A kpager out of frames names a victim of its own (KP_REVOKE): the
+ * kernel revokes it between attempts, tells the kpager, and the operation
+ * goes through on the retry, with the victim out. */
+static void test_revoke_evict_victim_and_retry(void **state)
+{
+	struct fx *fx = *state;
+	struct km_kpager_stats ks;
+	km_vaddr_t victim = page_of(fx, KM_KT_PT, VA >> 22);
+	struct km_mapping m;
+	bool used;
+	uint64_t when;
+
+	fx->rk.evict = (int)((victim - POOL) / PG);
+	fx->log.n = 0;
+	/* A new region: a page table and a node table to fault in. */
+	OK(km_touch(fx->km, fx->th[0], 0x50000000u, KM_ACC_WRITE));
+	CHECK(fx->km);
+	OK(km_kpager_stats(fx->km, fx->kp, &ks));
+	assert_int_equal(ks.evicted, 1);
+	assert_int_equal(fx->rk.revoked_calls, 1);
+	assert_int_equal(tstats(fx).out[KM_KT_PT], 1);
+	assert_int_equal(fx->log.v[0].decision, KM_D_EVICT);
+	OK(km_lookup(fx->km, fx->kt, victim, &m));
+	assert_false(m.lent);
+	/* The victim comes back when its region is touched again. */
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ));
+	assert_int_equal(tstats(fx).out[KM_KT_PT], 0);
+	CHECK(fx->km);
+	/* A victim it did not lend is refused, and the operation fails. */
+	fx->rk.evict = NPOOL - 1;
+	assert_int_equal(km_touch(fx->km, fx->th[0], 0x54000000u,
+	                          KM_ACC_WRITE), KM_EKPAGER);
+	CHECK(fx->km);
+	/* The kernel's use of a page, for policies. */
+	victim = page_of(fx, KM_KT_PT, 0x50000000u >> 22);
+	OK(km_kpager_page_use(fx->km, fx->kp, victim, true, &used, &when));
+	OK(km_kpager_page_use(fx->km, fx->kp, victim, false, &used, &when));
+	assert_false(used);
+	OK(km_touch(fx->km, fx->th[0], 0x50001000u, KM_ACC_WRITE));
+	OK(km_kpager_page_use(fx->km, fx->kp, victim, true, &used, &when));
+	assert_true(used);
+	assert_int_equal(km_kpager_page_use(fx->km, fx->kp, POOL + 63 * PG,
+	                                    false, &used, &when), KM_EINVAL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Node tables and mapping-database pages.                                  */
 
@@ -866,6 +932,7 @@ int main(void)
 		T(test_revoke_denied_restore_changes_nothing),
 		T(test_revoke_failed_operation_keeps_restored_pages),
 		T(test_revoke_kpager_of_a_kpager),
+		T(test_revoke_evict_victim_and_retry),
 		T(test_revoke_nt_round_trip),
 		T(test_revoke_mdb_round_trip),
 		T(test_revoke_mdb_tampered_is_undone),
