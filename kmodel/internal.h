@@ -153,6 +153,7 @@ _Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
  * kpager) or KM_NO_PFN (absent), and the page's export generation. */
 #define KM_OUT_PFN ((km_pfn_t)0xfffffffeu)
 #define KM_LOST_PENDING 2u
+#define KM_REPLY_DEPTH 32u             /* kpagers answering, nested */
 /* Internal: an operation met a lost page and must start over. */
 #define KM_ERETRY (-1000)
 struct km_outmeta;
@@ -290,6 +291,17 @@ struct km {
 		km_vaddr_t vaddr;
 	} victim;
 	uint32_t evict_streak;          /* KP_REVOKE answers in a row */
+
+	/* The wait-for graph, as it stands during an operation: the tasks
+	 * waiting on it (the faulting thread's, the mapper's), and the
+	 * kpagers whose answers the kernel is carrying out, innermost last.
+	 * A kernel page fault to any of them would never be answered. */
+	km_task_t op_caller;            /* the mapper, or KM_NONE */
+	km_kpager_t reply[KM_REPLY_DEPTH];
+	uint32_t nreply;
+	uint64_t aborts;
+	uint8_t order[8];               /* km_set_request_order, once */
+	uint32_t norder;
 	uint32_t in_callback;           /* a kpager's callback is running */
 	uint32_t nlost;                 /* NT and MDB pages lost (their form
 	                                 * discarded or refused): present,

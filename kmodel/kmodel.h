@@ -70,6 +70,8 @@ enum km_err {
 	KM_EKPAGER,     /* a kpager returned a decision the kernel refuses */
 	KM_EIO,         /* host failure (memfd, mmap, reading a file) */
 	KM_EPARSE,      /* malformed text input (cost table) */
+	KM_EDEADLK,     /* a kernel page fault would wait on a kpager that
+	                 * waits on it: the operation was aborted */
 	KM_ERR_COUNT
 };
 
@@ -198,8 +200,10 @@ enum km_decision {
 	                         * database: the PTE was gone with its table */
 	KM_D_REJECTED,          /* came back, but its form was refused: the
 	                         * page is empty, what it held is undone */
-	KM_D_EVICT              /* the kpager named a page of its own to revoke
+	KM_D_EVICT,             /* the kpager named a page of its own to revoke
 	                         * first (KP_REVOKE): the operation retries */
+	KM_D_ABORTED            /* a deadlock: the kpager waits on this fault
+	                         * (directly or through others); aborted */
 };
 
 const char *km_fault_kind_name(enum km_fault_kind k);
@@ -245,6 +249,9 @@ struct km_config {
 	const char *costs;      /* cost table text; NULL: km_default_costs */
 	uint64_t key_seed;      /* 0: a random kernel key (seals
 	                         * continuations); else one derived from it */
+	bool unordered;         /* request an operation's kernel pages in the
+	                         * order it lists them, not in hierarchy order
+	                         * (to show what the ordering prevents) */
 };
 
 /* A configuration with sensible defaults for `frames` frames. */
@@ -343,6 +350,10 @@ struct kp_ops {
 	/* Optional: the revoked page `kp` will never be asked back (its task
 	 * or thread is gone): the kpager may reuse what holds its form. */
 	void (*forgotten)(void *state, struct km_kpage kp);
+	/* Optional: the kernel aborted fault `f` as a deadlock after the
+	 * kpager answered it (carrying the answer out needed a fault that
+	 * waits on this kpager): nothing of the answer was taken. */
+	void (*aborted)(void *state, const struct kp_fault *f);
 	/* Optional: the kernel revoked the page `kp` lent at `vaddr` on its
 	 * own (after KP_REVOKE, or because the kpager's mapping of it lost
 	 * rights): the frame is the kpager's again and holds the form (zero
@@ -369,6 +380,8 @@ struct km_kpager_stats {
 	uint64_t released;      /* pages handed back, no longer needed */
 	uint64_t revoked;       /* pages it took back (revocation) */
 	uint64_t evicted;       /* of those, victims it named (KP_REVOKE) */
+	uint64_t aborted;       /* its faults aborted as deadlocks, asked or
+	                         * (being blocked) not */
 	uint32_t lent;          /* pages lent to the kernel now */
 };
 int km_kpager_stats(const struct km *km, km_kpager_t id,
@@ -671,8 +684,17 @@ struct km_stats {
 	uint32_t kpool_free;            /* free frames in the in-kernel pool */
 	uint32_t sigma0_free;           /* frames sigma0 has not mapped */
 	uint64_t kfaults, ufaults, denied;
+	uint64_t aborts;                /* operations aborted as deadlocks */
 };
 void km_stats(const struct km *km, struct km_stats *out);
+
+/*
+ * For tests of the fault ordering: the next operation that needs exactly
+ * `n` kernel pages requests them in the order perm[0..n-1] of their
+ * hierarchy order (a permutation of 0..n-1), once.  KM_EINVAL if `perm`
+ * is not a permutation or n > 8.
+ */
+int km_set_request_order(struct km *km, const uint8_t *perm, uint32_t n);
 
 /* Iterates over live tasks in id order: returns the first id > after, or
  * 0 when there is none (sigma0 is never returned). */

@@ -715,6 +715,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
 	int err;
 
 	km_op_begin(km, km->op_thread);
+	km->op_caller = p->from;        /* the mapper waits on the map */
 	km_charge(km, KM_C_MAP_ITEM);
 	for (uint32_t i = 0; i < p->n; i++) {
 		uint32_t dvpn = p->dst_vpn + i, pde = dvpn >> 10;
