@@ -932,7 +932,7 @@ static void apply_order(struct km *km)
 {
 	struct km_need tmp[8];
 
-	if (km->norder == 0 || km->norder != km->nneed)
+	if (!km->cfg.unordered || km->norder == 0 || km->norder != km->nneed)
 		return;
 	for (uint32_t i = 0; i < km->nneed; i++)
 		tmp[i] = km->need[km->order[i]];
@@ -953,6 +953,11 @@ int km_set_request_order(struct km *km, const uint8_t *perm, uint32_t n)
 	}
 	km->norder = n;
 	return KM_OK;
+}
+
+void km_set_fault_ordering(struct km *km, bool ordered)
+{
+	km->cfg.unordered = !ordered;
 }
 
 int km_op_acquire(struct km *km)

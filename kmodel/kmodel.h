@@ -466,6 +466,15 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id);
 int km_task_destroy(struct km *km, km_task_t task);
 
 /*
+ * Makes `kpager` (KM_ROOT_KPAGER: the in-kernel pool) the source of task
+ * t's kernel memory from now on, to build hierarchies that creation order
+ * cannot (a kpager paged by its own client).  KM_EBUSY unless every kernel
+ * page t has came from the pool; KM_ENOTASK, KM_EPERM (sigma0),
+ * KM_ENOKPAGER.
+ */
+int km_task_set_kpager(struct km *km, km_task_t t, km_kpager_t kpager);
+
+/*
  * Creates a thread in `task` with `pager` (a task that resolves its user
  * page faults; 0 for the model's default pager, see km_default_pager).
  * Allocates a UTCB slot (mapped into the task's UTCB area) and a KTCB slot,
@@ -630,7 +639,9 @@ int km_lookup(const struct km *km, km_task_t task, km_vaddr_t va,
  * task's own UTCB pages), KM_EACCES (a protection fault: the default pager
  * never replaces a mapping), KM_ENOMEM (the pager's pool), KM_ENOMAP (the
  * thread's pager is a user task, which must map the page itself; no fault
- * record), or a kernel page fault's error.  A failed fault leaves the
+ * record: with the fault ordering on, the kernel pages that map will need
+ * are obtained first, while no kpager waits on them), or a kernel page
+ * fault's error (KM_EDEADLK when the kpager would wait on this thread).  A failed fault leaves the
  * mappings unchanged, though the default pager may have grown its pool
  * from sigma0 first (its own request, made before it answers), and a
  * revoked directory the fault brought back stays back.
@@ -689,12 +700,16 @@ struct km_stats {
 void km_stats(const struct km *km, struct km_stats *out);
 
 /*
- * For tests of the fault ordering: the next operation that needs exactly
- * `n` kernel pages requests them in the order perm[0..n-1] of their
- * hierarchy order (a permutation of 0..n-1), once.  KM_EINVAL if `perm`
- * is not a permutation or n > 8.
+ * For tests of the fault ordering, while it is off: the next operation that
+ * needs exactly `n` kernel pages requests them in the order perm[0..n-1]
+ * of the order it lists them in (a permutation of 0..n-1), once.
+ * KM_EINVAL if `perm` is not a permutation or n > 8.
  */
 int km_set_request_order(struct km *km, const uint8_t *perm, uint32_t n);
+
+/* Switches the fault ordering on (the default) or off (config.unordered)
+ * from now on. */
+void km_set_fault_ordering(struct km *km, bool ordered);
 
 /* Iterates over live tasks in id order: returns the first id > after, or
  * 0 when there is none (sigma0 is never returned). */
