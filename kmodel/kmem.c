@@ -579,14 +579,16 @@ static bool waits_on_itself(const struct km *km, km_kpager_t kid)
 	return km->nreply == KM_REPLY_DEPTH;
 }
 
-/* Tells a kpager its answer to `f` was not carried out. */
+/* Tells a kpager its answer `va` to `f` was not carried out: by its
+ * `aborted` callback, or else (a page that held nothing) as a release. */
 static void answer_void(struct km *km, struct km_kpager *k,
-                        const struct kp_fault *f)
+                        const struct kp_fault *f, km_vaddr_t va)
 {
-	if (k->ops->aborted == NULL)
-		return;
 	km->in_callback++;
-	k->ops->aborted(k->state, f);
+	if (k->ops->aborted != NULL)
+		k->ops->aborted(k->state, f);
+	else if (!f->restore && k->ops->released != NULL)
+		k->ops->released(k->state, va, f->kpage);
 	km->in_callback--;
 }
 
@@ -697,7 +699,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 		} else {
 			rec.decision = KM_D_FAILED;
 		}
-		answer_void(km, k, &f);
+		answer_void(km, k, &f, d.vaddr);
 	} else {
 		enum km_import how = KM_IMPORT_NEW;
 

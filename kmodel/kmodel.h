@@ -350,9 +350,11 @@ struct kp_ops {
 	/* Optional: the revoked page `kp` will never be asked back (its task
 	 * or thread is gone): the kpager may reuse what holds its form. */
 	void (*forgotten)(void *state, struct km_kpage kp);
-	/* Optional: the kernel aborted fault `f` as a deadlock after the
-	 * kpager answered it (carrying the answer out needed a fault that
-	 * waits on this kpager): nothing of the answer was taken. */
+	/* Optional: the kernel could not carry out the kpager's answer to
+	 * fault `f` (a deadlock: carrying it out needed a fault that waits on
+	 * this kpager; or a page it relies on could not be had): nothing of
+	 * the answer was taken, the page named is the kpager's as before.
+	 * Without it, a page named for a new kernel page is released. */
 	void (*aborted)(void *state, const struct kp_fault *f);
 	/* Optional: the kernel revoked the page `kp` lent at `vaddr` on its
 	 * own (after KP_REVOKE, or because the kpager's mapping of it lost
