@@ -154,6 +154,7 @@ _Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
 #define KM_OUT_PFN ((km_pfn_t)0xfffffffeu)
 #define KM_LOST_PENDING 2u
 #define KM_REPLY_DEPTH 32u             /* kpagers answering, nested */
+#define KM_OP_EVICTIONS 8u              /* per operation, see mdb.c */
 /* Internal: an operation met a lost page and must start over. */
 #define KM_ERETRY (-1000)
 struct km_outmeta;
@@ -291,6 +292,8 @@ struct km {
 		km_vaddr_t vaddr;
 	} victim;
 	uint32_t evict_streak;          /* KP_REVOKE answers in a row */
+	uint32_t op_evictions;          /* node tables and MDB pages an unmap
+	                                 * or map revoked to take their frames */
 
 	/* The wait-for graph, as it stands during an operation: the tasks
 	 * waiting on it (the faulting thread's, the mapper's), and the
@@ -408,6 +411,7 @@ void km_task_free_kpages(struct km *km, km_task_t t);
 int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn);
 int km_victim_revoke(struct km *km);
+int km_kpage_to_pool(struct km *km, km_pfn_t pfn);
 int km_bring(struct km *km, struct km_kpage kp);
 void km_lost_note(struct km *km, struct km_kpage kp);
 
@@ -448,7 +452,7 @@ int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts);
 void km_mdb_trim_note(struct km *km, struct km_kpage kp);
 int km_unmap_all(struct km *km, km_task_t t);
 int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot,
-                       bool self, km_task_t keep, km_pfn_t *busy);
+                       bool self, km_task_t keep);
 void km_send_unlink(struct km *km, km_task_t t, uint32_t slot);
 void km_part_free(struct km *km, km_task_t t, uint32_t slot);
 void km_remove_tree(struct km *km, km_task_t t, uint32_t slot);

@@ -389,6 +389,46 @@ int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
 	return revoke_page(km, pfn, discard, true, true);
 }
 
+/*
+ * Moves the kernel page in lent frame `pfn` into a frame of the in-kernel
+ * pool, content and all, and ends the loan: for a node table or MDB page
+ * whose lender's mapping is going away while the kernel still needs the
+ * page (nothing points at those pages but the task's own table).
+ * KM_ENOMEM if the pool is empty; nothing changes then.
+ */
+int km_kpage_to_pool(struct km *km, km_pfn_t pfn)
+{
+	struct km_frame *f = &km->frame[pfn], *nf;
+	struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype, f->kindex };
+	struct km_kpager *k;
+	km_pfn_t np;
+
+	KM_ASSERT(f->kuse == KM_KU_KERNEL && !f->pool &&
+	          (kp.type == KM_KT_NT || kp.type == KM_KT_MDB));
+	if (km->kpool_len == 0)
+		return KM_ENOMEM;
+	np = km->kpool[--km->kpool_len];
+	km_charge(km, KM_C_KPOOL_ALLOC);
+	memcpy(km_fp(km, np), km_fp(km, pfn), KM_PAGE_SIZE);
+	km_charge(km, KM_C_ZERO_FRAME);         /* a 4 KiB copy, as a clear */
+	nf = &km->frame[np];
+	nf->kuse = KM_KU_KERNEL;
+	nf->ktype = f->ktype;
+	nf->ktask = f->ktask;
+	nf->kindex = f->kindex;
+	nf->lender = KM_ROOT_KPAGER;
+	nf->last_use = f->last_use;
+	*kpage_slot(km, kp) = np;
+	f->kuse = KM_KU_NONE;
+	k = lend_end(km, pfn, true);
+	k->st.released++;
+	km->in_callback++;
+	if (k->ops->released != NULL)
+		k->ops->released(k->state, f->lender_vpn << KM_PAGE_SHIFT, kp);
+	km->in_callback--;
+	return KM_OK;
+}
+
 /* Revokes, discarding it, the kernel page in a frame whose lending
  * mapping was lost (repair.c): no PTE comes back to the kpager. */
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn)

@@ -462,8 +462,7 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id);
  * which go back to their lenders (revoked ones are forgotten).  A page lent
  * to the kernel among the mappings removed is revoked, its form discarded.
  * KM_ENOTASK; KM_EPERM for sigma0; KM_EBUSY if the task backs a kpager
- * that still has pages lent or clients, or if a page lent among the
- * mappings to remove cannot be revoked (node table, mapping database).
+ * that still has pages lent or clients.
  */
 int km_task_destroy(struct km *km, km_task_t task);
 
@@ -571,9 +570,11 @@ enum km_map_mode { KM_MAP = 0, KM_GRANT = 1 };
  * KM_ENOTASK, KM_EINVAL (flexpage, alignment, range), KM_ERESERVED (UTCB
  * area), KM_EPERM (sigma0 grants; a sigma0 destination), KM_ECYCLE,
  * KM_EBUSY (a page lent to the kernel below a replaced or granted mapping
- * cannot be revoked, or holds a page table or directory of `to` itself), or
- * a kernel page fault's error.  Nothing changes on error.  A page lent to
- * the kernel below a replaced mapping is revoked, its form discarded.
+ * holds a page table or directory of `to` itself), or a kernel page fault's
+ * error.  Nothing changes on error, except this: a page lent to the kernel
+ * below a replaced mapping is revoked, its form discarded, and a node
+ * table or MDB page among them is so before anything else (its loss is
+ * undone as for any lost page), whatever then becomes of the map.
  */
 int km_map(struct km *km, km_task_t from, struct km_fpage src,
            km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
@@ -590,12 +591,12 @@ int km_map(struct km *km, km_task_t from, struct km_fpage src,
  * everything derived from it.  For sigma0, `fp` names frames, whose roots
  * stay.  Returns KM_OK and in *pages (may be NULL) how many mappings
  * changed, counting every one removed or downgraded at any depth;
- * KM_ENOTASK, KM_EINVAL, KM_EBUSY (a mapping to change is lent to the
- * kernel and its type cannot be revoked).  Nothing changes on error.
- * Needs no kernel memory.  A mapping lent to the kernel is revoked first:
- * a kpager unmapping (without KM_UNMAP_SELF) a page it lent revokes it and
- * keeps the form; in every other case the frame leaves the kpager, so the
- * form is discarded.
+ * KM_ENOTASK, KM_EINVAL, or the error of bringing back a revoked page it
+ * walks.  Nothing changes on error.  Needs no new kernel memory.  A mapping
+ * lent to the kernel is revoked first: a kpager unmapping (without
+ * KM_UNMAP_SELF) a page it lent revokes it and keeps the form; in every
+ * other case the frame leaves the kpager, so the form is discarded (for a
+ * node table or MDB page, before anything else: what it held is undone).
  */
 int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
              unsigned flags, uint32_t *pages);

@@ -800,6 +800,36 @@ static void test_revoke_mdb_tampered_is_undone(void **state)
 	CHECK(fx->km);
 }
 
+/* A kpager that flushes its own page while the kernel keeps a node table
+ * or MDB page in it: the kernel moves the page into its pool, content and
+ * all, and the client's mappings stay. */
+static void test_revoke_flush_under_mdb_moves_to_pool(void **state)
+{
+	struct fx *fx = *state;
+	km_vaddr_t page = page_of(fx, KM_KT_MDB, 0);
+	struct km_mapping before, after;
+	struct km_task_stats a, b;
+	struct km_stats s0, s1;
+
+	OK(km_lookup(fx->km, fx->t, VA, &before));
+	a = tstats(fx);
+	km_stats(fx->km, &s0);
+	OK(km_unmap(fx->km, fx->kt, km_fpage(page, 12, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	CHECK(fx->km);
+	assert_int_equal(km_lookup(fx->km, fx->kt, page, &after), KM_ENOMAP);
+	OK(km_lookup(fx->km, fx->t, VA, &after));
+	assert_int_equal(after.pfn, before.pfn);
+	b = tstats(fx);
+	assert_same_shape(&a, &b);
+	km_stats(fx->km, &s1);
+	assert_int_equal(s1.kpool_free, s0.kpool_free - 1);
+	/* It lives on: unmapping the client's page walks it. */
+	OK(km_unmap(fx->km, fx->t, km_fpage(VA, 12, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	CHECK(fx->km);
+}
+
 /* A discarded node table comes back rebuilt from the mapping database. */
 static void test_revoke_nt_discard_is_rebuilt(void **state)
 {
@@ -937,6 +967,7 @@ int main(void)
 		T(test_revoke_mdb_round_trip),
 		T(test_revoke_mdb_tampered_is_undone),
 		T(test_revoke_nt_discard_is_rebuilt),
+		T(test_revoke_flush_under_mdb_moves_to_pool),
 		T(test_revoke_secrecy_scan),
 #undef T
 	};
