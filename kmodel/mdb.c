@@ -904,9 +904,11 @@ void km_kpager_lend_clear(struct km *km, km_kpager_t kid, km_vaddr_t va)
 	/* The kpager's own table may be revoked (its kernel memory comes from
 	 * a kpager too): then the PTE comes back with the table. */
 	pte = km_pte_slot(km, &km->task[kt], va);
-	if (pte != NULL)
+	if (pte != NULL) {
 		*pte = km_phys(km, r->pfn) | KM_PTE_P | KM_PTE_US |
 		       ((r->rights & KM_W) ? KM_PTE_RW : 0);
+		km_pte_notify(km, &km->task[kt], va, 1, KM_PTE_ADDED);
+	}
 	km->lent--;
 }
 
