@@ -1,0 +1,117 @@
+/*
+ * The guest of test_sim_machine: one small program with a mode per test,
+ * chosen by argv[1].  Its exit status says whether what it saw was right
+ * (0), wrong (1) or the mode unknown (2).
+ *   private V  writes V at PRIVATE, yields so the other tasks run, reads it
+ *              back: two tasks at one address keep separate memory.
+ *   ad         reads page AD_R and writes page AD_W, which the test mapped
+ *              before the run (no fault, so only the MMU sets A and D),
+ *              then blocks for good so its page tables stay.
+ *   revoke     writes a page, unmaps it from itself and reads it again:
+ *              the read must fault and find a fresh zeroed page.
+ *   badcalls   makes malformed system calls and checks each error code.
+ *   ud2        executes an invalid instruction: the task is killed.
+ *   spin N     N iterations of arithmetic: a compute-bound guest.
+ */
+#include "kps.h"
+
+#define PRIVATE 0x20000000u
+#define AD_R 0x50000000u
+#define AD_W 0x50001000u
+#define REVOKE 0x21000000u
+
+static uint32_t sys1(uint32_t nr, uint32_t b)
+{
+	uint32_t r;
+
+	__asm__ volatile("int $0x30" : "=a"(r), "+b"(b) : "a"(nr)
+	                 : "ecx", "edx", "memory");
+	return r;
+}
+
+static int private_memory(uint32_t v)
+{
+	volatile uint32_t *p = (uint32_t *)PRIVATE;
+
+	*p = v;
+	for (int i = 0; i < 3; i++)
+		kps_yield();
+	return *p == v ? 0 : 1;
+}
+
+static int ad_bits(void)
+{
+	struct kps_ipc m = { .from = KPS_ANY };
+	uint32_t v = *(volatile uint32_t *)AD_R;
+
+	*(volatile uint32_t *)AD_W = v + 1;
+	kps_ipc(&m);            /* nobody sends: the run ends in deadlock */
+	return 1;
+}
+
+static int revoke(void)
+{
+	volatile uint32_t *p = (uint32_t *)REVOKE;
+	int pages;
+
+	*p = 0x1234;
+	if (*p != 0x1234)
+		return 1;
+	pages = kps_unmap(KPS_FPAGE(REVOKE, 12, KPS_R | KPS_W | KPS_X),
+	                  KPS_UNMAP_SELF);
+	return pages == 1 && *p == 0 ? 0 : 1;
+}
+
+static int badcalls(void)
+{
+	struct kps_ipc m = { .to = 4000 };
+	int bad = 0;
+
+	bad |= (int)sys1(99, 0) != -KPS_ENOSYS;
+	bad |= (int)sys1(KPS_SYS_WRITE | 0x100u, 0) != -KPS_ENOSYS;
+	bad |= kps_write((void *)0xC0001000u, 16) != -KPS_EFAULT;
+	bad |= kps_write((void *)0x1000u, 100000) != -KPS_EINVAL;
+	bad |= kps_ipc(&m) != -KPS_ENOENT;
+	m = (struct kps_ipc){ .to = kps_myid(0) };
+	bad |= kps_ipc(&m) != -KPS_ENOENT;
+	m = (struct kps_ipc){ .from = KPS_ANY, .window = 0x1000u | (5u << 4) };
+	bad |= kps_ipc(&m) != -KPS_EINVAL;
+	bad |= kps_unmap(0x1000u | (40u << 4), 0) != -KPS_EINVAL;
+	bad |= kps_unmap(KPS_FPAGE(0x1000u, 12, 7), 8) != -KPS_EINVAL;
+	bad |= kps_task_create("no-such-program") != -KPS_ENOENT;
+	bad |= (int)sys1(KPS_SYS_THREAD_CREATE, 0xC0001000u) != -KPS_EINVAL;
+	return bad;
+}
+
+static int spin(uint32_t n)
+{
+	volatile uint32_t sink;
+	uint32_t a = 1, b = 2;
+
+	for (uint32_t i = 0; i < n; i++) {
+		a = a * 3 + b;
+		b ^= a >> 3;
+	}
+	sink = a + b;
+	(void)sink;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	if (strcmp(argv[1], "private") == 0 && argc == 3)
+		return private_memory(kps_atou(argv[2]));
+	if (strcmp(argv[1], "ad") == 0)
+		return ad_bits();
+	if (strcmp(argv[1], "revoke") == 0)
+		return revoke();
+	if (strcmp(argv[1], "badcalls") == 0)
+		return badcalls();
+	if (strcmp(argv[1], "ud2") == 0)
+		__asm__ volatile("ud2");
+	if (strcmp(argv[1], "spin") == 0 && argc == 3)
+		return spin(kps_atou(argv[2]));
+	return 2;
+}

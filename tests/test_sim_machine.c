@@ -1,0 +1,536 @@
+/*
+ * The machine: guests on the kernel model.  Each bundled workload runs
+ * with assertions on its output and its fault records; two tasks at one
+ * address keep separate memory; the A and D bits the MMU sets land in the
+ * model's PTEs; a revoked mapping faults on the next access; malformed
+ * ELF files and malformed system calls are refused with the right error;
+ * the same inputs give the same cycles.  argv[1] is the test guest
+ * (data/machine_guest.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "bundle.h"
+#include "engine.h"
+#include "machine.h"
+#include "pagers.h"
+
+static const char *guest_path;
+
+struct recs {
+	struct km_fault_rec v[4096];
+	size_t n;
+};
+
+static void sink(void *ctx, const struct km_fault_rec *r)
+{
+	struct recs *rs = ctx;
+
+	if (rs->n < 4096)
+		rs->v[rs->n] = *r;
+	rs->n++;
+}
+
+/* One run of some programs, with its output and records. */
+struct run {
+	struct sim_machine *m;
+	struct sim_elf *img[8];
+	size_t nimg;
+	char *out;
+	size_t outlen;
+	FILE *outf;
+	struct recs *rs;
+	int rc;
+	char why[320];
+};
+
+static const struct sim_elf *find(void *ctx, const char *name);
+
+static struct sim_elf *bundled(struct run *r, const char *name)
+{
+	const struct kps_bundled *b = kps_bundled_find(name);
+	struct sim_elf *img;
+	char msg[SIM_ELF_MSG_SIZE];
+
+	assert_non_null(b);
+	assert_int_equal(sim_elf_load_buffer(b->elf, b->size, &img, msg,
+	                                     sizeof msg), SIM_ELF_OK);
+	assert_true(r->nimg < 8);
+	r->img[r->nimg++] = img;
+	return img;
+}
+
+static const struct sim_elf *find(void *ctx, const char *name)
+{
+	return kps_bundled_find(name) ? bundled(ctx, name) : NULL;
+}
+
+static struct sim_elf *guest(struct run *r)
+{
+	struct sim_elf *img;
+	char msg[SIM_ELF_MSG_SIZE];
+
+	assert_int_equal(sim_elf_load_path(guest_path, &img, msg, sizeof msg),
+	                 SIM_ELF_OK);
+	r->img[r->nimg++] = img;
+	return img;
+}
+
+static void start(struct run *r, enum km_kmem kmem)
+{
+	struct sim_machine_config c = sim_machine_config_default(4096);
+	char why[256];
+
+	memset(r, 0, sizeof *r);
+	r->rs = calloc(1, sizeof *r->rs);
+	assert_non_null(r->rs);
+	r->outf = open_memstream(&r->out, &r->outlen);
+	assert_non_null(r->outf);
+	c.kmem = kmem;
+	c.out = r->outf;
+	c.sink = sink;
+	c.sink_ctx = r->rs;
+	c.find = find;
+	c.find_ctx = r;
+	if (sim_machine_create(&c, &r->m, why, sizeof why) != SIM_OK)
+		fail_msg("sim_machine_create: %s", why);
+}
+
+/* Spawns "name arg ..." from img; returns its task. */
+static km_task_t spawn(struct run *r, const struct sim_elf *img,
+                       const char *cmd)
+{
+	char buf[128], *av[16], *save = NULL, why[256];
+	int ac = 0;
+	km_thread_t th;
+
+	snprintf(buf, sizeof buf, "%s", cmd);
+	for (char *w = strtok_r(buf, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save))
+		av[ac++] = w;
+	av[ac] = NULL;
+	if (sim_machine_spawn(r->m, img, av[0], ac, av, &th, why,
+	                      sizeof why) != SIM_OK)
+		fail_msg("spawn %s: %s", cmd, why);
+	return sim_machine_thread_task(r->m, th);
+}
+
+static void go(struct run *r)
+{
+	r->rc = sim_machine_run(r->m, r->why, sizeof r->why);
+	fflush(r->outf);
+}
+
+static void finish(struct run *r)
+{
+	sim_machine_destroy(r->m);
+	for (size_t i = 0; i < r->nimg; i++)
+		sim_elf_destroy(r->img[i]);
+	fclose(r->outf);
+	free(r->out);
+	free(r->rs);
+}
+
+static int exit_of(struct run *r, km_task_t t)
+{
+	int status = 12345;
+
+	assert_true(sim_machine_exit_status(r->m, t, &status));
+	return status;
+}
+
+/* Runs one bundled workload command; asserts it ends with status 0 and
+ * printed `expect`. */
+static void workload(struct run *r, enum km_kmem kmem, const char *cmd,
+                     const char *expect)
+{
+	char name[32];
+	km_task_t t;
+
+	sscanf(cmd, "%31s", name);
+	start(r, kmem);
+	t = spawn(r, bundled(r, name), cmd);
+	go(r);
+	if (r->rc != SIM_OK)
+		fail_msg("%s: %s", cmd, r->why);
+	if (strstr(r->out, expect) == NULL)
+		fail_msg("%s printed '%s', not '%s'", cmd, r->out, expect);
+	assert_int_equal(exit_of(r, t), 0);
+}
+
+static size_t count(struct run *r, enum km_fault_kind kind,
+                    enum km_decision d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->rs->n && i < 4096; i++)
+		n += r->rs->v[i].kind == kind && r->rs->v[i].decision == d;
+	return n;
+}
+
+/* ---- Workloads -------------------------------------------------------------- */
+
+static void test_sim_machine_hello(void **state)
+{
+	struct run r;
+
+	(void)state;
+	workload(&r, KM_KMEM_POOL, "hello a b", "hello from hello: 2 arguments");
+	/* Text, data and stack: three pages, each a user fault. */
+	assert_int_equal(count(&r, KM_FK_USER, KM_D_MAPPED), 3);
+	finish(&r);
+}
+
+static void test_sim_machine_touch_faults_once_per_page(void **state)
+{
+	struct run r;
+	size_t nmark, in = 0;
+	const struct sim_marker *mk;
+
+	(void)state;
+	workload(&r, KM_KMEM_POOL, "touch 100 dense write",
+	         "touch: 100 pages dense write");
+	mk = sim_machine_markers(r.m, &nmark);
+	assert_int_equal(nmark, 2);
+	for (size_t i = 0; i < r.rs->n; i++) {
+		const struct km_fault_rec *f = &r.rs->v[i];
+
+		/* The pool's records of the region's tables come first. */
+		if (f->seq > mk[0].fault_seq && f->seq <= mk[1].fault_seq &&
+		    f->kind != KM_FK_KPOOL) {
+			assert_int_equal(f->kind, KM_FK_USER);
+			assert_int_equal(f->addr, 0x20000000u + in * 4096);
+			assert_int_equal(f->access, KM_ACC_WRITE);
+			in++;
+		}
+	}
+	assert_int_equal(in, 100);
+	finish(&r);
+}
+
+static void test_sim_machine_touch_sparse_read(void **state)
+{
+	struct run r;
+
+	(void)state;
+	workload(&r, KM_KMEM_POOL, "touch 32 sparse read",
+	         "touch: 32 pages sparse read");
+	finish(&r);
+}
+
+static void test_sim_machine_ptbomb_kpager(void **state)
+{
+	struct run r;
+
+	(void)state;
+	workload(&r, KM_KMEM_KPAGER, "ptbomb 20", "ptbomb: 20 regions");
+	/* A page table and a node table for each region, from the kpager. */
+	assert_true(count(&r, KM_FK_KERNEL, KM_D_MAPPED) >= 40);
+	finish(&r);
+}
+
+static void test_sim_machine_fig3(void **state)
+{
+	struct run r;
+	size_t nmark;
+	const struct sim_marker *mk;
+	uint64_t cycles = 0;
+
+	(void)state;
+	workload(&r, KM_KMEM_KPAGER, "fig3", "fig3: one complex page fault");
+	mk = sim_machine_markers(r.m, &nmark);
+	assert_int_equal(nmark, 2);
+	for (size_t i = 0; i < r.rs->n; i++)
+		if (r.rs->v[i].seq > mk[0].fault_seq &&
+		    r.rs->v[i].seq <= mk[1].fault_seq)
+			cycles += r.rs->v[i].cycles;
+	assert_int_equal(mk[1].fault_seq - mk[0].fault_seq, 3);
+	assert_true(cycles >= 21454 - 214 && cycles <= 21454 + 214);
+	finish(&r);
+}
+
+static void test_sim_machine_linuxlike(void **state)
+{
+	struct run r;
+	bool lib = false, stack = false;
+
+	(void)state;
+	workload(&r, KM_KMEM_POOL, "linuxlike", "linuxlike: lib at 40000000");
+	for (size_t i = 0; i < r.rs->n; i++) {
+		lib |= r.rs->v[i].addr >> 22 == 0x40000000u >> 22;
+		stack |= r.rs->v[i].addr >> 22 == 0xBFC00000u >> 22;
+	}
+	assert_true(lib && stack);
+	finish(&r);
+}
+
+static void test_sim_machine_pingpong(void **state)
+{
+	struct run r;
+	struct sim_machine_stats st;
+
+	(void)state;
+	workload(&r, KM_KMEM_POOL, "pingpong 50", "pingpong: 50 round trips");
+	sim_machine_stats(r.m, &st);
+	assert_int_equal(st.ipcs, 100);
+	finish(&r);
+}
+
+static void test_sim_machine_spawn(void **state)
+{
+	struct run r;
+
+	(void)state;
+	workload(&r, KM_KMEM_KPAGER, "spawn 40", "spawn: 40 threads reported");
+	finish(&r);
+}
+
+static void test_sim_machine_mapper(void **state)
+{
+	struct run r;
+
+	(void)state;
+	workload(&r, KM_KMEM_POOL, "mapper 3",
+	         "mapper: depth 3, unmap removed 12 mappings, clients saw "
+	         "fresh pages");
+	finish(&r);
+}
+
+/* ---- Memory ----------------------------------------------------------------- */
+
+static void test_sim_machine_tasks_at_one_address_keep_separate_memory(
+	void **state)
+{
+	struct run r;
+	struct sim_elf *img;
+	km_task_t t[3];
+
+	(void)state;
+	start(&r, KM_KMEM_POOL);
+	img = guest(&r);
+	for (int i = 0; i < 3; i++) {
+		char cmd[32];
+
+		snprintf(cmd, sizeof cmd, "guest private %d", 1000 + i);
+		t[i] = spawn(&r, img, cmd);
+	}
+	go(&r);
+	assert_int_equal(r.rc, SIM_OK);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(exit_of(&r, t[i]), 0);
+	finish(&r);
+}
+
+static void test_sim_machine_mmu_sets_accessed_and_dirty_in_the_model(
+	void **state)
+{
+	struct run r;
+	struct km *km;
+	km_task_t t;
+	uint32_t pr, pw;
+
+	(void)state;
+	start(&r, KM_KMEM_POOL);
+	t = spawn(&r, guest(&r), "guest ad");
+	km = sim_machine_model(r.m);
+	/* Mapped before the run, so no fault (and no km_touch) sets A/D. */
+	assert_int_equal(km_sigma0_map(km, t, 0x50000000u, 2, KM_R | KM_W),
+	                 KM_OK);
+	assert_int_equal(km_pte(km, t, 0x50000000u) & (KM_PTE_A | KM_PTE_D),
+	                 0);
+	assert_int_equal(km_pte(km, t, 0x50001000u) & (KM_PTE_A | KM_PTE_D),
+	                 0);
+	go(&r);
+	assert_int_equal(r.rc, SIM_ESTATE);     /* blocked for good */
+	assert_non_null(strstr(r.why, "deadlock"));
+	pr = km_pte(km, t, 0x50000000u);
+	pw = km_pte(km, t, 0x50001000u);
+	assert_int_equal(pr & (KM_PTE_A | KM_PTE_D), KM_PTE_A);
+	assert_int_equal(pw & (KM_PTE_A | KM_PTE_D), KM_PTE_A | KM_PTE_D);
+	for (size_t i = 0; i < r.rs->n; i++)
+		assert_true(r.rs->v[i].addr >> 13 != 0x50000000u >> 13);
+	finish(&r);
+}
+
+static void test_sim_machine_revoked_mapping_faults_next_access(
+	void **state)
+{
+	struct run r;
+	km_task_t t;
+	size_t faults = 0;
+
+	(void)state;
+	start(&r, KM_KMEM_POOL);
+	t = spawn(&r, guest(&r), "guest revoke");
+	go(&r);
+	assert_int_equal(r.rc, SIM_OK);
+	assert_int_equal(exit_of(&r, t), 0);
+	for (size_t i = 0; i < r.rs->n; i++)
+		faults += r.rs->v[i].kind == KM_FK_USER &&
+		          r.rs->v[i].addr == 0x21000000u;
+	assert_int_equal(faults, 2);    /* the write, and the read after */
+	finish(&r);
+}
+
+/* ---- Refusals ----------------------------------------------------------------- */
+
+static void test_sim_machine_bad_system_calls_get_error_codes(void **state)
+{
+	struct run r;
+	km_task_t t;
+
+	(void)state;
+	start(&r, KM_KMEM_POOL);
+	t = spawn(&r, guest(&r), "guest badcalls");
+	go(&r);
+	assert_int_equal(r.rc, SIM_OK);
+	assert_int_equal(exit_of(&r, t), 0);
+	finish(&r);
+}
+
+static void test_sim_machine_exception_kills_only_its_task(void **state)
+{
+	struct run r;
+	struct sim_elf *img;
+	km_task_t bad, good;
+
+	(void)state;
+	start(&r, KM_KMEM_POOL);
+	img = guest(&r);
+	bad = spawn(&r, img, "guest ud2");
+	good = spawn(&r, img, "guest private 7");
+	go(&r);
+	assert_int_equal(r.rc, SIM_ESTATE);
+	assert_non_null(strstr(r.why, "exception 6"));
+	assert_int_equal(exit_of(&r, bad), -1);
+	assert_int_equal(exit_of(&r, good), 0);
+	finish(&r);
+}
+
+/* Damaged copies of a bundled workload: each refused with its own error,
+ * so nothing reaches the machine. */
+static void test_sim_machine_malformed_elf_is_refused(void **state)
+{
+	const struct kps_bundled *b = kps_bundled_find("hello");
+	uint8_t *buf = malloc(b->size);
+	struct sim_elf *img = (struct sim_elf *)1;
+	char msg[SIM_ELF_MSG_SIZE];
+	struct run r;
+	uint32_t phoff, entry;
+
+	(void)state;
+	assert_non_null(buf);
+#define REFUSED(len, want) do {                                           \
+		assert_int_equal(sim_elf_load_buffer(buf, (len), &img, msg,   \
+		                                     sizeof msg), (want));    \
+		assert_null(img);                                             \
+		assert_true(msg[0] != '\0');                                  \
+		memcpy(buf, b->elf, b->size);                                 \
+	} while (0)
+	memcpy(buf, b->elf, b->size);
+	REFUSED(20, SIM_ELF_ERR_TRUNCATED);
+	REFUSED(b->size / 8, SIM_ELF_ERR_FILE_RANGE);
+	buf[4] = 2;                                     /* ELFCLASS64 */
+	REFUSED(b->size, SIM_ELF_ERR_CLASS);
+	buf[18] = 62;                                   /* EM_X86_64 */
+	REFUSED(b->size, SIM_ELF_ERR_MACHINE);
+	memcpy(&phoff, buf + 28, 4);
+	memcpy(&entry, buf + 24, 4);
+	/* The second segment starts inside the first one's pages. */
+	memcpy(buf + phoff + 32 + 8, buf + phoff + 8, 4);
+	memcpy(buf + phoff + 32 + 4, buf + phoff + 4, 4);
+	REFUSED(b->size, SIM_ELF_ERR_OVERLAP);
+	{
+		uint32_t high = 0xBFFFF000u;    /* in the UTCB area */
+
+		memcpy(buf + phoff + 8, &high, 4);
+		memcpy(buf + phoff + 4, &(uint32_t){ 0 }, 4);
+		REFUSED(b->size, SIM_ELF_ERR_ADDRESS);
+	}
+	entry = 0x00000100u;
+	memcpy(buf + 24, &entry, 4);
+	REFUSED(b->size, SIM_ELF_ERR_ENTRY);
+#undef REFUSED
+	free(buf);
+
+	/* And the machine refuses a missing image with a sentence. */
+	start(&r, KM_KMEM_POOL);
+	assert_int_equal(sim_machine_spawn(r.m, NULL, "x", 0, NULL, NULL,
+	                                   msg, sizeof msg), SIM_EARG);
+	assert_true(msg[0] != '\0');
+	finish(&r);
+}
+
+/* ---- Determinism -------------------------------------------------------------- */
+
+static uint64_t run_cycles(struct recs *out)
+{
+	struct run r;
+	struct sim_machine_stats st;
+	struct sim_elf *img;
+
+	start(&r, KM_KMEM_KPAGER);
+	img = guest(&r);
+	spawn(&r, bundled(&r, "pingpong"), "pingpong 20");
+	spawn(&r, img, "guest private 3");
+	spawn(&r, bundled(&r, "touch"), "touch 40 sparse");
+	go(&r);
+	assert_int_equal(r.rc, SIM_OK);
+	sim_machine_stats(r.m, &st);
+	memcpy(out, r.rs, sizeof *out);
+	finish(&r);
+	return st.cycles;
+}
+
+static void test_sim_machine_same_inputs_same_cycles(void **state)
+{
+	struct recs *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+
+	(void)state;
+	assert_true(a && b);
+	assert_int_equal(run_cycles(a), run_cycles(b));
+	assert_int_equal(a->n, b->n);
+	assert_memory_equal(a->v, b->v, (a->n < 4096 ? a->n : 4096) *
+	                    sizeof a->v[0]);
+	free(a);
+	free(b);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sim_machine_hello),
+		cmocka_unit_test(test_sim_machine_touch_faults_once_per_page),
+		cmocka_unit_test(test_sim_machine_touch_sparse_read),
+		cmocka_unit_test(test_sim_machine_ptbomb_kpager),
+		cmocka_unit_test(test_sim_machine_fig3),
+		cmocka_unit_test(test_sim_machine_linuxlike),
+		cmocka_unit_test(test_sim_machine_pingpong),
+		cmocka_unit_test(test_sim_machine_spawn),
+		cmocka_unit_test(test_sim_machine_mapper),
+		cmocka_unit_test(
+		   test_sim_machine_tasks_at_one_address_keep_separate_memory),
+		cmocka_unit_test(
+		   test_sim_machine_mmu_sets_accessed_and_dirty_in_the_model),
+		cmocka_unit_test(
+		   test_sim_machine_revoked_mapping_faults_next_access),
+		cmocka_unit_test(
+		   test_sim_machine_bad_system_calls_get_error_codes),
+		cmocka_unit_test(test_sim_machine_exception_kills_only_its_task),
+		cmocka_unit_test(test_sim_machine_malformed_elf_is_refused),
+		cmocka_unit_test(test_sim_machine_same_inputs_same_cycles),
+	};
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s MACHINE_GUEST.elf\n", argv[0]);
+		return 2;
+	}
+	guest_path = argv[1];
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
