@@ -251,7 +251,8 @@ static int create_model(struct sim_machine *m, char *why, size_t why_len)
 	m->ecfg = (struct sim_engine_config){
 		.memfd = km_frames_fd(m->km), .nframes = m->cfg.frames + 2,
 		.phys_base = SIM_PHYS_BASE_DEFAULT,
-		.sys_pfn = { m->cfg.frames, m->cfg.frames + 1 }, .nsys = 2 };
+		.sys_pfn = { m->cfg.frames, m->cfg.frames + 1 }, .nsys = 2,
+		.no_icount = m->cfg.raw_engine };
 	if ((err = sim_kernel_pdes(&m->ecfg, pdes, why, why_len)) != SIM_OK)
 		return err;
 	km_set_kernel_pdes(m->km, pdes);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "engine.h"      /* enum sim_err: the results below */
 #include "kmodel.h"
 #include "sim.h"
 
@@ -63,6 +64,10 @@ struct sim_machine_config {
 	void *find_ctx;
 	km_fault_sink sink;     /* fault records; NULL: none */
 	void *sink_ctx;
+	bool raw_engine;        /* benchmarks only: engines without their
+	                         * block hook, so no instruction count, no
+	                         * guest cycles and no time slices (a guest
+	                         * runs until it traps) */
 };
 
 /* A configuration with defaults for `frames` frames. */
