@@ -831,8 +831,10 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 			           k->name, sim_engine_errmsg(k->e));
 			return;
 		}
-		budget = (end - now) / SIM_GUEST_CPI;
-		err = sim_engine_run(k->e, &t->regs, budget ? budget : 1, &ev);
+		/* Every instruction but int n costs at least a cycle: the
+		 * slice's cycles bound its instructions. */
+		budget = end - now;
+		err = sim_engine_run(k->e, &t->regs, budget, &ev);
 		if (err != SIM_OK) {
 			sim_m_note(m, err, "task %u (%s): engine: %s", t->task,
 			           k->name, sim_engine_errmsg(k->e));
@@ -840,8 +842,8 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 		}
 		m->st.engine_runs++;
 		m->st.guest_insns += ev.icount;
-		m->st.guest_cycles += ev.icount * SIM_GUEST_CPI;
-		km_advance(m->km, ev.icount * SIM_GUEST_CPI);
+		m->st.guest_cycles += ev.cycles;
+		km_advance(m->km, ev.cycles);
 		switch (ev.kind) {
 		case SIM_EV_PAGE_FAULT:
 			page_fault(m, th, &ev);

@@ -5,9 +5,10 @@
  * model's user-fault path, their `int 0x30` system calls (workloads/abi.h)
  * to the machine's small L4-flavoured kernel, and a deterministic
  * round-robin scheduler with a time slice in simulated cycles picks the
- * next thread.  Guest instructions are counted exactly and charged at
- * SIM_GUEST_CPI cycles each; kernel paths are charged from the model's
- * cost table.  Same inputs, same cycles, bit for bit.
+ * next thread.  Guest instructions are counted exactly and charged by
+ * class from a P6 table (sim_p6_insn_cycles, sim/p6cost.c); kernel paths
+ * are charged from the model's cost table.  Same inputs, same cycles, bit
+ * for bit.
  */
 #ifndef KPSIM_SIM_MACHINE_H
 #define KPSIM_SIM_MACHINE_H
@@ -20,18 +21,6 @@
 #include "engine.h"      /* enum sim_err: the results below */
 #include "kmodel.h"
 #include "sim.h"
-
-/*
- * Cycles per guest instruction.  A first step, not yet a per-class table:
- * the P6 core (Pentium Pro/II) decodes up to three and retires up to three
- * micro-ops a cycle, and sustains about one IA-32 instruction a cycle on
- * integer code with warm caches (Intel, "Intel Architecture Optimization
- * Manual", 1997, ch. 2: the P6 pipeline; estimate).  Simple loads, stores,
- * ALU operations and branches, which make up the workloads, are one or
- * fewer cycles each there; multiplies, divides and mispredictions cost
- * more, and are not charged separately yet.
- */
-#define SIM_GUEST_CPI 1u
 
 #define SIM_SLICE_DEFAULT 100000u  /* cycles: 250 us at 400 MHz */
 

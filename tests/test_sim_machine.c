@@ -467,6 +467,71 @@ static void test_sim_machine_malformed_elf_is_refused(void **state)
 	finish(&r);
 }
 
+/* ---- Guest cycles ------------------------------------------------------------ */
+
+static void test_sim_machine_p6_classes(void **state)
+{
+	static const struct { uint8_t b[8]; unsigned len, cycles; } c[] = {
+		{ { 0x01, 0xd8 }, 2, 1 },               /* add eax, ebx */
+		{ { 0x01, 0x18 }, 2, 2 },               /* add [eax], ebx */
+		{ { 0x3b, 0x18 }, 2, 1 },               /* cmp ebx, [eax] */
+		{ { 0x8b, 0x18 }, 2, 1 },               /* mov ebx, [eax] */
+		{ { 0xe8, 0, 0, 0, 0 }, 5, 2 },         /* call rel32 */
+		{ { 0xc3 }, 1, 2 },                     /* ret */
+		{ { 0x0f, 0xaf, 0xc3 }, 3, 4 },         /* imul eax, ebx */
+		{ { 0xf7, 0xe3 }, 2, 5 },               /* mul ebx */
+		{ { 0xf7, 0xf3 }, 2, 39 },              /* div ebx */
+		{ { 0xf6, 0xf3 }, 2, 19 },              /* div bl */
+		{ { 0x0f, 0x44, 0xc3 }, 3, 2 },         /* cmove eax, ebx */
+		{ { 0xa5 }, 1, 3 },                     /* movsd */
+		{ { 0xf3, 0xa5 }, 2, 1 },               /* rep movsd: per step */
+		{ { 0xf0, 0x01, 0x18 }, 3, 20 },        /* lock add [eax], ebx */
+		{ { 0x87, 0x18 }, 2, 20 },              /* xchg [eax], ebx */
+		{ { 0x0f, 0xa2 }, 2, 30 },              /* cpuid */
+		{ { 0xcd, 0x30 }, 2, 0 },               /* int 0x30 */
+		{ { 0x75, 0xfe }, 2, 1 },               /* jne */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+		if (sim_p6_insn_cycles(c[i].b, c[i].len) != c[i].cycles)
+			fail_msg("case %zu: %u cycles, expected %u", i,
+			         sim_p6_insn_cycles(c[i].b, c[i].len),
+			         c[i].cycles);
+}
+
+/* Guest cycles of "guest spin N". */
+static uint64_t spin_cycles(uint32_t n, uint64_t *insns)
+{
+	struct run r;
+	struct sim_machine_stats st;
+	char cmd[32];
+
+	start(&r, KM_KMEM_POOL);
+	snprintf(cmd, sizeof cmd, "guest spin %u", n);
+	spawn(&r, guest(&r), cmd);
+	go(&r);
+	assert_int_equal(r.rc, SIM_OK);
+	sim_machine_stats(r.m, &st);
+	finish(&r);
+	*insns = st.guest_insns;
+	return st.guest_cycles;
+}
+
+/* The spin loop is eight one-cycle instructions (lea, add, add, mov, shr,
+ * xor, cmp, jne), so 1000 more iterations cost 8000 more cycles, whatever
+ * the time slices cut. */
+static void test_sim_machine_guest_cycles_follow_the_class_table(
+	void **state)
+{
+	uint64_t i1, i2, c1 = spin_cycles(1000, &i1), c2 = spin_cycles(2000, &i2);
+
+	(void)state;
+	assert_int_equal(i2 - i1, 8000);
+	assert_int_equal(c2 - c1, 8000);
+	assert_true(c1 >= i1 - 4);      /* only int 0x30 costs nothing */
+}
+
 /* ---- Determinism -------------------------------------------------------------- */
 
 static uint64_t run_cycles(struct recs *out)
@@ -524,6 +589,9 @@ int main(int argc, char **argv)
 		   test_sim_machine_bad_system_calls_get_error_codes),
 		cmocka_unit_test(test_sim_machine_exception_kills_only_its_task),
 		cmocka_unit_test(test_sim_machine_malformed_elf_is_refused),
+		cmocka_unit_test(test_sim_machine_p6_classes),
+		cmocka_unit_test(
+		   test_sim_machine_guest_cycles_follow_the_class_table),
 		cmocka_unit_test(test_sim_machine_same_inputs_same_cycles),
 	};
 
