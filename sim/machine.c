@@ -337,6 +337,11 @@ void sim_machine_destroy(struct sim_machine *m)
 	free(m);
 }
 
+void sim_machine_set_limit(struct sim_machine *m, uint64_t max_cycles)
+{
+	m->cfg.max_cycles = max_cycles;
+}
+
 struct km *sim_machine_model(struct sim_machine *m)
 {
 	return m->km;
@@ -898,7 +903,6 @@ int sim_machine_run(struct sim_machine *m, char *why, size_t why_len)
 	uint32_t n;
 
 	m->why[0] = '\0';
-	m->nmark = 0;
 	while (m->fatal == SIM_OK) {
 		if (m->cfg.max_cycles && km_now(m->km) >= m->cfg.max_cycles &&
 		    m->rq_len > 0) {

@@ -97,6 +97,11 @@ int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
  */
 int sim_machine_run(struct sim_machine *m, char *why, size_t why_len);
 
+/* Changes max_cycles (0: no limit).  A run stopped at the limit goes on
+ * where it stopped when sim_machine_run is called again: between the two,
+ * a test or tool may change the model (revoke kernel pages, unmap). */
+void sim_machine_set_limit(struct sim_machine *m, uint64_t max_cycles);
+
 /* The kernel model inside (for statistics, checks and tests). */
 struct km *sim_machine_model(struct sim_machine *m);
 
@@ -117,7 +122,8 @@ struct sim_machine_stats {
 void sim_machine_stats(const struct sim_machine *m,
                        struct sim_machine_stats *out);
 
-/* Markers made so far; the array is valid until the next run. */
+/* Markers made so far, in every run; the array is valid until the next
+ * run. */
 const struct sim_marker *sim_machine_markers(const struct sim_machine *m,
                                              size_t *n);
 

@@ -378,6 +378,137 @@ static void test_sim_machine_revoked_mapping_faults_next_access(
 	finish(&r);
 }
 
+/* A kpager that remembers which of its pages holds which kernel page, so
+ * the test can revoke a chosen one (forms discarded: page tables and
+ * directories come back rebuilt). */
+#define RK_POOL 0x10000000u
+#define RK_PAGES 256u
+
+struct rk {
+	uint64_t kva[RK_PAGES];         /* 0: free */
+};
+
+static int rk_init(struct km *km, km_task_t task, const char *args,
+                   void **state, char *why, size_t why_len)
+{
+	(void)why;
+	(void)why_len;
+	if (sscanf(args, "ctx=%p", state) != 1)
+		return KM_EINVAL;
+	memset(*state, 0, sizeof(struct rk));
+	return km_sigma0_map(km, task, RK_POOL, RK_PAGES, KM_R | KM_W);
+}
+
+static void rk_fault(void *state, const struct kp_fault *f,
+                     struct kp_decision *d)
+{
+	struct rk *rk = state;
+
+	d->action = KP_DENY;
+	d->discarded = f->restore;
+	for (uint32_t i = 0; i < RK_PAGES; i++) {
+		if (rk->kva[i] == 0) {
+			rk->kva[i] = f->kva;
+			d->action = KP_MAP;
+			d->vaddr = RK_POOL + i * 4096;
+			return;
+		}
+	}
+}
+
+static void rk_released(void *state, km_vaddr_t va, struct km_kpage kp)
+{
+	(void)kp;
+	((struct rk *)state)->kva[(va - RK_POOL) / 4096] = 0;
+}
+
+static const struct kp_ops rk_ops = {
+	.name = "rk", .init = rk_init, .fault = rk_fault,
+	.released = rk_released,
+};
+
+static void rk_revoke(struct run *r, struct rk *rk, struct km_kpage kp)
+{
+	uint64_t kva = km_kpage_kva(kp);
+
+	for (uint32_t i = 0; i < RK_PAGES; i++) {
+		if (rk->kva[i] == kva) {
+			assert_int_equal(km_kpager_revoke(sim_machine_model(r->m),
+			                 sim_machine_kpager(r->m),
+			                 RK_POOL + i * 4096, true), KM_OK);
+			rk->kva[i] = 0;
+			return;
+		}
+	}
+	fail_msg("no kpager page holds %s %u", km_ktype_name(kp.type),
+	         kp.index);
+}
+
+/* Runs on until the clock passes `limit` more cycles. */
+static void run_for(struct run *r, uint64_t cycles)
+{
+	sim_machine_set_limit(r->m, km_now(sim_machine_model(r->m)) + cycles);
+	go(r);
+	assert_int_equal(r->rc, SIM_ESTATE);
+	assert_non_null(strstr(r->why, "limit"));
+}
+
+static size_t refills_at(struct run *r, uint32_t va, size_t from)
+{
+	size_t n = 0;
+
+	for (size_t i = from; i < r->rs->n; i++)
+		n += r->rs->v[i].kind == KM_FK_USER &&
+		     r->rs->v[i].addr == va &&
+		     r->rs->v[i].decision == KM_D_REFILLED;
+	return n;
+}
+
+/* A kpager revokes the page table under a page the guest keeps reading,
+ * then its page directory: the next read faults (the PTE is refilled from
+ * the mapping database), and the guest never sees wrong bytes. */
+static void test_sim_machine_revoked_page_table_faults_next_access(
+	void **state)
+{
+	struct sim_machine_config c = sim_machine_config_default(4096);
+	struct rk *rk = calloc(1, sizeof *rk);
+	char args[64], why[256];
+	struct run r;
+	km_task_t t;
+	size_t before;
+
+	(void)state;
+	assert_non_null(rk);
+	memset(&r, 0, sizeof r);
+	r.rs = calloc(1, sizeof *r.rs);
+	r.outf = open_memstream(&r.out, &r.outlen);
+	snprintf(args, sizeof args, "ctx=%p", (void *)rk);
+	c.kmem = KM_KMEM_KPAGER;
+	c.kpager = &rk_ops;
+	c.kpager_args = args;
+	c.sink = sink;
+	c.sink_ctx = r.rs;
+	c.out = r.outf;
+	if (sim_machine_create(&c, &r.m, why, sizeof why) != SIM_OK)
+		fail_msg("sim_machine_create: %s", why);
+	t = spawn(&r, guest(&r), "guest reread 200000");
+
+	run_for(&r, 300000);
+	before = r.rs->n;
+	rk_revoke(&r, rk, (struct km_kpage){ t, KM_KT_PT, 0x22000000u >> 22 });
+	run_for(&r, 300000);
+	assert_int_equal(refills_at(&r, 0x22000000u, before), 1);
+
+	rk_revoke(&r, rk, (struct km_kpage){ t, KM_KT_PD, 0 });
+	assert_int_equal(km_task_cr3(sim_machine_model(r.m), t), 0);
+	sim_machine_set_limit(r.m, 0);
+	go(&r);
+	assert_int_equal(r.rc, SIM_OK);
+	assert_int_equal(exit_of(&r, t), 0);
+	finish(&r);
+	free(rk);
+}
+
 /* ---- Refusals ----------------------------------------------------------------- */
 
 static void test_sim_machine_bad_system_calls_get_error_codes(void **state)
@@ -585,6 +716,8 @@ int main(int argc, char **argv)
 		   test_sim_machine_mmu_sets_accessed_and_dirty_in_the_model),
 		cmocka_unit_test(
 		   test_sim_machine_revoked_mapping_faults_next_access),
+		cmocka_unit_test(
+		   test_sim_machine_revoked_page_table_faults_next_access),
 		cmocka_unit_test(
 		   test_sim_machine_bad_system_calls_get_error_codes),
 		cmocka_unit_test(test_sim_machine_exception_kills_only_its_task),

@@ -12,6 +12,8 @@
  *   badcalls   makes malformed system calls and checks each error code.
  *   ud2        executes an invalid instruction: the task is killed.
  *   spin N     N iterations of arithmetic: a compute-bound guest.
+ *   reread N   writes a page, then reads it back N times: the test
+ *              revokes its page table and directory meanwhile.
  */
 #include "kps.h"
 
@@ -19,6 +21,7 @@
 #define AD_R 0x50000000u
 #define AD_W 0x50001000u
 #define REVOKE 0x21000000u
+#define REREAD 0x22000000u
 
 static uint32_t sys1(uint32_t nr, uint32_t b)
 {
@@ -97,6 +100,17 @@ static int spin(uint32_t n)
 	return 0;
 }
 
+static int reread(uint32_t n)
+{
+	volatile uint32_t *p = (uint32_t *)REREAD;
+	uint32_t bad = 0;
+
+	*p = 0xfeed;
+	for (uint32_t i = 0; i < n; i++)
+		bad += *p != 0xfeed;
+	return bad != 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -111,6 +125,8 @@ int main(int argc, char **argv)
 		return badcalls();
 	if (strcmp(argv[1], "ud2") == 0)
 		__asm__ volatile("ud2");
+	if (strcmp(argv[1], "reread") == 0 && argc == 3)
+		return reread(kps_atou(argv[2]));
 	if (strcmp(argv[1], "spin") == 0 && argc == 3)
 		return spin(kps_atou(argv[2]));
 	return 2;
