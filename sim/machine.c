@@ -111,6 +111,8 @@ static int sync_page(struct sim_machine *m, km_task_t id, uint32_t va)
 	if (sh == NULL) {
 		if (want == 0)
 			return SIM_OK;
+		sim_m_note(m, SIM_EHOST, "task %u (%s): out of host memory for "
+		           "its alias shadow", id, t->name);
 		return SIM_EHOST;
 	}
 	if ((*sh & ~SH_EVER) == want)
@@ -528,6 +530,7 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 	struct mthread *t = &m->thread[th];
 	struct mtask *k = &m->task[t->task];
 	km_task_t id = t->task;
+	int err;
 
 	/* The task's kernel memory as it was while it ran, for reports. */
 	if (k->nthreads == 1)
@@ -543,7 +546,10 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 			k->status = 0;
 		}
 		task_release(k);
-		km_task_destroy(m->km, id);
+		if ((err = km_task_destroy(m->km, id)) != KM_OK)
+			sim_m_note(m, SIM_ESTATE, "task %u (%s) ended, but the "
+			           "kernel kept it: %s", id, k->name,
+			           km_strerror(err));
 	}
 }
 

@@ -27,7 +27,7 @@
  * bundled ones tasks start by name. */
 struct images {
 	struct sim_elf *img[64];
-	const char *name[64];
+	const char *name[64];           /* a bundled program's; NULL: a file */
 	size_t n;
 	char err[SIM_ELF_MSG_SIZE + 64];
 };
@@ -39,7 +39,7 @@ static struct sim_elf *load_bundled(struct images *im, const char *name)
 	struct sim_elf *img;
 
 	for (size_t i = 0; i < im->n; i++)
-		if (strcmp(im->name[i], name) == 0)
+		if (im->name[i] != NULL && strcmp(im->name[i], name) == 0)
 			return im->img[i];
 	if (b == NULL || im->n == sizeof im->img / sizeof im->img[0]) {
 		snprintf(im->err, sizeof im->err, "no bundled program '%s'",
@@ -87,8 +87,9 @@ static struct sim_elf *load_program(struct images *im, const char *path)
 		snprintf(im->err, sizeof im->err, "%s: %s", path, msg);
 		return NULL;
 	}
+	/* Files are not found by name: tasks start bundled programs only. */
 	im->img[im->n] = img;
-	im->name[im->n++] = path;
+	im->name[im->n++] = NULL;
 	return img;
 }
 
@@ -496,8 +497,10 @@ static int spawn_all(struct sim_machine *m, struct images *im, int argc,
 			fprintf(stderr, "kpsim run: %s\n", im->err);
 			return -1;
 		}
-		if (sim_machine_spawn(m, img, av[0], ac, av, NULL, why,
-		                      sizeof why) != SIM_OK) {
+		/* A file's task is named after its base name. */
+		if (sim_machine_spawn(m, img, strrchr(av[0], '/') ?
+		                      strrchr(av[0], '/') + 1 : av[0], ac, av,
+		                      NULL, why, sizeof why) != SIM_OK) {
 			fprintf(stderr, "kpsim run: %s: %s\n", av[0], why);
 			return -1;
 		}
