@@ -386,6 +386,35 @@ km_task_t sim_machine_thread_task(const struct sim_machine *m,
 	       thread < m->max_threads ? m->thread[thread].task : 0;
 }
 
+/* Folds `now` into the task's record: the most kernel memory it has held
+ * (by type and group), threads and mappings, and its fault counts.
+ * Threads leave one by one, so what is left at the end says little about
+ * the pressure a workload made. */
+static void merge_peak(struct km_task_stats *peak,
+                       const struct km_task_stats *now)
+{
+	for (int i = 0; i < KM_KT_COUNT; i++)
+		if (now->pages[i] > peak->pages[i])
+			peak->pages[i] = now->pages[i];
+	for (int i = 0; i < KM_KG_COUNT; i++)
+		if (now->group[i] > peak->group[i])
+			peak->group[i] = now->group[i];
+	if (now->mappings > peak->mappings)
+		peak->mappings = now->mappings;
+	if (now->threads > peak->threads)
+		peak->threads = now->threads;
+	peak->kfaults = now->kfaults;
+	peak->ufaults = now->ufaults;
+}
+
+static void note_peak(struct sim_machine *m, km_task_t id)
+{
+	struct km_task_stats now;
+
+	if (km_task_stats(m->km, id, &now) == KM_OK)
+		merge_peak(&m->task[id].final, &now);
+}
+
 km_task_t sim_machine_task_next(const struct sim_machine *m, km_task_t after)
 {
 	for (km_task_t t = after + 1; t < m->max_tasks; t++)
@@ -397,11 +426,13 @@ km_task_t sim_machine_task_next(const struct sim_machine *m, km_task_t after)
 bool sim_machine_task_stats(const struct sim_machine *m, km_task_t task,
                             struct km_task_stats *out)
 {
+	struct km_task_stats now;
+
 	if (task >= m->max_tasks || m->task[task].name[0] == '\0')
 		return false;
-	if (m->task[task].live)
-		return km_task_stats(m->km, task, out) == KM_OK;
 	*out = m->task[task].final;
+	if (m->task[task].live && km_task_stats(m->km, task, &now) == KM_OK)
+		merge_peak(out, &now);
 	return true;
 }
 
@@ -532,9 +563,7 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 	km_task_t id = t->task;
 	int err;
 
-	/* The task's kernel memory as it was while it ran, for reports. */
-	if (k->nthreads == 1)
-		km_task_stats(m->km, id, &k->final);
+	note_peak(m, id);
 	t->st = MT_FREE;
 	sim_m_ipc_gone(m, th);
 	km_thread_destroy(m->km, th);
@@ -657,7 +686,15 @@ static int new_thread(struct sim_machine *m, km_task_t id, uint32_t eip,
 	if (err != KM_OK)
 		return err;
 	t = &m->thread[*th];
-	memset(t, 0, sizeof *t);
+	{
+		/* An ended thread with this id may still sit in the run
+		 * queue: keep its mark, so the id is queued once at most and
+		 * the ring never holds more entries than threads. */
+		bool queued = t->queued;
+
+		memset(t, 0, sizeof *t);
+		t->queued = queued;
+	}
 	t->task = id;
 	t->regs.eip = eip;
 	t->regs.esp = esp;

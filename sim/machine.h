@@ -138,8 +138,10 @@ km_task_t sim_machine_thread_task(const struct sim_machine *m,
  * after, or 0.  (The model reuses the ids of ended tasks: a task spawned
  * later replaces the record of an ended one with its id.) */
 km_task_t sim_machine_task_next(const struct sim_machine *m, km_task_t after);
-/* A task's kernel memory and faults (km_task_stats), as they are or as
- * they were when it ended; false for a task not spawned here. */
+/* A task's kernel memory and faults (km_task_stats): per type and group,
+ * the most pages it has held while a thread ended or this was asked
+ * (threads end one by one, so the end says little); its faults as they
+ * are, or were when it ended.  False for a task not spawned here. */
 bool sim_machine_task_stats(const struct sim_machine *m, km_task_t task,
                             struct km_task_stats *out);
 /* The name a task was spawned with, or NULL. */

@@ -40,7 +40,9 @@ struct mtask {
 	uint32_t nev;
 	bool resync;                    /* too many events: check everything */
 	uint32_t nthreads;
-	struct km_task_stats final;     /* its kernel memory when it ended */
+	struct km_task_stats final;     /* its most kernel memory (by type and
+	                                 * group), threads and mappings, and its
+	                                 * faults when last looked at */
 };
 
 enum mthread_state {

@@ -399,6 +399,9 @@ static void report_text(struct sim_machine *m, const char *error)
 	       PRIu64 " denied; %" PRIu64 " system calls, %" PRIu64
 	       " messages\n", ks.ufaults, ks.kfaults, ks.denied, st.syscalls,
 	       st.ipcs);
+	printf("kernel pages each task held at most, by Figure 2's groups: "
+	       "P page tables,\nN node tables, M mapping database, U UTCBs, "
+	       "K KTCBs\n");
 	printf("%-4s %-12s %6s %5s %5s %5s %5s %5s %8s %8s\n", "task",
 	       "program", "exit", "P", "N", "M", "U", "K", "ufaults",
 	       "kfaults");
