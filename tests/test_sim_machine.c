@@ -298,7 +298,7 @@ static void test_sim_machine_mapper(void **state)
 	(void)state;
 	workload(&r, KM_KMEM_POOL, "mapper 3",
 	         "mapper: depth 3, unmap removed 12 mappings, clients saw "
-	         "fresh pages");
+	         "fresh pages, the granted page moved on");
 	finish(&r);
 }
 
