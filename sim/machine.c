@@ -257,6 +257,12 @@ static int create_model(struct sim_machine *m, char *why, size_t why_len)
 		.no_icount = m->cfg.raw_engine };
 	if ((err = sim_kernel_pdes(&m->ecfg, pdes, why, why_len)) != SIM_OK)
 		return err;
+	/* With A already set, the MMU's walk through the stubs' PDE never
+	 * writes it: the model's copy in every directory stays the same
+	 * bytes (km_check compares them; the engine ignores A). */
+	for (uint32_t i = 0; i < SIM_KERNEL_PDES; i++)
+		if (pdes[i] & SIM_PTE_P)
+			pdes[i] |= SIM_PTE_A;
 	km_set_kernel_pdes(m->km, pdes);
 	km_set_pte_observer(m->km, on_pte_change, m);
 	km_set_fault_sink(m->km, on_fault, m);

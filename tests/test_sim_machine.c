@@ -40,7 +40,7 @@ static void sink(void *ctx, const struct km_fault_rec *r)
 /* One run of some programs, with its output and records. */
 struct run {
 	struct sim_machine *m;
-	struct sim_elf *img[8];
+	struct sim_elf *img[64];
 	size_t nimg;
 	char *out;
 	size_t outlen;
@@ -61,7 +61,7 @@ static struct sim_elf *bundled(struct run *r, const char *name)
 	assert_non_null(b);
 	assert_int_equal(sim_elf_load_buffer(b->elf, b->size, &img, msg,
 	                                     sizeof msg), SIM_ELF_OK);
-	assert_true(r->nimg < 8);
+	assert_true(r->nimg < 64);
 	r->img[r->nimg++] = img;
 	return img;
 }
@@ -127,8 +127,13 @@ static void go(struct run *r)
 	fflush(r->outf);
 }
 
+/* Every run ends with the model's invariants intact. */
 static void finish(struct run *r)
 {
+	char why[256] = "";
+
+	if (!km_check(sim_machine_model(r->m), why, sizeof why))
+		fail_msg("km_check after the run: %s", why);
 	sim_machine_destroy(r->m);
 	for (size_t i = 0; i < r->nimg; i++)
 		sim_elf_destroy(r->img[i]);
@@ -299,6 +304,49 @@ static void test_sim_machine_mapper(void **state)
 	workload(&r, KM_KMEM_POOL, "mapper 3",
 	         "mapper: depth 3, unmap removed 12 mappings, clients saw "
 	         "fresh pages, the granted page moved on");
+	finish(&r);
+}
+
+/* Every workload at once, in one machine, with kernel memory from an FCFS
+ * kpager and a short slice, so that tasks, IPC and faults interleave. */
+static void test_sim_machine_all_workloads_together(void **state)
+{
+	static const char *const cmds[] = {
+		"hello", "touch 64 sparse", "ptbomb 16", "fig3", "linuxlike",
+		"pingpong 200", "spawn 24", "mapper 3",
+	};
+	struct sim_machine_config c = sim_machine_config_default(8192);
+	struct run r;
+	km_task_t t[8];
+	char why[256];
+
+	(void)state;
+	memset(&r, 0, sizeof r);
+	r.rs = calloc(1, sizeof *r.rs);
+	r.outf = open_memstream(&r.out, &r.outlen);
+	c.kmem = KM_KMEM_KPAGER;
+	c.kpager_args = "frames=1024";
+	c.slice = 5000;
+	c.out = r.outf;
+	c.sink = sink;
+	c.sink_ctx = r.rs;
+	c.find = find;
+	c.find_ctx = &r;
+	if (sim_machine_create(&c, &r.m, why, sizeof why) != SIM_OK)
+		fail_msg("sim_machine_create: %s", why);
+	for (int i = 0; i < 8; i++) {
+		char name[32];
+
+		sscanf(cmds[i], "%31s", name);
+		t[i] = spawn(&r, bundled(&r, name), cmds[i]);
+	}
+	go(&r);
+	if (r.rc != SIM_OK)
+		fail_msg("%s", r.why);
+	for (int i = 0; i < 8; i++)
+		if (exit_of(&r, t[i]) != 0)
+			fail_msg("%s ended with %d; output:\n%s", cmds[i],
+			         exit_of(&r, t[i]), r.out);
 	finish(&r);
 }
 
@@ -710,6 +758,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sim_machine_pingpong),
 		cmocka_unit_test(test_sim_machine_spawn),
 		cmocka_unit_test(test_sim_machine_mapper),
+		cmocka_unit_test(test_sim_machine_all_workloads_together),
 		cmocka_unit_test(
 		   test_sim_machine_tasks_at_one_address_keep_separate_memory),
 		cmocka_unit_test(
