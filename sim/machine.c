@@ -345,6 +345,14 @@ void sim_machine_destroy(struct sim_machine *m)
 	free(m);
 }
 
+bool sim_machine_owns(const struct sim_machine *m, const void *p)
+{
+	for (uint32_t i = 0; i < m->max_tasks; i++)
+		if (m->task[i].live && sim_engine_owns(m->task[i].e, p))
+			return true;
+	return false;
+}
+
 void sim_machine_set_limit(struct sim_machine *m, uint64_t max_cycles)
 {
 	m->cfg.max_cycles = max_cycles;

@@ -105,6 +105,11 @@ int sim_machine_run(struct sim_machine *m, char *why, size_t why_len);
  * a test or tool may change the model (revoke kernel pages, unmap). */
 void sim_machine_set_limit(struct sim_machine *m, uint64_t max_cycles);
 
+/* Does host address p lie in one of the machine's engine reservations?
+ * For a SIGSEGV handler: a fault there means an alias outlived its PTE
+ * and TLB entry (engine.h, rule 3), a bug of the machine.  Reads only. */
+bool sim_machine_owns(const struct sim_machine *m, const void *p);
+
 /* The kernel model inside (for statistics, checks and tests). */
 struct km *sim_machine_model(struct sim_machine *m);
 

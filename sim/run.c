@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +477,44 @@ static void report_json(struct sim_machine *m, const char *error)
 	printf("}\n");
 }
 
+/* ---- A host fault inside a guest's reservation --------------------------------- */
+
+/* A signal handler reaches the running machine only through a static. */
+static const struct sim_machine *segv_machine;
+
+static void say(const char *s)
+{
+	ssize_t r = write(STDERR_FILENO, s, strlen(s));
+
+	(void)r;
+}
+
+/* Names the culprit of a SIGSEGV plainly, then dies of it as usual. */
+static void on_segv(int sig, siginfo_t *si, void *uctx)
+{
+	(void)uctx;
+	if (segv_machine != NULL && sim_machine_owns(segv_machine, si->si_addr))
+		say("kpsim: host SIGSEGV inside a guest's address space: an "
+		    "alias outlived its PTE's TLB flush (sim/engine.h, rule 3), "
+		    "a simulator bug\n");
+	else
+		say("kpsim: host SIGSEGV outside the guests: a simulator bug\n");
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void watch_segv(const struct sim_machine *m)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	segv_machine = m;
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
 /* ---- kpsim run ---------------------------------------------------------------- */
 
 /* Spawns PROGRAM words [first, argc).  Returns 0 or prints why. */
@@ -562,7 +602,9 @@ int kpsim_run(int argc, char **argv)
 		fprintf(stderr, "kpsim run: %s\n", why);
 		rc = err == SIM_EARG ? 2 : 1;
 	} else if (spawn_all(m, &im, argc, argv, first) == 0) {
+		watch_segv(m);
 		err = sim_machine_run(m, why, sizeof why);
+		segv_machine = NULL;
 		fflush(o.mc.out);
 		if (o.json)
 			report_json(m, err == SIM_OK ? NULL : why);
