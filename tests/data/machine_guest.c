@@ -12,6 +12,7 @@
  *   badcalls   makes malformed system calls and checks each error code.
  *   ud2        executes an invalid instruction: the task is killed.
  *   spin N     N iterations of arithmetic: a compute-bound guest.
+ *   rep N      copies N bytes with one rep movsb.
  *   reread N   writes a page, then reads it back N times: the test
  *              revokes its page table and directory meanwhile.
  */
@@ -100,6 +101,19 @@ static int spin(uint32_t n)
 	return 0;
 }
 
+static uint8_t rep_src[8192], rep_dst[8192];
+
+static int rep_copy(uint32_t n)
+{
+	void *d = rep_dst, *src = rep_src;
+
+	if (n > sizeof rep_dst)
+		return 2;
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n)
+	                 : : "memory");
+	return 0;
+}
+
 static int reread(uint32_t n)
 {
 	volatile uint32_t *p = (uint32_t *)REREAD;
@@ -125,6 +139,8 @@ int main(int argc, char **argv)
 		return badcalls();
 	if (strcmp(argv[1], "ud2") == 0)
 		__asm__ volatile("ud2");
+	if (strcmp(argv[1], "rep") == 0 && argc == 3)
+		return rep_copy(kps_atou(argv[2]));
 	if (strcmp(argv[1], "reread") == 0 && argc == 3)
 		return reread(kps_atou(argv[2]));
 	if (strcmp(argv[1], "spin") == 0 && argc == 3)
