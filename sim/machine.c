@@ -27,7 +27,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "abi.h"
@@ -99,6 +98,7 @@ static int sync_page(struct sim_machine *m, km_task_t id, uint32_t va)
 	struct mtask *t = &m->task[id];
 	uint32_t pte = km_pte(m->km, id, va);
 	uint32_t want = 0, *sh;
+	bool stale;
 	int err;
 
 	if (pte & KM_PTE_P) {
@@ -122,13 +122,17 @@ static int sync_page(struct sim_machine *m, km_task_t id, uint32_t va)
 		*sh &= SH_EVER;
 		return err;
 	}
+	/* Code translated for this page stays right only while the same
+	 * frame stayed behind it (a change of rights alone keeps it). */
+	stale = (*sh & SH_EVER) && (!(*sh & SH_ALIASED) ||
+	        (*sh >> SH_PFN_SHIFT) != (want >> SH_PFN_SHIFT));
 	err = sim_engine_alias(t->e, va, want >> SH_PFN_SHIFT,
 	                       (want & SH_WRITE) != 0);
 	if (err != SIM_OK) {
 		*sh &= SH_EVER;
 		return err;
 	}
-	if ((*sh & SH_EVER) &&
+	if (stale &&
 	    (err = sim_engine_forget_code(t->e, va, SIM_PAGE_SIZE)) != SIM_OK)
 		return err;
 	*sh = want | SH_EVER;
@@ -242,8 +246,8 @@ static int create_model(struct sim_machine *m, char *why, size_t why_len)
 			         km_strerror(err));
 		return err == KM_EIO ? SIM_EHOST : SIM_EARG;
 	}
-	m->max_tasks = 1024;
-	m->max_threads = 4096;
+	m->max_tasks = kc.max_tasks;
+	m->max_threads = kc.max_threads;
 	if (ftruncate(km_frames_fd(m->km), (off_t)(m->cfg.frames + 2) *
 	              SIM_PAGE_SIZE) != 0) {
 		snprintf(why, why_len, "growing the frames' memfd by the "
@@ -653,17 +657,22 @@ static int build_stack(struct sim_machine *m, km_thread_t th, int argc,
 	return SIM_OK;
 }
 
+/* Undoes a spawn that failed half way: no record of the task stays. */
+static void abandon_task(struct sim_machine *m, km_task_t id)
+{
+	task_release(&m->task[id]);
+	m->task[id].name[0] = '\0';
+	km_task_destroy(m->km, id);
+}
+
 static int spawn_task(struct sim_machine *m, const char *name,
                       km_task_t *id, char *why, size_t why_len)
 {
 	struct mtask *t;
 	int err;
 
+	/* The model's task ids are below its max_tasks, m->task's size. */
 	err = km_task_create(m->km, m->kpager, id);
-	if (err == KM_OK && *id >= m->max_tasks) {
-		km_task_destroy(m->km, *id);
-		err = KM_ELIMIT;
-	}
 	if (err != KM_OK) {
 		snprintf(why, why_len, "creating task %s: %s", name,
 		         km_strerror(err));
@@ -679,10 +688,8 @@ static int spawn_task(struct sim_machine *m, const char *name,
 		if ((err = sim_engine_set_cr3(t->e, t->cr3)) != SIM_OK)
 			snprintf(why, why_len, "%s", sim_engine_errmsg(t->e));
 	}
-	if (err != SIM_OK) {
-		task_release(t);
-		km_task_destroy(m->km, *id);
-	}
+	if (err != SIM_OK)
+		abandon_task(m, *id);
 	return err;
 }
 
@@ -691,12 +698,10 @@ static int new_thread(struct sim_machine *m, km_task_t id, uint32_t eip,
                       uint32_t esp, uint32_t eax, km_thread_t *th)
 {
 	struct mthread *t;
+	/* The model's thread ids are below its max_threads, the size of
+	 * m->thread. */
 	int err = km_thread_create(m->km, id, 0, th);
 
-	if (err == KM_OK && *th >= m->max_threads) {
-		km_thread_destroy(m->km, *th);
-		err = KM_ELIMIT;
-	}
 	if (err != KM_OK)
 		return err;
 	t = &m->thread[*th];
@@ -744,16 +749,14 @@ int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
 	if (err != KM_OK) {
 		snprintf(why, why_len, "first thread of %s: %s", name,
 		         km_strerror(err));
-		task_release(&m->task[id]);
-		km_task_destroy(m->km, id);
+		abandon_task(m, id);
 		return SIM_ESTATE;
 	}
 	err = build_stack(m, th, argc, argv, &esp, why, why_len);
 	if (err != SIM_OK) {
 		m->thread[th].st = MT_FREE;
 		km_thread_destroy(m->km, th);
-		task_release(&m->task[id]);
-		km_task_destroy(m->km, id);
+		abandon_task(m, id);
 		return err;
 	}
 	m->thread[th].regs.esp = esp;
@@ -886,12 +889,12 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 		if ((err = ensure_directory(m, th)) != KM_OK) {
 			kill_for(m, th, "its page directory: %s",
 			         km_strerror(err));
-			return;
+			break;
 		}
 		if ((err = sync_task(m, t->task)) != SIM_OK) {
 			sim_m_note(m, err, "task %u (%s): engine: %s", t->task,
 			           k->name, sim_engine_errmsg(k->e));
-			return;
+			break;
 		}
 		/* Every instruction but int n costs at least a cycle: the
 		 * slice's cycles bound its instructions. */
@@ -900,7 +903,7 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 		if (err != SIM_OK) {
 			sim_m_note(m, err, "task %u (%s): engine: %s", t->task,
 			           k->name, sim_engine_errmsg(k->e));
-			return;
+			break;
 		}
 		m->st.engine_runs++;
 		m->st.guest_insns += ev.icount;
