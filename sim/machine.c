@@ -526,11 +526,12 @@ int sim_m_read_guest(struct sim_machine *m, km_thread_t th, uint32_t va,
 	while (len > 0) {
 		uint32_t off = va & 0xfffu;
 		uint32_t n = SIM_PAGE_SIZE - off < len ? SIM_PAGE_SIZE - off : len;
-		uint32_t pte = km_pte(m->km, id, va);
+		uint32_t pte;
 		int err;
 
 		if (va >= KM_USER_TOP)
 			return KM_EINVAL;
+		pte = km_pte(m->km, id, va);
 		if (!(pte & KM_PTE_P)) {
 			if ((err = sim_m_resolve(m, th, va, KM_ACC_READ)) != KM_OK)
 				return err;

@@ -573,6 +573,26 @@ static void test_sim_machine_bad_system_calls_get_error_codes(void **state)
 	finish(&r);
 }
 
+/* Thousands of system calls with random numbers and registers: every one
+ * gets an answer, the simulator survives, the model stays consistent. */
+static void test_sim_machine_random_system_calls(void **state)
+{
+	struct run r;
+	struct sim_machine_stats st;
+	km_task_t t;
+
+	(void)state;
+	start(&r, KM_KMEM_KPAGER);
+	t = spawn(&r, guest(&r), "guest fuzz 5000");
+	go(&r);
+	if (r.rc != SIM_OK)
+		fail_msg("%s", r.why);
+	assert_int_equal(exit_of(&r, t), 0);
+	sim_machine_stats(r.m, &st);
+	assert_true(st.syscalls > 3000);
+	finish(&r);
+}
+
 static void test_sim_machine_exception_kills_only_its_task(void **state)
 {
 	struct run r;
@@ -781,6 +801,7 @@ int main(int argc, char **argv)
 		   test_sim_machine_revoked_page_table_faults_next_access),
 		cmocka_unit_test(
 		   test_sim_machine_bad_system_calls_get_error_codes),
+		cmocka_unit_test(test_sim_machine_random_system_calls),
 		cmocka_unit_test(test_sim_machine_exception_kills_only_its_task),
 		cmocka_unit_test(test_sim_machine_malformed_elf_is_refused),
 		cmocka_unit_test(test_sim_machine_p6_classes),

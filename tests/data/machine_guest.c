@@ -13,6 +13,8 @@
  *   ud2        executes an invalid instruction: the task is killed.
  *   spin N     N iterations of arithmetic: a compute-bound guest.
  *   rep N      copies N bytes with one rep movsb.
+ *   fuzz N     N system calls with random numbers and registers (none
+ *              that would end, block or unmap the fuzzer itself).
  *   reread N   writes a page, then reads it back N times: the test
  *              revokes its page table and directory meanwhile.
  */
@@ -101,6 +103,66 @@ static int spin(uint32_t n)
 	return 0;
 }
 
+/* One system call with every argument register set: a[0..5] go to EBX,
+ * ECX, EDX, ESI, EDI and EBP. */
+static uint32_t sys6(uint32_t nr, const uint32_t a[6])
+{
+	uint32_t r, b = a[0], c = a[1], d = a[2], si = a[3], di = a[4];
+
+	/* The sixth argument is pushed before anything moves ESP (the
+	 * operand may be ESP-relative), then swapped into EBP. */
+	__asm__ volatile("push %7\n\t"
+	                 "xchg %%ebp, (%%esp)\n\t"
+	                 "int $0x30\n\t"
+	                 "pop %%ebp"
+	                 : "=a"(r), "+b"(b), "+c"(c), "+d"(d), "+S"(si),
+	                   "+D"(di)
+	                 : "a"(nr), "m"(a[5])
+	                 : "memory");
+	return r;
+}
+
+static int fuzz(uint32_t n)
+{
+	uint32_t x = 0x2545F491u, a[7];
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t nr;
+
+		for (int k = 0; k < 7; k++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			a[k] = x;
+		}
+		/* Mostly real call numbers, one in eight with random flags. */
+		nr = a[0] & 0xfu;
+		if (((a[0] >> 4) & 7u) == 0)
+			nr |= a[0] & 0xff00u;
+		/* Not the calls that end, block, yield or start threads, nor
+		 * an unmap of the fuzzer's own pages; a[1] is EBX, a[2] ECX. */
+		switch (nr & 0xffu) {
+		case KPS_SYS_EXIT: case KPS_SYS_THREAD_EXIT:
+		case KPS_SYS_THREAD_CREATE: case KPS_SYS_YIELD:
+			continue;
+		case KPS_SYS_IPC:
+			nr = (nr & 0xff00u) | KPS_IPC_NB | KPS_SYS_IPC;
+			a[2] = 0;
+			break;
+		case KPS_SYS_UNMAP:
+			a[2] &= ~KPS_UNMAP_SELF;
+			break;
+		case KPS_SYS_WRITE:
+			a[2] &= 0x1ffffu;
+			break;
+		default:
+			break;
+		}
+		sys6(nr, &a[1]);
+	}
+	return 0;
+}
+
 static uint8_t rep_src[8192], rep_dst[8192];
 
 static int rep_copy(uint32_t n)
@@ -139,6 +201,8 @@ int main(int argc, char **argv)
 		return badcalls();
 	if (strcmp(argv[1], "ud2") == 0)
 		__asm__ volatile("ud2");
+	if (strcmp(argv[1], "fuzz") == 0 && argc == 3)
+		return fuzz(kps_atou(argv[2]));
 	if (strcmp(argv[1], "rep") == 0 && argc == 3)
 		return rep_copy(kps_atou(argv[2]));
 	if (strcmp(argv[1], "reread") == 0 && argc == 3)
