@@ -1,7 +1,8 @@
 /*
  * bench_sim_machine: what the machine's accounting costs in host time, and
  * how fast user page faults go.  Not a test: it prints figures.
- *   1. The same compute-bound guest ("spin N" of data/machine_guest.c) under
+ *   1. The same compute-bound guests ("spin N", registers only, and
+ *      "memspin N", loads, stores and calls, of data/machine_guest.c) under
  *      full accounting (block hook, instruction count, time slices), as
  *      `kpsim run` uses it, and on engines with no hooks at all; MIPS of
  *      each and their ratio, in one process.
@@ -81,19 +82,24 @@ int main(int argc, char **argv)
 	}
 	/* The raw engine counts nothing: the full run's count, which is
 	 * exact and the same program, gives both rates. */
-	t_full = run_once(guest, spin_argv, 3, 4096, false, &full, &ks);
-	t_raw = run_once(guest, spin_argv, 3, 4096, true, &raw, &ks);
-	mips_full = (double)full.guest_insns / t_full / 1e6;
-	mips_raw = (double)full.guest_insns / t_raw / 1e6;
-	printf("compute-bound guest (spin %s): %llu instructions\n", spin_n,
-	       (unsigned long long)full.guest_insns);
-	printf("  full accounting (kpsim run): %8.3f s  %7.1f MIPS  (%llu "
-	       "engine runs)\n", t_full, mips_full,
-	       (unsigned long long)full.engine_runs);
-	printf("  raw engine, no hooks:        %8.3f s  %7.1f MIPS  (%llu "
-	       "engine runs)\n", t_raw, mips_raw,
-	       (unsigned long long)raw.engine_runs);
-	printf("  ratio full / raw:            %8.3f\n", mips_full / mips_raw);
+	for (int k = 0; k < 2; k++) {
+		spin_argv[1] = k == 0 ? "spin" : "memspin";
+		t_full = run_once(guest, spin_argv, 3, 4096, false, &full, &ks);
+		t_raw = run_once(guest, spin_argv, 3, 4096, true, &raw, &ks);
+		mips_full = (double)full.guest_insns / t_full / 1e6;
+		mips_raw = (double)full.guest_insns / t_raw / 1e6;
+		printf("compute-bound guest (%s %s): %llu instructions\n",
+		       spin_argv[1], spin_n,
+		       (unsigned long long)full.guest_insns);
+		printf("  full accounting (kpsim run): %8.3f s  %7.1f MIPS  "
+		       "(%llu engine runs)\n", t_full, mips_full,
+		       (unsigned long long)full.engine_runs);
+		printf("  raw engine, no hooks:        %8.3f s  %7.1f MIPS  "
+		       "(%llu engine runs)\n", t_raw, mips_raw,
+		       (unsigned long long)raw.engine_runs);
+		printf("  ratio full / raw:            %8.3f\n",
+		       mips_full / mips_raw);
+	}
 
 	t_touch = run_once(touch, touch_argv, 2, 65536, false, &tst, &ks);
 	printf("user page faults (touch %s): %llu faults in %.3f s: %.0f "

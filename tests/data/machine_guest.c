@@ -12,6 +12,8 @@
  *   badcalls   makes malformed system calls and checks each error code.
  *   ud2        executes an invalid instruction: the task is killed.
  *   spin N     N iterations of arithmetic: a compute-bound guest.
+ *   memspin N  N iterations of loads and stores over 64 KiB, with a call
+ *              and a branch in each: compute-bound, with memory.
  *   rep N      copies N bytes with one rep movsb.
  *   fuzz N     N system calls with random numbers and registers (none
  *              that would end, block or unmap the fuzzer itself).
@@ -87,6 +89,27 @@ static int badcalls(void)
 	bad |= kps_task_create("no-such-program") != -KPS_ENOENT;
 	bad |= (int)sys1(KPS_SYS_THREAD_CREATE, 0xC0001000u) != -KPS_EINVAL;
 	return bad;
+}
+
+static volatile uint32_t mem_table[16384];
+
+static __attribute__((noinline)) uint32_t mix(uint32_t a, uint32_t b)
+{
+	return (a ^ (b >> 3)) + (b << 1);
+}
+
+static int memspin(uint32_t n)
+{
+	uint32_t h = 7;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j = (i * 2654435761u) >> 18;
+
+		h = mix(h, mem_table[j]);
+		if (h & 1)
+			mem_table[j] = h;
+	}
+	return h == 0xffffffffu;
 }
 
 static int spin(uint32_t n)
@@ -207,6 +230,8 @@ int main(int argc, char **argv)
 		return rep_copy(kps_atou(argv[2]));
 	if (strcmp(argv[1], "reread") == 0 && argc == 3)
 		return reread(kps_atou(argv[2]));
+	if (strcmp(argv[1], "memspin") == 0 && argc == 3)
+		return memspin(kps_atou(argv[2]));
 	if (strcmp(argv[1], "spin") == 0 && argc == 3)
 		return spin(kps_atou(argv[2]));
 	return 2;
