@@ -385,7 +385,8 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void report_text(struct sim_machine *m, const char *error)
+static void report_text(struct sim_machine *m, const char *error,
+                        const char *check)
 {
 	struct sim_machine_stats st;
 	struct km_stats ks;
@@ -425,11 +426,13 @@ static void report_text(struct sim_machine *m, const char *error)
 	for (size_t i = 0; i < nmark; i++)
 		printf("marker %u: cycle %" PRIu64 " (task %u thread %u)\n",
 		       mk[i].id, mk[i].cycle, mk[i].task, mk[i].thread);
+	printf("km_check: %s\n", check);
 	if (error != NULL)
 		printf("error: %s\n", error);
 }
 
-static void report_json(struct sim_machine *m, const char *error)
+static void report_json(struct sim_machine *m, const char *error,
+                        const char *check)
 {
 	struct sim_machine_stats st;
 	struct km_stats ks;
@@ -469,7 +472,9 @@ static void report_json(struct sim_machine *m, const char *error)
 		printf("%s{\"id\": %u, \"cycle\": %" PRIu64 ", \"task\": %u, "
 		       "\"thread\": %u}", i ? ", " : "", mk[i].id, mk[i].cycle,
 		       mk[i].task, mk[i].thread);
-	printf("], \"error\": ");
+	printf("], \"km_check\": ");
+	json_string(stdout, check);
+	printf(", \"error\": ");
 	if (error != NULL)
 		json_string(stdout, error);
 	else
@@ -603,14 +608,19 @@ int kpsim_run(int argc, char **argv)
 		rc = err == SIM_EARG ? 2 : 1;
 	} else if (spawn_all(m, &im, argc, argv, first) == 0) {
 		watch_segv(m);
+		char check[256] = "ok";
+		bool ok;
+
 		err = sim_machine_run(m, why, sizeof why);
 		segv_machine = NULL;
 		fflush(o.mc.out);
+		/* The model's invariants after the guests, as the demo shows. */
+		ok = km_check(sim_machine_model(m), check, sizeof check);
 		if (o.json)
-			report_json(m, err == SIM_OK ? NULL : why);
+			report_json(m, err == SIM_OK ? NULL : why, check);
 		else
-			report_text(m, err == SIM_OK ? NULL : why);
-		rc = err == SIM_OK ? all_exited_ok(m) : 1;
+			report_text(m, err == SIM_OK ? NULL : why, check);
+		rc = err == SIM_OK && ok ? all_exited_ok(m) : 1;
 	}
 	sim_machine_destroy(m);
 	images_free(&im);
