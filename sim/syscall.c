@@ -345,6 +345,8 @@ void sim_m_syscall(struct sim_machine *m, km_thread_t th)
 	case KPS_SYS_MYID:
 		r->eax = th;
 		r->edx = m->thread[th].task;
+		r->ecx = 0;
+		km_thread_utcb(m->km, th, &r->ecx);
 		break;
 	default:
 		r->eax = (uint32_t)-KPS_ENOSYS;

@@ -267,9 +267,13 @@ static void test_sim_machine_linuxlike(void **state)
 
 	(void)state;
 	workload(&r, KM_KMEM_POOL, "linuxlike", "linuxlike: lib at 40000000");
+	assert_non_null(strstr(r.out, "utcb at bf000"));
 	for (size_t i = 0; i < r.rs->n; i++) {
 		lib |= r.rs->v[i].addr >> 22 == 0x40000000u >> 22;
 		stack |= r.rs->v[i].addr >> 22 == 0xBFC00000u >> 22;
+		/* The UTCB area is the kernel's: no user fault there. */
+		assert_true(r.rs->v[i].kind != KM_FK_USER ||
+		            r.rs->v[i].addr >> 22 != KM_UTCB_AREA >> 22);
 	}
 	assert_true(lib && stack);
 	finish(&r);

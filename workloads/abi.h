@@ -22,7 +22,7 @@
 #define KPS_SYS_TASK_CREATE   7u  /* EBX command line, ECX length -> thread */
 #define KPS_SYS_IPC           8u  /* see below */
 #define KPS_SYS_UNMAP         9u  /* EBX fpage, ECX flags -> pages changed */
-#define KPS_SYS_MYID         10u  /* -> EAX thread, EDX task */
+#define KPS_SYS_MYID         10u  /* -> EAX thread, EDX task, ECX UTCB */
 #define KPS_SYS_COUNT        11u
 
 /* Errors, returned negated in EAX. */

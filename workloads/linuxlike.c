@@ -37,12 +37,20 @@ static uint32_t recurse(uint32_t depth)
 
 int main(void)
 {
-	uint32_t s = lib_work(5000);
+	uint32_t s = lib_work(5000), utcb;
+	volatile uint32_t *u;
+
+	/* The UTCB is the kernel's mapping: using it takes no fault. */
+	kps_myid2(0, &utcb);
+	u = (volatile uint32_t *)utcb;
+	u[0] = 0x1234;
+	s += u[0] == 0x1234;
 
 	for (uint32_t i = 0; i < sizeof heap; i += 4096)
 		heap[i] = (uint8_t)i;
 	s += recurse(24);
-	kps_printf("linuxlike: lib at %x, heap at %x, stack near %x, sum %u\n",
-	           (uint32_t)lib_work, (uint32_t)heap, (uint32_t)&s, s);
+	kps_printf("linuxlike: lib at %x, heap at %x, stack near %x, utcb at "
+	           "%x, sum %u\n", (uint32_t)lib_work, (uint32_t)heap,
+	           (uint32_t)&s, utcb, s);
 	return 0;
 }

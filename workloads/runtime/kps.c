@@ -80,14 +80,16 @@ int kps_unmap(uint32_t fpage, uint32_t flags)
 	return (int)sys3(KPS_SYS_UNMAP, fpage, flags, 0);
 }
 
-uint32_t kps_myid(uint32_t *task)
+uint32_t kps_myid2(uint32_t *task, uint32_t *utcb)
 {
-	uint32_t th, t;
+	uint32_t th, t, u;
 
-	__asm__ volatile("int $0x30" : "=a"(th), "=d"(t)
+	__asm__ volatile("int $0x30" : "=a"(th), "=d"(t), "=c"(u)
 	                 : "a"(KPS_SYS_MYID) : "memory");
 	if (task)
 		*task = t;
+	if (utcb)
+		*utcb = u;
 	return th;
 }
 

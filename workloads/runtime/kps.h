@@ -35,7 +35,13 @@ int kps_thread_create(void (*fn)(uint32_t), void *stack_top, uint32_t arg);
 __attribute__((noreturn)) void kps_thread_exit(void);
 int kps_task_create(const char *cmdline);       /* its first thread */
 int kps_unmap(uint32_t fpage, uint32_t flags);  /* pages changed */
-uint32_t kps_myid(uint32_t *task);
+/* The thread's id; its task's id and its UTCB's address (in the UTCB
+ * area, mapped by the kernel) where the pointers are not NULL. */
+uint32_t kps_myid2(uint32_t *task, uint32_t *utcb);
+static inline uint32_t kps_myid(uint32_t *task)
+{
+	return kps_myid2(task, 0);
+}
 
 /* Strings and output. */
 size_t strlen(const char *s);
