@@ -324,8 +324,10 @@ int sim_machine_create(const struct sim_machine_config *cfg,
 	return SIM_OK;
 }
 
-static void task_release(struct mtask *t)
+static void task_release(struct sim_machine *m, struct mtask *t)
 {
+	if (t->live)
+		m->live_tasks--;
 	sim_engine_destroy(t->e);
 	t->e = NULL;
 	for (uint32_t i = 0; i < USER_PDES; i++) {
@@ -340,7 +342,7 @@ void sim_machine_destroy(struct sim_machine *m)
 	if (m == NULL)
 		return;
 	for (uint32_t i = 0; m->task != NULL && i < m->max_tasks; i++)
-		task_release(&m->task[i]);
+		task_release(m, &m->task[i]);
 	km_destroy(m->km);
 	free(m->task);
 	free(m->thread);
@@ -593,7 +595,7 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 			k->done = true;
 			k->status = 0;
 		}
-		task_release(k);
+		task_release(m, k);
 		if ((err = km_task_destroy(m->km, id)) != KM_OK)
 			sim_m_note(m, SIM_ESTATE, "task %u (%s) ended, but the "
 			           "kernel kept it: %s", id, k->name,
@@ -650,7 +652,7 @@ static int build_stack(struct sim_machine *m, km_thread_t th, int argc,
 	if (err != KM_OK) {
 		snprintf(why, why_len, "the first stack page: %s",
 		         km_strerror(err));
-		return SIM_EARG;
+		return SIM_ESTATE;
 	}
 	sim_machine_access(m, m->thread[th].task, base + sp, page + sp,
 	                   SIM_PAGE_SIZE - sp, true);
@@ -661,7 +663,7 @@ static int build_stack(struct sim_machine *m, km_thread_t th, int argc,
 /* Undoes a spawn that failed half way: no record of the task stays. */
 static void abandon_task(struct sim_machine *m, km_task_t id)
 {
-	task_release(&m->task[id]);
+	task_release(m, &m->task[id]);
 	m->task[id].name[0] = '\0';
 	km_task_destroy(m->km, id);
 }
@@ -672,6 +674,12 @@ static int spawn_task(struct sim_machine *m, const char *name,
 	struct mtask *t;
 	int err;
 
+	if (m->live_tasks == LIVE_TASKS_MAX) {
+		snprintf(why, why_len, "creating task %s: %u tasks run "
+		         "already, the most one machine runs at once", name,
+		         LIVE_TASKS_MAX);
+		return SIM_ESTATE;
+	}
 	/* The model's task ids are below its max_tasks, m->task's size. */
 	err = km_task_create(m->km, m->kpager, id);
 	if (err != KM_OK) {
@@ -685,6 +693,7 @@ static int spawn_task(struct sim_machine *m, const char *name,
 	err = sim_engine_create(&m->ecfg, &t->e, why, why_len);
 	if (err == SIM_OK) {
 		t->live = true;
+		m->live_tasks++;
 		t->cr3 = km_task_cr3(m->km, *id);
 		if ((err = sim_engine_set_cr3(t->e, t->cr3)) != SIM_OK)
 			snprintf(why, why_len, "%s", sim_engine_errmsg(t->e));

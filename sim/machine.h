@@ -84,7 +84,9 @@ void sim_machine_destroy(struct sim_machine *m);
  * with argc/argv on its stack below KPS_STACK_TOP.  Nothing is mapped yet:
  * the task's pager backs the image's pages as the task touches them.
  * Returns SIM_OK and *thread (may be NULL), or an error with the reason in
- * why; nothing is left behind on error.
+ * why: SIM_EARG for bad arguments, SIM_ESTATE when the kernel or the
+ * machine is out of room for the task, an engine's error.  Nothing is left
+ * behind on error.
  */
 int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
                       const char *name, int argc, char *const argv[],

@@ -12,6 +12,10 @@
 #define USER_PDES 768u          /* page tables below KM_USER_TOP */
 #define EV_CAP 64u              /* PTE changes queued per task before a
                                  * full resync is cheaper */
+#define LIVE_TASKS_MAX 128u     /* engines at once: each costs the host
+                                 * about 3.5 MB and 5 GiB of address space
+                                 * (UNICORN-NOTES), so a task-creating
+                                 * guest cannot exhaust the host */
 
 /* Alias shadow entry of one user page: what the engine's host alias is. */
 #define SH_ALIASED 0x1u         /* an alias exists */
@@ -72,6 +76,7 @@ struct sim_machine {
 	km_kpager_t kpager;
 	struct sim_engine_config ecfg;
 	uint32_t max_tasks, max_threads;
+	uint32_t live_tasks;            /* tasks with an engine now */
 	struct mtask *task;             /* [max_tasks], by km task id */
 	struct mthread *thread;         /* [max_threads], by km thread id */
 	km_thread_t *rq;                /* run queue: a ring of max_threads */

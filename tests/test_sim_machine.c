@@ -41,6 +41,7 @@ static void sink(void *ctx, const struct km_fault_rec *r)
 struct run {
 	struct sim_machine *m;
 	struct sim_elf *img[64];
+	const char *imgname[64];        /* bundled images by name, or NULL */
 	size_t nimg;
 	char *out;
 	size_t outlen;
@@ -66,9 +67,19 @@ static struct sim_elf *bundled(struct run *r, const char *name)
 	return img;
 }
 
+/* Tasks start bundled programs by name: each image is loaded once. */
 static const struct sim_elf *find(void *ctx, const char *name)
 {
-	return kps_bundled_find(name) ? bundled(ctx, name) : NULL;
+	struct run *r = ctx;
+
+	for (size_t i = 0; i < r->nimg; i++)
+		if (r->imgname[i] != NULL && strcmp(r->imgname[i], name) == 0)
+			return r->img[i];
+	if (kps_bundled_find(name) == NULL)
+		return NULL;
+	bundled(r, name);
+	r->imgname[r->nimg - 1] = kps_bundled_find(name)->name;
+	return r->img[r->nimg - 1];
 }
 
 static struct sim_elf *guest(struct run *r)
@@ -82,9 +93,9 @@ static struct sim_elf *guest(struct run *r)
 	return img;
 }
 
-static void start(struct run *r, enum km_kmem kmem)
+static void start_with(struct run *r, enum km_kmem kmem, uint32_t frames)
 {
-	struct sim_machine_config c = sim_machine_config_default(4096);
+	struct sim_machine_config c = sim_machine_config_default(frames);
 	char why[256];
 
 	memset(r, 0, sizeof *r);
@@ -100,6 +111,11 @@ static void start(struct run *r, enum km_kmem kmem)
 	c.find_ctx = r;
 	if (sim_machine_create(&c, &r->m, why, sizeof why) != SIM_OK)
 		fail_msg("sim_machine_create: %s", why);
+}
+
+static void start(struct run *r, enum km_kmem kmem)
+{
+	start_with(r, kmem, 4096);
 }
 
 /* Spawns "name arg ..." from img; returns its task. */
@@ -597,6 +613,22 @@ static void test_sim_machine_random_system_calls(void **state)
 	finish(&r);
 }
 
+/* A guest that creates tasks without end meets a limit, as an error code,
+ * long before the host runs out of memory for engines. */
+static void test_sim_machine_task_bomb_is_refused(void **state)
+{
+	struct run r;
+	km_task_t t;
+
+	(void)state;
+	start_with(&r, KM_KMEM_POOL, 65536);     /* RAM is not the limit */
+	t = spawn(&r, guest(&r), "guest taskbomb");
+	go(&r);
+	assert_int_equal(exit_of(&r, t), 0);
+	assert_non_null(strstr(r.out, "taskbomb: 127 tasks, then -5"));
+	finish(&r);
+}
+
 static void test_sim_machine_exception_kills_only_its_task(void **state)
 {
 	struct run r;
@@ -806,6 +838,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(
 		   test_sim_machine_bad_system_calls_get_error_codes),
 		cmocka_unit_test(test_sim_machine_random_system_calls),
+		cmocka_unit_test(test_sim_machine_task_bomb_is_refused),
 		cmocka_unit_test(test_sim_machine_exception_kills_only_its_task),
 		cmocka_unit_test(test_sim_machine_malformed_elf_is_refused),
 		cmocka_unit_test(test_sim_machine_p6_classes),

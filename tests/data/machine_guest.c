@@ -15,6 +15,7 @@
  *   memspin N  N iterations of loads and stores over 64 KiB, with a call
  *              and a branch in each: compute-bound, with memory.
  *   rep N      copies N bytes with one rep movsb.
+ *   taskbomb   creates tasks that wait for it, until the machine refuses.
  *   fuzz N     N system calls with random numbers and registers (none
  *              that would end, block or unmap the fuzzer itself).
  *   reread N   writes a page, then reads it back N times: the test
@@ -186,6 +187,26 @@ static int fuzz(uint32_t n)
 	return 0;
 }
 
+/* Each child ("mapper client ME 0") calls this thread, which never
+ * answers: the children stay until it ends. */
+static int taskbomb(void)
+{
+	char cmd[32] = "mapper client ";
+	uint32_t me = kps_myid(0), n = 14;
+	int created = 0, rc = 0;
+
+	for (uint32_t d = 1000; d; d /= 10)
+		if (me >= d || d == 1)
+			cmd[n++] = (char)('0' + (me / d) % 10);
+	cmd[n++] = ' ';
+	cmd[n++] = '0';
+	cmd[n] = '\0';
+	while (created < 300 && (rc = kps_task_create(cmd)) > 0)
+		created++;
+	kps_printf("taskbomb: %d tasks, then %d\n", created, rc);
+	return created < 300 && rc == -KPS_ENOMEM ? 0 : 1;
+}
+
 static uint8_t rep_src[8192], rep_dst[8192];
 
 static int rep_copy(uint32_t n)
@@ -226,6 +247,8 @@ int main(int argc, char **argv)
 		__asm__ volatile("ud2");
 	if (strcmp(argv[1], "fuzz") == 0 && argc == 3)
 		return fuzz(kps_atou(argv[2]));
+	if (strcmp(argv[1], "taskbomb") == 0)
+		return taskbomb();
 	if (strcmp(argv[1], "rep") == 0 && argc == 3)
 		return rep_copy(kps_atou(argv[2]));
 	if (strcmp(argv[1], "reread") == 0 && argc == 3)
