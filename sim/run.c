@@ -235,6 +235,54 @@ static void run_usage(FILE *out)
 	fprintf(out, "\n");
 }
 
+/* --kpager POLICY[:ARGS]: finds the policy; kernel memory then comes
+ * from kpagers.  Returns 0, or -1 after printing why. */
+static int parse_kpager(struct run_opts *o, bool kmem_set)
+{
+	const char *colon = strchr(o->kpager, ':');
+	size_t len = colon ? (size_t)(colon - o->kpager) : strlen(o->kpager);
+
+	if (len >= sizeof o->policy) {
+		fprintf(stderr, "kpsim run: no kpager policy '%s'\n", o->kpager);
+		return -1;
+	}
+	memcpy(o->policy, o->kpager, len);
+	o->policy[len] = '\0';
+	o->mc.kpager = kp_find(o->policy);
+	o->mc.kpager_args = colon ? colon + 1 : "";
+	if (o->mc.kpager == NULL) {
+		fprintf(stderr, "kpsim run: no kpager policy '%s' (built in:",
+		        o->policy);
+		for (const char *const *n = kp_names(); *n; n++)
+			fprintf(stderr, " %s", *n);
+		fprintf(stderr, ")\n");
+		return -1;
+	}
+	if (kmem_set && o->mc.kmem == KM_KMEM_POOL) {
+		fprintf(stderr, "kpsim run: --kpager needs --kmem kpager, not "
+		        "pool\n");
+		return -1;
+	}
+	o->mc.kmem = KM_KMEM_KPAGER;
+	return 0;
+}
+
+/* A positive number for --slice or --max-cycles; 0 after printing why. */
+static uint64_t parse_count(const char *opt, const char *arg)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(arg, &end, 0);
+	if (errno || end == arg || *end || v == 0) {
+		fprintf(stderr, "kpsim run: --%s needs a positive number, not "
+		        "'%s'\n", opt, arg);
+		return 0;
+	}
+	return v;
+}
+
 /* Parses the options; returns the index of the first program, or -1 after
  * printing why (exit status 2), or 0 for --help (status 0). */
 static int parse_run(int argc, char **argv, struct run_opts *o)
@@ -258,8 +306,6 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", longs, NULL)) != -1) {
-		char *end;
-
 		switch (c) {
 		case 'k':
 			if (strcmp(optarg, "pool") != 0 &&
@@ -289,23 +335,13 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			o->faults_path = optarg;
 			break;
 		case 's':
+			if ((o->mc.slice = parse_count("slice", optarg)) == 0)
+				return -1;
+			break;
 		case 'x':
-			errno = 0;
-			{
-				unsigned long long v = strtoull(optarg, &end, 0);
-
-				if (errno || end == optarg || *end || v == 0) {
-					fprintf(stderr, "kpsim run: --%s needs a "
-					        "positive number, not '%s'\n",
-					        c == 's' ? "slice" : "max-cycles",
-					        optarg);
-					return -1;
-				}
-				if (c == 's')
-					o->mc.slice = v;
-				else
-					o->mc.max_cycles = v;
-			}
+			if ((o->mc.max_cycles = parse_count("max-cycles",
+			                                    optarg)) == 0)
+				return -1;
 			break;
 		case 'j':
 			o->json = true;
@@ -320,35 +356,8 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			return -1;
 		}
 	}
-	if (o->kpager != NULL) {
-		const char *colon = strchr(o->kpager, ':');
-		size_t len = colon ? (size_t)(colon - o->kpager) :
-		             strlen(o->kpager);
-
-		if (len >= sizeof o->policy) {
-			fprintf(stderr, "kpsim run: no kpager policy '%s'\n",
-			        o->kpager);
-			return -1;
-		}
-		memcpy(o->policy, o->kpager, len);
-		o->policy[len] = '\0';
-		o->mc.kpager = kp_find(o->policy);
-		o->mc.kpager_args = colon ? colon + 1 : "";
-		if (o->mc.kpager == NULL) {
-			fprintf(stderr, "kpsim run: no kpager policy '%s' "
-			        "(built in:", o->policy);
-			for (const char *const *n = kp_names(); *n; n++)
-				fprintf(stderr, " %s", *n);
-			fprintf(stderr, ")\n");
-			return -1;
-		}
-		if (kmem_set && o->mc.kmem == KM_KMEM_POOL) {
-			fprintf(stderr, "kpsim run: --kpager needs --kmem "
-			        "kpager, not pool\n");
-			return -1;
-		}
-		o->mc.kmem = KM_KMEM_KPAGER;
-	}
+	if (o->kpager != NULL && parse_kpager(o, kmem_set) != 0)
+		return -1;
 	if (optind >= argc) {
 		fprintf(stderr, "kpsim run: no PROGRAM given\n\n");
 		run_usage(stderr);
