@@ -702,6 +702,73 @@ static void test_sim_machine_malformed_elf_is_refused(void **state)
 	finish(&r);
 }
 
+/* Random mixes of workloads on small machines and small kpager pools, so
+ * that kernel page faults are denied in every kind of operation (faults,
+ * thread and task creation, IPC map items): guests may be killed, with a
+ * reason, but the simulator never fails and the model stays consistent. */
+static void test_sim_machine_random_mixes_under_pressure(void **state)
+{
+	static const char *const pick[] = {
+		"hello", "touch 200", "touch 300 sparse read", "ptbomb 40",
+		"fig3", "linuxlike", "pingpong 50", "spawn 60", "mapper 5",
+	};
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	unsigned killed = 0, refused = 0;
+
+	(void)state;
+	for (int round = 0; round < 24; round++) {
+		struct sim_machine_config c;
+		char why[256], args[32];
+		struct run r;
+		int n;
+
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		c = sim_machine_config_default(x % 2 ? 1024 : 4096);
+		memset(&r, 0, sizeof r);
+		r.rs = calloc(1, sizeof *r.rs);
+		r.outf = open_memstream(&r.out, &r.outlen);
+		snprintf(args, sizeof args, "frames=%u", 8u + (unsigned)(x % 90));
+		c.kmem = (x >> 8) % 3 ? KM_KMEM_KPAGER : KM_KMEM_POOL;
+		c.kpager_args = args;
+		c.slice = 2000 + (x >> 16) % 50000;
+		c.out = r.outf;
+		c.sink = sink;
+		c.sink_ctx = r.rs;
+		c.find = find;
+		c.find_ctx = &r;
+		if (sim_machine_create(&c, &r.m, why, sizeof why) != SIM_OK)
+			fail_msg("round %d: %s", round, why);
+		n = 1 + (int)((x >> 24) % 4);
+		for (int i = 0; i < n; i++) {
+			char cmd[64], *av[8], *save = NULL;
+			km_thread_t th;
+			int ac = 0;
+
+			snprintf(cmd, sizeof cmd, "%s",
+			         pick[(x >> (32 + 4 * i)) % 9]);
+			for (char *w = strtok_r(cmd, " ", &save); w && ac < 7;
+			     w = strtok_r(NULL, " ", &save))
+				av[ac++] = w;
+			av[ac] = NULL;
+			/* Spawning itself may find no memory: that is an
+			 * answer too. */
+			if (sim_machine_spawn(r.m, find(&r, av[0]), av[0], ac,
+			                      av, &th, why, sizeof why) != SIM_OK)
+				refused++;
+		}
+		go(&r);
+		if (r.rc != SIM_OK && r.rc != SIM_ESTATE)
+			fail_msg("round %d: the machine failed: %s", round,
+			         r.why);
+		killed += r.rc == SIM_ESTATE;
+		finish(&r);
+	}
+	/* The pools are small enough that something was refused. */
+	assert_true(killed + refused > 0);
+}
+
 /* ---- Guest cycles ------------------------------------------------------------ */
 
 static void test_sim_machine_p6_classes(void **state)
@@ -827,6 +894,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sim_machine_spawn),
 		cmocka_unit_test(test_sim_machine_mapper),
 		cmocka_unit_test(test_sim_machine_all_workloads_together),
+		cmocka_unit_test(test_sim_machine_random_mixes_under_pressure),
 		cmocka_unit_test(
 		   test_sim_machine_tasks_at_one_address_keep_separate_memory),
 		cmocka_unit_test(
