@@ -320,6 +320,8 @@ struct km {
 	struct km_fault_rec *cur_rec;   /* the innermost open fault record */
 	km_fault_sink sink;
 	void *sink_ctx;
+	km_pte_observer pte_obs;        /* told of user PTE changes, or NULL */
+	void *pte_obs_ctx;
 	uint64_t kfaults, ufaults, denied;
 
 	/* scratch for operations, reused to avoid allocation per operation */
@@ -442,6 +444,8 @@ void km_pt_hide(struct km *km, struct km_task *tk, km_vaddr_t va);
 void km_pt_unhide(struct km *km, struct km_task *tk, km_vaddr_t va,
                   km_pfn_t pfn);
 unsigned km_pte_rights_ok(uint32_t pte, unsigned access);
+void km_pte_notify(struct km *km, const struct km_task *tk, km_vaddr_t va,
+                   uint32_t pages, enum km_pte_change change);
 
 /* mdb.c */
 union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot);

@@ -264,6 +264,7 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 		if (km_present(KM_PD(tk)))
 			km_words(km, KM_PD(tk))[kp.index] = 0;
 		tk->pt_missing[kp.index] = 0;
+		km_pte_notify(km, tk, kp.index << 22, 1024, KM_PTE_REMOVED);
 		break;
 	case KM_KT_MDB: {
 		struct km_mdb_page *mp = (void *)km_fp(km, pfn);

@@ -677,6 +677,33 @@ uint32_t km_task_cr3(const struct km *km, km_task_t task);
 /* The PTE for `va` in `task` (0 if there is none). */
 uint32_t km_pte(const struct km *km, km_task_t task, km_vaddr_t va);
 
+/*
+ * PTE observer: how a simulator keeps anything derived from the page tables
+ * (host aliases of user pages, an emulated TLB) in step with them.  After
+ * the model changes user PTEs of a task it calls the observer once per
+ * change, with the pages [va, va + pages * 4096) whose entries changed:
+ * - KM_PTE_ADDED: entries became present or gained rights (a map, a refill,
+ *   a page table or directory coming back with entries in it, a lent page
+ *   handed back).  An emulated TLB needs no flush for these.
+ * - KM_PTE_REMOVED: entries were cleared or lost rights (an unmap, a
+ *   downgrade, a page lent to the kernel, a page table or directory
+ *   vacated or freed).  Stale TLB entries must go before the task runs.
+ * The call comes when the entries already hold their new values, from the
+ * middle of a model operation: the observer may read PTEs (km_pte) but must
+ * not call into the model otherwise.  The UTCB area is reported like any
+ * other user page.  A/D bits the MMU sets are not changes.
+ */
+enum km_pte_change { KM_PTE_ADDED = 0, KM_PTE_REMOVED };
+typedef void (*km_pte_observer)(void *ctx, km_task_t task, km_vaddr_t va,
+                                uint32_t pages, enum km_pte_change change);
+/* Sets the PTE observer (NULL: none).  ctx is kept until replaced. */
+void km_set_pte_observer(struct km *km, km_pte_observer fn, void *ctx);
+
+/* The cycles one charge of a named cost takes in this model's table (0 for
+ * a value outside enum km_cost): for a simulator that charges kernel paths
+ * the model does not run itself (system calls, IPC). */
+uint32_t km_cost_cycles(const struct km *km, enum km_cost c);
+
 /* ---------------------------------------------------------------------- */
 /* Accounting and checking.                                                 */
 

@@ -195,10 +195,14 @@ static void nt_rebuild(struct km *km, km_task_t t, uint32_t pde)
 		live += nt[i] != KM_NTE_NONE;
 		if (pte == NULL)
 			continue;
-		if (nt[i] == KM_NTE_NONE)
+		if (nt[i] == KM_NTE_NONE && *pte != 0) {
 			*pte = 0;       /* the mapping went with a lost page */
-		else if (nt[i] != KM_NTE_UTCB && *pte == 0)
+			km_pte_notify(km, tk, (pde << 22) | (i << 12), 1,
+			              KM_PTE_REMOVED);
+		} else if (nt[i] != KM_NTE_NONE && nt[i] != KM_NTE_UTCB &&
+		           *pte == 0) {
 			missing++;
+		}
 	}
 	if (km_present(KM_PT(tk, pde)))
 		tk->pt_missing[pde] = (uint16_t)missing;
