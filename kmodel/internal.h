@@ -287,6 +287,7 @@ struct km {
 	uint64_t exports;               /* kernel pages exported so far */
 	struct {                        /* a victim a kpager named: revoked
 	                                 * before the operation retries */
+		uint64_t named;         /* victims named so far */
 		bool pending, discard;
 		km_kpager_t kpager;
 		km_vaddr_t vaddr;

@@ -544,6 +544,11 @@ int km_victim_revoke(struct km *km)
 	err = lent_frame(km, km->victim.kpager, km->victim.vaddr, &pfn);
 	if (err != KM_OK || pfn == KM_NO_PFN)
 		return err == KM_ERETRY ? KM_OK : err;
+	/* A page lost and not yet repaired cannot go out: the kpager will
+	 * be asked again, and may name another. */
+	if (km->task[km->frame[pfn].ktask].page[km->frame[pfn].ktype].
+	    lost[km->frame[pfn].kindex] == KM_LOST_PENDING)
+		return KM_OK;
 	km->kpager[km->victim.kpager].st.evicted++;
 	return revoke_page(km, pfn, km->victim.discard, true, true);
 }
@@ -688,6 +693,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	km_charge(km, KM_C_FAULT_IPC);
 	km_charge(km, KM_C_KPAGER_HANDLER);
 	f.seq = rec.seq;
+	f.kpager = kid;
 	f.now = km->now;
 	f.thread = km->op_thread;
 	f.kpage = kp;
@@ -712,6 +718,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 			err = KM_EKPAGER;
 		} else {
 			km->victim.pending = true;
+			km->victim.named++;
 			km->victim.discard = d.discarded;
 			km->victim.kpager = kid;
 			km->victim.vaddr = d.vaddr;
@@ -929,9 +936,11 @@ static int need_acquire(struct km *km, uint32_t i)
 	 * table or MDB page it will not give back is entered empty from the
 	 * pool: see km_bring.) */
 	if (km->need[i].restore) {
+		uint64_t named = km->victim.named;
+
 		err = kernel_fault(km, kid, kp, true, &pfn);
 		if ((err == KM_EDENIED || err == KM_EKPAGER) &&
-		    !km->victim.pending &&
+		    km->victim.named == named &&
 		    (kp.type == KM_KT_NT || kp.type == KM_KT_MDB))
 			err = salvage(km, kp, &pfn);
 	} else if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER) {
@@ -1026,6 +1035,8 @@ int km_op_acquire(struct km *km)
 	/* Hierarchy order, unless switched off (then as listed). */
 	if (!km->cfg.unordered)
 		qsort(km->need, km->nneed, sizeof *km->need, need_cmp);
+	uint64_t named = km->victim.named;
+
 	apply_order(km);
 	for (uint32_t i = 0; i < km->nneed; i++) {
 		int err = need_acquire(km, i);
@@ -1034,7 +1045,7 @@ int km_op_acquire(struct km *km)
 			km_op_rollback(km);
 			/* A kpager, maybe one asked on the way, named a victim:
 			 * the operation starts over once it is revoked. */
-			return km->victim.pending ? KM_ERETRY : err;
+			return km->victim.named != named ? KM_ERETRY : err;
 		}
 	}
 	/* A lost node table or MDB page leaves references to undo before
@@ -1056,6 +1067,7 @@ int km_op_acquire(struct km *km)
  */
 int km_bring(struct km *km, struct km_kpage kp)
 {
+	uint64_t named;
 	km_pfn_t pfn;
 	int err;
 
@@ -1067,8 +1079,9 @@ int km_bring(struct km *km, struct km_kpage kp)
 			km_frame_used(km, p);
 		return KM_OK;
 	}
+	named = km->victim.named;
 	err = kernel_fault(km, km->task[kp.task].kpager, kp, true, &pfn);
-	if (err != KM_OK && km->victim.pending)
+	if (err != KM_OK && km->victim.named != named)
 		return KM_ERETRY;       /* a victim to revoke first */
 	/* A kpager that will not give the page back loses what it held,
 	 * rather than block whoever needs it (another subsystem, perhaps,

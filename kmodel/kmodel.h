@@ -297,6 +297,7 @@ void km_set_kernel_pdes(struct km *km, const uint32_t pdes[256]);
 /* A kernel page fault as a kpager sees it. */
 struct kp_fault {
 	uint64_t seq;           /* the fault record's sequence number */
+	km_kpager_t kpager;     /* the kpager asked (for km_kpager_page_use) */
 	uint64_t now;           /* simulated clock */
 	km_thread_t thread;     /* on whose behalf, or KM_NO_THREAD */
 	struct km_kpage kpage;  /* the page the kernel needs */

@@ -569,22 +569,38 @@ static int repair_round(struct km *km)
 	return remove_detached(km);
 }
 
-/*
- * What the kernel does between two attempts of an operation: revokes the
- * victim a kpager named (KP_REVOKE), then undoes what lost pages held.
- */
-int km_repair(struct km *km)
+/* Undoes what lost pages held, round after round. */
+static int repair_losses(struct km *km)
 {
-	int err = km_victim_revoke(km);
+	int err = KM_OK;
 
-	if (err != KM_OK)
-		return err;
 	while (km->nlost > 0 || km->ndetached > 0) {
+		/* A kpager asked during the last round may have named a
+		 * victim: it goes before the next round asks again. */
+		if ((err = km_victim_revoke(km)) != KM_OK)
+			break;
 		err = repair_round(km);
 		if (err != KM_OK && err != KM_ERETRY)
 			break;
 		err = KM_OK;
 	}
 	recount_mappings(km);
+	return err;
+}
+
+/*
+ * What the kernel does between two attempts of an operation: undoes what
+ * lost pages held, then revokes the victim a kpager named (KP_REVOKE; it
+ * may be a page that was lost, which must be whole before it goes out),
+ * then undoes any loss that brought.
+ */
+int km_repair(struct km *km)
+{
+	int err = repair_losses(km);
+
+	if (err == KM_OK)
+		err = km_victim_revoke(km);
+	if (err == KM_OK)
+		err = repair_losses(km);
 	return err;
 }
