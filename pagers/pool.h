@@ -1,0 +1,147 @@
+/*
+ * pool (private to pagers/): the frames one kpager lends to the kernel,
+ * what each holds, and the external forms of revoked pages it keeps.
+ * Every policy is built on it; the policy decides which frame to lend and
+ * which page to take back, the pool does the bookkeeping and the restore
+ * protocol (a restore fault maps the frame holding the page's form, or
+ * says `discarded` when the pool truly no longer has it).
+ */
+#ifndef KPSIM_PAGERS_POOL_H
+#define KPSIM_PAGERS_POOL_H
+
+#include "kmodel.h"
+
+#define KP_NONE UINT32_MAX      /* no frame index */
+
+enum kp_fstate {
+	KP_FREE = 0,            /* the kpager's, holds nothing of value */
+	KP_LENT,                /* lent to the kernel, holds `kp` */
+	KP_HELD                 /* the kpager's, holds the form of `kp` */
+};
+
+struct kp_frame {
+	enum kp_fstate state;
+	struct km_kpage kp;     /* LENT, HELD: the kernel page it holds */
+	uint64_t kva;           /* km_kpage_kva(kp) */
+	uint64_t lent_at;       /* LENT: simulated cycle it was lent */
+	km_pfn_t pfn;           /* the frame behind the kpager's page */
+};
+
+/* A form saved in host memory (the simulated backing store). */
+struct kp_form {
+	uint64_t kva;
+	uint8_t *bytes;         /* KM_PAGE_SIZE bytes, owned */
+};
+
+enum kp_forms {
+	KP_FORMS_IN_FRAME = 0,  /* a revoked page's form stays in its frame
+	                         * (HELD) until asked back or forgotten */
+	KP_FORMS_SAVE           /* copied to the backing store; frame freed */
+};
+
+struct kp_pool {
+	struct km *km;          /* borrowed; outlives the kpager */
+	km_task_t task;         /* the kpager's task */
+	km_kpager_t id;         /* this kpager's id (see kp_pool_init) */
+	bool id_unknown;        /* km_kpager_page_use refused `id` */
+	km_vaddr_t base;        /* frame i sits at base + i * 4096 */
+	uint32_t frames;
+	enum kp_forms forms_mode;
+	struct kp_frame *fr;    /* [frames] */
+	uint32_t *free;         /* free frame indices, lowest on top */
+	uint32_t nfree;
+	struct kp_form *form;   /* saved forms, unordered */
+	uint32_t nform, form_cap;
+	uint64_t saved;         /* forms copied to the backing store */
+	uint64_t restored;      /* restore faults answered with a form */
+	uint64_t fresh;         /* restore faults answered `discarded` */
+};
+
+/*
+ * Obtains `frames` frames from sigma0 at `base` in the kpager's `task` and
+ * sets the pool up.  `policy` names the caller in messages.  Returns KM_OK,
+ * or KM_EINVAL (bad frames or base), KM_EIO (host memory) or sigma0's
+ * error, with the reason in why; nothing is kept on error.
+ */
+int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
+                 const char *policy, uint32_t frames, km_vaddr_t base,
+                 enum kp_forms forms_mode, char *why, size_t why_len);
+/* Frees what the pool holds in host memory; accepts NULL. */
+void kp_pool_fini(struct kp_pool *p);
+
+static inline km_vaddr_t kp_pool_vaddr(const struct kp_pool *p, uint32_t i)
+{
+	return p->base + i * KM_PAGE_SIZE;
+}
+
+/* The index of the frame at `vaddr`, or KP_NONE if it is not the pool's. */
+uint32_t kp_pool_index(const struct kp_pool *p, km_vaddr_t vaddr);
+
+/* Takes a free frame (lowest address first) or returns KP_NONE. */
+uint32_t kp_pool_take(struct kp_pool *p);
+
+/*
+ * Answers a restore fault from a frame that still holds the page's form
+ * (HELD).  Returns true with *d filled in; false if no frame holds it.
+ */
+bool kp_pool_map_held(struct kp_pool *p, const struct kp_fault *f,
+                      struct kp_decision *d);
+
+/*
+ * Lends frame `i` (taken with kp_pool_take) for fault `f` and fills *d.  On
+ * a restore it first copies the saved form into the frame; without one it
+ * says `discarded`, so the kernel rebuilds the page rather than trusting
+ * whatever bytes the frame held.
+ */
+void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
+                  struct kp_decision *d);
+
+/*
+ * Names frame `i` (LENT) as the victim of a KP_REVOKE answer.  Pages the
+ * kernel rebuilds on its own (page directories, page tables, node
+ * directories go out vacant) are discarded; every other form is kept.
+ */
+void kp_pool_evict(const struct kp_pool *p, uint32_t i,
+                   struct kp_decision *d);
+
+/* The kernel's use of lent frame `i`: whether it was used since the last
+ * query with `clear`, and the cycle of its last use, never earlier than
+ * the lending (an older mark belongs to the frame's previous life).
+ * Without a usable kpager id, the lending alone counts. */
+void kp_pool_use(struct kp_pool *p, uint32_t i, bool clear, bool *referenced,
+                 uint64_t *last_use);
+
+#define KP_ANY_TASK UINT32_MAX
+
+/*
+ * The least recently used lent frame holding a page charged to `task`
+ * (KP_ANY_TASK: any), among those last used before cycle `before`
+ * (UINT64_MAX: all).  Ties go to the lowest index.  KP_NONE if none.
+ */
+uint32_t kp_pool_lru(struct kp_pool *p, km_task_t task, uint64_t before);
+
+/* Frames used for pages charged to `task` (KP_ANY_TASK: any): lent, or
+ * holding a form. */
+uint32_t kp_pool_used_by(const struct kp_pool *p, km_task_t task);
+
+/*
+ * The kp_ops callbacks, for a policy whose state begins with its struct
+ * kp_pool: the kernel gave a page back (released), took one back on its
+ * own after KP_REVOKE (revoked: the frame holds the form, which the pool
+ * keeps as its forms_mode says), or will never ask for a revoked one again
+ * (forgotten: its form goes).  A page revoked with km_kpager_revoke is not
+ * reported by the kernel; the policies here never do that.
+ */
+void kp_pool_on_released(void *state, km_vaddr_t vaddr, struct km_kpage kp);
+void kp_pool_on_revoked(void *state, km_vaddr_t vaddr, struct km_kpage kp,
+                        bool discarded);
+void kp_pool_on_forgotten(void *state, struct km_kpage kp);
+
+/* Releases a policy state that begins with its struct kp_pool (kp_ops
+ * fini); accepts NULL. */
+void kp_pool_on_fini(void *state);
+
+/* Says the host has no memory for `policy`'s state; returns KM_EIO. */
+int kp_no_memory(const char *policy, char *why, size_t why_len);
+
+#endif /* KPSIM_PAGERS_POOL_H */

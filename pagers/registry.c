@@ -1,0 +1,29 @@
+/*
+ * The registry of built-in policies.
+ */
+#include "pagers.h"
+
+#include <string.h>
+
+static const struct kp_ops *const builtin[] = {
+	&kp_fcfs_ops,
+};
+static const char *const builtin_names[] = {
+	"fcfs", NULL
+};
+
+#define NBUILTIN (sizeof builtin / sizeof builtin[0])
+
+const struct kp_ops *kp_find(const char *name)
+{
+	for (size_t i = 0; i < NBUILTIN; i++)
+		if (name != NULL && strcmp(builtin[i]->name, name) == 0)
+			return builtin[i];
+	return NULL;
+}
+
+const char *const *kp_names(void)
+{
+	return builtin_names;
+}
+
