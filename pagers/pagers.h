@@ -12,12 +12,74 @@
 /* The built-in policies.  Every one obtains its pool from sigma0 when the */
 /* kpager starts (pool=N or frames=N frames at base=ADDR, default         */
 /* 0x10000000), and answers restore faults with the frame that holds the  */
-/* page's form, or says `discarded` when it no longer has it.             */
+/* page's form, or says `discarded` when it no longer has it.  Those that */
+/* revoke never take node tables or MDB pages (kp_ktype_may_evict).       */
 
 /* First come, first served: one pool handed out in order, never
  * preempted; a fault on an empty pool is denied.  Arguments: frames=N
  * (pool size, default 64), base=ADDR. */
 extern const struct kp_ops kp_fcfs_ops;
+
+/*
+ * Quota: a budget of frames per client task.  A client at its budget has
+ * its own least recently used kernel page revoked (KP_REVOKE; the form is
+ * kept in the policy's backing store and mapped back when the kernel asks
+ * for it), or is denied with over=deny.  When the pool itself runs dry the
+ * faulting client again loses its own least recently used page, or is
+ * denied if it has none; other clients are never touched.  Arguments:
+ * frames=N (budget, default 8), per=task|subsystem (subsystem: one budget
+ * for all the kpager's clients together), over=revoke|deny, pool=N (frames
+ * from sigma0, default 64), base=ADDR.
+ */
+extern const struct kp_ops kp_quota_ops;
+
+/*
+ * Working set (Denning): a page is in its client's working set if the
+ * kernel used it within the last window=W simulated cycles (default
+ * 2,000,000; the last use comes from km_kpager_page_use).  When the pool is
+ * empty, the page that left its working set longest ago is revoked.  If
+ * every lent page is in a working set, the sum of the working sets exceeds
+ * the pool and load control acts: load=deny (default) denies the fault;
+ * load=shrink takes the least recently used page of the client with the
+ * largest working set (the faulting client included).  Arguments: window,
+ * load, pool=N (default 64), base=ADDR.
+ */
+extern const struct kp_ops kp_ws_ops;
+
+/*
+ * Type-aware clock (beyond the paper): GCLOCK whose weights come from the
+ * kernel page's data type.  A page's counter is set to its type's weight
+ * when it is lent or found referenced; the hand decrements it, and takes
+ * the page when it reaches zero unreferenced.  Weights: page tables and
+ * node directories 0 (they go out vacant and are rebuilt from what stays
+ * in the kernel), UTCB pages 1 (their form is saved and copied back),
+ * page directories and KTCB pages 3 (a directory brings back every table
+ * under it, a KTCB page carries sealed continuations checked on return).
+ * Arguments: pool=N (default 64), base=ADDR.
+ */
+extern const struct kp_ops kp_clock_typed_ops;
+
+/*
+ * Pinned: a pool for a real-time subsystem.  Like fcfs, all frames are
+ * obtained from sigma0 up front and a page is never revoked, but each
+ * client task also has a hard cap (cap=C, default the pool size), so one
+ * client can never take the frames another's worst case was sized for; a
+ * fault over the cap is denied even with frames free.  A page the kernel
+ * takes back on its own keeps its form in its reserved frame, so it can
+ * always come back.  Arguments: frames=N (default 64), cap=C, base=ADDR.
+ */
+extern const struct kp_ops kp_pinned_ops;
+
+/*
+ * May a built-in policy name a page of this type as a victim?  Node
+ * tables and mapping-database pages may not.  Bringing one back can make
+ * the kernel repair what a lost one held, and km_repair retries the
+ * faults of that repair without revoking a victim named meanwhile, for
+ * ever (reported with issue 4); a policy that denies one back instead
+ * makes it lost, and with an MDB page its client's mappings go.  So they
+ * stay in, and count against budgets like any page.
+ */
+bool kp_ktype_may_evict(enum km_ktype type);
 
 /* The built-in policy called `name` ("fcfs", ...), or NULL. */
 const struct kp_ops *kp_find(const char *name);

@@ -209,11 +209,35 @@ void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
 	decide_map(p, i, discarded, d);
 }
 
-void kp_pool_evict(const struct kp_pool *p, uint32_t i,
-                   struct kp_decision *d)
+void kp_pool_fault_begin(struct kp_pool *p, const struct kp_fault *f)
 {
-	enum km_ktype t = p->fr[i].kp.type;
+	if (p->in_retry && f->now - p->last_fault > KP_RETRY_GAP)
+		p->in_retry = false;
+	p->last_fault = f->now;
+}
 
+uint64_t kp_pool_victim_bound(const struct kp_pool *p)
+{
+	return p->in_retry ? p->retry_since + 1 : UINT64_MAX;
+}
+
+bool kp_ktype_may_evict(enum km_ktype type)
+{
+	return type != KM_KT_NT && type != KM_KT_MDB;
+}
+
+void kp_pool_evict_or_deny(struct kp_pool *p, uint32_t i,
+                           const struct kp_fault *f, struct kp_decision *d)
+{
+	enum km_ktype t;
+
+	if (i == KP_NONE) {
+		d->action = KP_DENY;
+		return;
+	}
+	t = p->fr[i].kp.type;
+	p->in_retry = true;
+	p->retry_since = p->last_fault;
 	d->action = KP_REVOKE;
 	d->vaddr = kp_pool_vaddr(p, i);
 	d->discarded = t == KM_KT_PD || t == KM_KT_PT || t == KM_KT_ND;
@@ -242,11 +266,14 @@ uint32_t kp_pool_lru(struct kp_pool *p, km_task_t task, uint64_t before)
 	uint32_t best = KP_NONE;
 	uint64_t best_use = UINT64_MAX;
 
+	if (before > kp_pool_victim_bound(p))
+		before = kp_pool_victim_bound(p);
 	for (uint32_t i = 0; i < p->frames; i++) {
 		bool ref;
 		uint64_t last;
 
 		if (p->fr[i].state != KP_LENT ||
+		    !kp_ktype_may_evict(p->fr[i].kp.type) ||
 		    (task != KP_ANY_TASK && p->fr[i].kp.task != task))
 			continue;
 		kp_pool_use(p, i, false, &ref, &last);

@@ -9,7 +9,7 @@
 #ifndef KPSIM_PAGERS_POOL_H
 #define KPSIM_PAGERS_POOL_H
 
-#include "kmodel.h"
+#include "pagers.h"
 
 #define KP_NONE UINT32_MAX      /* no frame index */
 
@@ -52,6 +52,9 @@ struct kp_pool {
 	uint32_t nfree;
 	struct kp_form *form;   /* saved forms, unordered */
 	uint32_t nform, form_cap;
+	uint64_t last_fault;    /* simulated cycle of the latest fault */
+	bool in_retry;          /* faults now are retries after KP_REVOKE */
+	uint64_t retry_since;   /* cycle of the latest KP_REVOKE answer */
 	uint64_t saved;         /* forms copied to the backing store */
 	uint64_t restored;      /* restore faults answered with a form */
 	uint64_t fresh;         /* restore faults answered `discarded` */
@@ -77,6 +80,37 @@ static inline km_vaddr_t kp_pool_vaddr(const struct kp_pool *p, uint32_t i)
 /* The index of the frame at `vaddr`, or KP_NONE if it is not the pool's. */
 uint32_t kp_pool_index(const struct kp_pool *p, km_vaddr_t vaddr);
 
+/*
+ * Retries.  After a KP_REVOKE answer the kernel starts the operation over,
+ * and every page the new attempt needs is marked used again.  A victim
+ * named during the retries must therefore be one not used since the
+ * latest KP_REVOKE: one the attempt needs would only be faulted back,
+ * evicting another, and an operation needing more frames than it can get
+ * would go round for ever (the kernel bounds KP_REVOKE answers in a row,
+ * but a restore between two of them resets its count).  The kernel does
+ * not say which operation a fault belongs to, so a run of faults closer
+ * than KP_RETRY_GAP cycles to each other counts as one operation's.
+ */
+#define KP_RETRY_GAP 100000u
+
+/* Every fault callback calls this first. */
+void kp_pool_fault_begin(struct kp_pool *p, const struct kp_fault *f);
+
+/*
+ * Answers fault `f` with KP_REVOKE of lent frame `i` (and starts or
+ * continues the retries that follow), or denies it when `i` is KP_NONE.
+ * Pages the kernel rebuilds on its own (page directories, page tables,
+ * node directories go out vacant) are discarded; every other form is
+ * kept.
+ */
+void kp_pool_evict_or_deny(struct kp_pool *p, uint32_t i,
+                           const struct kp_fault *f, struct kp_decision *d);
+
+
+/* Victims must have been last used before this cycle (UINT64_MAX: no
+ * bound outside retries). */
+uint64_t kp_pool_victim_bound(const struct kp_pool *p);
+
 /* Takes a free frame (lowest address first) or returns KP_NONE. */
 uint32_t kp_pool_take(struct kp_pool *p);
 
@@ -96,14 +130,6 @@ bool kp_pool_map_held(struct kp_pool *p, const struct kp_fault *f,
 void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
                   struct kp_decision *d);
 
-/*
- * Names frame `i` (LENT) as the victim of a KP_REVOKE answer.  Pages the
- * kernel rebuilds on its own (page directories, page tables, node
- * directories go out vacant) are discarded; every other form is kept.
- */
-void kp_pool_evict(const struct kp_pool *p, uint32_t i,
-                   struct kp_decision *d);
-
 /* The kernel's use of lent frame `i`: whether it was used since the last
  * query with `clear`, and the cycle of its last use, never earlier than
  * the lending (an older mark belongs to the frame's previous life).
@@ -115,8 +141,10 @@ void kp_pool_use(struct kp_pool *p, uint32_t i, bool clear, bool *referenced,
 
 /*
  * The least recently used lent frame holding a page charged to `task`
- * (KP_ANY_TASK: any), among those last used before cycle `before`
- * (UINT64_MAX: all).  Ties go to the lowest index.  KP_NONE if none.
+ * (KP_ANY_TASK: any) that may be evicted (kp_ktype_may_evict), among those
+ * last used before cycle `before` (UINT64_MAX: all) and
+ * kp_pool_victim_bound.  Ties go to the lowest
+ * index.  KP_NONE if none.
  */
 uint32_t kp_pool_lru(struct kp_pool *p, km_task_t task, uint64_t before);
 

@@ -6,10 +6,11 @@
 #include <string.h>
 
 static const struct kp_ops *const builtin[] = {
-	&kp_fcfs_ops,
+	&kp_fcfs_ops, &kp_quota_ops, &kp_ws_ops, &kp_clock_typed_ops,
+	&kp_pinned_ops,
 };
 static const char *const builtin_names[] = {
-	"fcfs", NULL
+	"fcfs", "quota", "ws", "clock-typed", "pinned", NULL
 };
 
 #define NBUILTIN (sizeof builtin / sizeof builtin[0])
