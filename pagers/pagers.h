@@ -1,7 +1,9 @@
 /*
  * pagers: kpager policies.  Each policy is one `const struct kp_ops`
  * (declared by kmodel, which calls it); this module holds the policies,
- * finds them by name, and parses their arguments ("key=value,...").
+ * finds them by name or loads them from a shared object, and parses their
+ * arguments.  A policy is named by a spec, "name" or "name:key=value,...",
+ * for example "quota:frames=16" or "ws:window=2000000".
  */
 #ifndef KPSIM_PAGERS_H
 #define KPSIM_PAGERS_H
@@ -86,6 +88,58 @@ const struct kp_ops *kp_find(const char *name);
 
 /* The names of all built-in policies, NULL-terminated. */
 const char *const *kp_names(void);
+
+/* ---------------------------------------------------------------------- */
+/* Specs and shared objects.                                                */
+
+/*
+ * Policies from shared objects.  A spec whose name contains a '/' is the
+ * path of a shared object (dlopen, RTLD_NOW | RTLD_LOCAL), which must
+ * export
+ *
+ *     const struct kp_ops *kpsim_policy(unsigned abi_version);
+ *
+ * kpsim calls it with KP_ABI_VERSION; the object returns its policy, or
+ * NULL if it was built for another version.  Version 1 is the struct
+ * kp_ops, struct kp_fault and struct kp_decision of kmodel.h with KP_MAP,
+ * KP_DENY and KP_REVOKE and the revoked callback.  The object calls the
+ * km_* functions of the program that loads it, so that program must
+ * export them (CMake ENABLE_EXPORTS, -rdynamic); it must not link kmodel
+ * itself.  A spec's name may not contain ':'.
+ */
+#define KP_ABI_VERSION 1u
+#define KP_ABI_SYMBOL "kpsim_policy"
+typedef const struct kp_ops *(*kp_policy_fn)(unsigned abi_version);
+/* What a policy's shared object defines (never kpsim itself). */
+const struct kp_ops *kpsim_policy(unsigned abi_version);
+
+/*
+ * Splits "name:args" into the name (copied to `name`, NUL-terminated) and
+ * *args, which points into spec ("" when there are none).  Returns KM_OK,
+ * or KM_EINVAL with the reason in why (empty name, name too long).
+ */
+int kp_spec_split(const char *spec, char *name, size_t name_len,
+                  const char **args, char *why, size_t why_len);
+
+/* A policy found from a spec. */
+struct kp_policy {
+	const struct kp_ops *ops;
+	const char *args;       /* points into the spec given to kp_policy_open */
+	void *dl;               /* the shared object, or NULL for a built-in */
+};
+
+/*
+ * Finds the policy a spec names: a built-in by name, or a shared object
+ * by path.  Returns KM_OK and *out; KM_EINVAL (bad spec, unknown name,
+ * wrong ABI version, a policy without name, init or fault) or KM_EIO
+ * (dlopen or dlsym failed), with the reason in why and *out zeroed.
+ */
+int kp_policy_open(const char *spec, struct kp_policy *out, char *why,
+                   size_t why_len);
+
+/* Unloads a policy's shared object.  Call it only when no kpager of the
+ * model runs it (after km_destroy); accepts NULL and built-ins. */
+void kp_policy_close(struct kp_policy *p);
 
 /* ---------------------------------------------------------------------- */
 /* Arguments, "key=value,key=value".                                        */
