@@ -53,8 +53,10 @@ struct kp_pool {
 	struct kp_form *form;   /* saved forms, unordered */
 	uint32_t nform, form_cap;
 	uint64_t last_fault;    /* simulated cycle of the latest fault */
+	km_thread_t last_thread; /* on whose behalf it was raised */
 	bool in_retry;          /* faults now are retries after KP_REVOKE */
 	uint64_t retry_since;   /* cycle of the latest KP_REVOKE answer */
+	km_thread_t retry_thread; /* the operation's thread then */
 	uint64_t saved;         /* forms copied to the backing store */
 	uint64_t restored;      /* restore faults answered with a form */
 	uint64_t fresh;         /* restore faults answered `discarded` */
@@ -88,8 +90,9 @@ uint32_t kp_pool_index(const struct kp_pool *p, km_vaddr_t vaddr);
  * evicting another, and an operation needing more frames than it can get
  * would go round for ever (the kernel bounds KP_REVOKE answers in a row,
  * but a restore between two of them resets its count).  The kernel does
- * not say which operation a fault belongs to, so a run of faults closer
- * than KP_RETRY_GAP cycles to each other counts as one operation's.
+ * not say which operation a fault belongs to, so a run of faults on
+ * behalf of one thread, closer than KP_RETRY_GAP cycles to each other,
+ * counts as one operation's.
  */
 #define KP_RETRY_GAP 100000u
 
