@@ -437,7 +437,9 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 		}
 		if (km_present(KM_PT(tk, i))) {
 			pt = km_words(km, KM_PT(tk, i));
-			if (pd != NULL && pd[i] != (km_phys(km, KM_PT(tk, i)) |
+			/* The MMU's walk sets A in the PDE it uses. */
+			if (pd != NULL &&
+			    (pd[i] & ~KM_PTE_A) != (km_phys(km, KM_PT(tk, i)) |
 			                            KM_PTE_P | KM_PTE_RW | KM_PTE_US))
 				FAIL("task %u PDE %u: does not point at its "
 				     "table", t, i);

@@ -209,3 +209,8 @@ void km_set_fault_sink(struct km *km, km_fault_sink sink, void *ctx)
 	km->sink = sink;
 	km->sink_ctx = ctx;
 }
+
+uint32_t km_cost_cycles(const struct km *km, enum km_cost c)
+{
+	return (unsigned)c < KM_C_COUNT ? km->cost[c] : 0;
+}

@@ -153,6 +153,8 @@ _Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
  * kpager) or KM_NO_PFN (absent), and the page's export generation. */
 #define KM_OUT_PFN ((km_pfn_t)0xfffffffeu)
 #define KM_LOST_PENDING 2u
+#define KM_REPLY_DEPTH 32u             /* kpagers answering, nested */
+#define KM_OP_EVICTIONS 8u              /* per operation, see mdb.c */
 /* Internal: an operation met a lost page and must start over. */
 #define KM_ERETRY (-1000)
 struct km_outmeta;
@@ -290,6 +292,19 @@ struct km {
 		km_vaddr_t vaddr;
 	} victim;
 	uint32_t evict_streak;          /* KP_REVOKE answers in a row */
+	uint32_t op_evictions;          /* node tables and MDB pages an unmap
+	                                 * or map revoked to take their frames */
+
+	/* The wait-for graph, as it stands during an operation: the tasks
+	 * waiting on it (the faulting thread's, the mapper's), and the
+	 * kpagers whose answers the kernel is carrying out, innermost last.
+	 * A kernel page fault to any of them would never be answered. */
+	km_task_t op_caller;            /* the mapper, or KM_NONE */
+	km_kpager_t reply[KM_REPLY_DEPTH];
+	uint32_t nreply;
+	uint64_t aborts;
+	uint8_t order[8];               /* km_set_request_order, once */
+	uint32_t norder;
 	uint32_t in_callback;           /* a kpager's callback is running */
 	uint32_t nlost;                 /* NT and MDB pages lost (their form
 	                                 * discarded or refused): present,
@@ -305,6 +320,8 @@ struct km {
 	struct km_fault_rec *cur_rec;   /* the innermost open fault record */
 	km_fault_sink sink;
 	void *sink_ctx;
+	km_pte_observer pte_obs;        /* told of user PTE changes, or NULL */
+	void *pte_obs_ctx;
 	uint64_t kfaults, ufaults, denied;
 
 	/* scratch for operations, reused to avoid allocation per operation */
@@ -396,6 +413,7 @@ void km_task_free_kpages(struct km *km, km_task_t t);
 int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn);
 int km_victim_revoke(struct km *km);
+int km_kpage_to_pool(struct km *km, km_pfn_t pfn);
 int km_bring(struct km *km, struct km_kpage kp);
 void km_lost_note(struct km *km, struct km_kpage kp);
 
@@ -426,6 +444,8 @@ void km_pt_hide(struct km *km, struct km_task *tk, km_vaddr_t va);
 void km_pt_unhide(struct km *km, struct km_task *tk, km_vaddr_t va,
                   km_pfn_t pfn);
 unsigned km_pte_rights_ok(uint32_t pte, unsigned access);
+void km_pte_notify(struct km *km, const struct km_task *tk, km_vaddr_t va,
+                   uint32_t pages, enum km_pte_change change);
 
 /* mdb.c */
 union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot);
@@ -436,7 +456,7 @@ int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts);
 void km_mdb_trim_note(struct km *km, struct km_kpage kp);
 int km_unmap_all(struct km *km, km_task_t t);
 int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot,
-                       bool self, km_task_t keep, km_pfn_t *busy);
+                       bool self, km_task_t keep);
 void km_send_unlink(struct km *km, km_task_t t, uint32_t slot);
 void km_part_free(struct km *km, km_task_t t, uint32_t slot);
 void km_remove_tree(struct km *km, km_task_t t, uint32_t slot);

@@ -398,8 +398,12 @@ int km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
 			km_words(km, KM_PD(tk))[kp.index] = 0;
 		tk->pt_missing[kp.index] = 0;
 		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+		km_pte_notify(km, tk, kp.index << 22, 1024, KM_PTE_REMOVED);
 		break;
 	case KM_KT_PD:
+		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+		km_pte_notify(km, tk, 0, KM_USER_PDES * 1024, KM_PTE_REMOVED);
+		break;
 	case KM_KT_ND:
 		memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
 		break;
@@ -408,8 +412,11 @@ int km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
 		                            kp.index * KM_PAGE_SIZE);
 
 		/* The node table keeps its UTCB mark; the PTE goes. */
-		if (pte != NULL)
+		if (pte != NULL && *pte != 0) {
 			*pte = 0;
+			km_pte_notify(km, tk, KM_UTCB_AREA +
+			              kp.index * KM_PAGE_SIZE, 1, KM_PTE_REMOVED);
+		}
 		break;
 	}
 	case KM_KT_KTCB:
@@ -507,6 +514,7 @@ enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
 			if (km_present(KM_PT(tk, i)))
 				w[i] = km_phys(km, KM_PT(tk, i)) | KM_PTE_P |
 				       KM_PTE_RW | KM_PTE_US;
+		km_pte_notify(km, tk, 0, KM_USER_PDES * 1024, KM_PTE_ADDED);
 		break;
 	case KM_KT_ND:
 		if (how != KM_IMPORT_NEW)
@@ -517,8 +525,11 @@ enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
 		km_words(km, KM_PD(tk))[kp.index] =
 			km_phys(km, pfn) | KM_PTE_P | KM_PTE_RW | KM_PTE_US;
 		tk->pt_missing[kp.index] = 0;
-		if (how != KM_IMPORT_NEW)
+		if (how != KM_IMPORT_NEW) {
 			pt_rebuild(km, tk, kp.index, pfn);
+			km_pte_notify(km, tk, kp.index << 22, 1024,
+			              KM_PTE_ADDED);
+		}
 		break;
 	case KM_KT_MDB:
 		km_mdb_page_init(km, kp, pfn);
@@ -531,9 +542,11 @@ enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
 		 * task's UTCB area itself, without a mapping node. */
 		if (how == KM_IMPORT_NEW)
 			km_pt_set(km, tk, va, pfn, KM_R | KM_W, KM_NTE_UTCB);
-		else
+		else {
 			*km_pte_slot(km, tk, va) = km_phys(km, pfn) | KM_PTE_P |
 			                           KM_PTE_RW | KM_PTE_US;
+			km_pte_notify(km, tk, va, 1, KM_PTE_ADDED);
+		}
 		if (how == KM_IMPORT_REBUILD)
 			d = KM_D_LOST;
 		else if (how == KM_IMPORT_RESTORE)

@@ -183,6 +183,7 @@ bool km_kpage_is_out(const struct km *km, struct km_kpage kp)
 
 static int lent_frame(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
                       km_pfn_t *pfn);
+static int deps_ready(struct km *km, struct km_kpage kp);
 
 /* ---------------------------------------------------------------------- */
 /* Installing, freeing and revoking kernel pages.                           */
@@ -263,6 +264,7 @@ void km_kpage_free(struct km *km, struct km_kpage kp)
 		if (km_present(KM_PD(tk)))
 			km_words(km, KM_PD(tk))[kp.index] = 0;
 		tk->pt_missing[kp.index] = 0;
+		km_pte_notify(km, tk, kp.index << 22, 1024, KM_PTE_REMOVED);
 		break;
 	case KM_KT_MDB: {
 		struct km_mdb_page *mp = (void *)km_fp(km, pfn);
@@ -386,6 +388,46 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
 {
 	return revoke_page(km, pfn, discard, true, true);
+}
+
+/*
+ * Moves the kernel page in lent frame `pfn` into a frame of the in-kernel
+ * pool, content and all, and ends the loan: for a node table or MDB page
+ * whose lender's mapping is going away while the kernel still needs the
+ * page (nothing points at those pages but the task's own table).
+ * KM_ENOMEM if the pool is empty; nothing changes then.
+ */
+int km_kpage_to_pool(struct km *km, km_pfn_t pfn)
+{
+	struct km_frame *f = &km->frame[pfn], *nf;
+	struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype, f->kindex };
+	struct km_kpager *k;
+	km_pfn_t np;
+
+	KM_ASSERT(f->kuse == KM_KU_KERNEL && !f->pool &&
+	          (kp.type == KM_KT_NT || kp.type == KM_KT_MDB));
+	if (km->kpool_len == 0)
+		return KM_ENOMEM;
+	np = km->kpool[--km->kpool_len];
+	km_charge(km, KM_C_KPOOL_ALLOC);
+	memcpy(km_fp(km, np), km_fp(km, pfn), KM_PAGE_SIZE);
+	km_charge(km, KM_C_ZERO_FRAME);         /* a 4 KiB copy, as a clear */
+	nf = &km->frame[np];
+	nf->kuse = KM_KU_KERNEL;
+	nf->ktype = f->ktype;
+	nf->ktask = f->ktask;
+	nf->kindex = f->kindex;
+	nf->lender = KM_ROOT_KPAGER;
+	nf->last_use = f->last_use;
+	*kpage_slot(km, kp) = np;
+	f->kuse = KM_KU_NONE;
+	k = lend_end(km, pfn, true);
+	k->st.released++;
+	km->in_callback++;
+	if (k->ops->released != NULL)
+		k->ops->released(k->state, f->lender_vpn << KM_PAGE_SHIFT, kp);
+	km->in_callback--;
+	return KM_OK;
 }
 
 /* Revokes, discarding it, the kernel page in a frame whose lending
@@ -532,17 +574,22 @@ void km_task_free_kpages(struct km *km, km_task_t t)
  * mapped writable there, not mapped onwards, not lent already, and its
  * frame must not hold kernel data.  Returns the receiver slot or KM_NONE.
  */
-static uint32_t lend_check(struct km *km, km_task_t kt, km_vaddr_t va)
+static uint32_t lend_check(struct km *km, km_task_t kt, km_vaddr_t va,
+                           int *err)
 {
 	uint32_t slot;
 	const struct km_recv *r;
 
+	*err = KM_OK;
 	if ((va & (KM_PAGE_SIZE - 1)) != 0 || va >= KM_USER_TOP)
 		return KM_NONE;
 	/* The kpager's own node table and mapping may be revoked: they come
-	 * back from its own kpager first (a lost one makes the answer void). */
-	if (km_recv_find(km, kt, va >> KM_PAGE_SHIFT, &slot) != KM_OK ||
-	    slot == KM_NONE || km_part_bring(km, kt, slot) != KM_OK)
+	 * back from its own kpager first (a lost one makes the answer void;
+	 * one that waits on this kpager is a deadlock, in *err). */
+	*err = km_recv_find(km, kt, va >> KM_PAGE_SHIFT, &slot);
+	if (*err == KM_OK && slot != KM_NONE)
+		*err = km_part_bring(km, kt, slot);
+	if (*err != KM_OK || slot == KM_NONE)
 		return KM_NONE;
 	r = &km_part(km, kt, slot)->r;
 	if (r->tag != KM_PART_RECV || !(r->rights & KM_W) ||
@@ -550,6 +597,61 @@ static uint32_t lend_check(struct km *km, km_task_t kt, km_vaddr_t va)
 	    km->frame[r->pfn].kuse != KM_KU_NONE)
 		return KM_NONE;
 	return slot;
+}
+
+/*
+ * Would a kernel page fault to kpager `kid` wait on itself?  It would if
+ * the kpager (its task) is what the operation waits for: the faulting
+ * thread's task, or the mapper whose map needs the page; or if the kernel
+ * is carrying out that kpager's answer to an enclosing fault.  (kpagers
+ * are single-threaded: a kpager's task blocked in a fault or a map cannot
+ * answer another.)
+ */
+static bool waits_on_itself(const struct km *km, km_kpager_t kid)
+{
+	km_task_t kt = km->kpager[kid].task;
+	const struct km_thread *th = km_thread_get(km, km->op_thread);
+
+	if ((th != NULL && th->task == kt) || km->op_caller == kt)
+		return true;
+	for (uint32_t i = 0; i < km->nreply; i++)
+		if (km->reply[i] == kid)
+			return true;
+	return km->nreply == KM_REPLY_DEPTH;
+}
+
+/* Tells a kpager its answer `va` to `f` was not carried out: by its
+ * `aborted` callback, or else (a page that held nothing) as a release. */
+static void answer_void(struct km *km, struct km_kpager *k,
+                        const struct kp_fault *f, km_vaddr_t va)
+{
+	km->in_callback++;
+	if (k->ops->aborted != NULL)
+		k->ops->aborted(k->state, f);
+	else if (!f->restore && k->ops->released != NULL)
+		k->ops->released(k->state, va, f->kpage);
+	km->in_callback--;
+}
+
+/*
+ * Checks a kpager's answer and obtains what entering the page relies on,
+ * while the kpager waits for its answer to be carried out (so a nested
+ * fault that needs it is a deadlock).  KM_OK with *slot the lent page's
+ * receiver slot; an error with *slot KM_NONE if the answer is refused, or
+ * the lent slot if a page it relies on could not be had.
+ */
+static int carry_out(struct km *km, km_kpager_t kid, struct km_kpage kp,
+                     km_vaddr_t va, uint32_t *slot, bool *refused)
+{
+	int err;
+
+	km->reply[km->nreply++] = kid;
+	*slot = lend_check(km, km->kpager[kid].task, va, &err);
+	*refused = err != KM_EDEADLK && *slot == KM_NONE;
+	if (!*refused && err == KM_OK)
+		err = deps_ready(km, kp);
+	km->nreply--;
+	return *refused ? KM_EKPAGER : err;
 }
 
 /* Raises a kernel page fault for `kp` to kpager `kid` (with `restore`
@@ -565,6 +667,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	struct kp_decision d = { KP_DENY, 0, false };
 	uint32_t slot;
 	struct km_recv *r;
+	bool refused;
 	int err;
 
 	outer = km_rec_begin(km, &rec, KM_FK_KERNEL, kp.task);
@@ -572,6 +675,14 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	km->kfaults++;
 	km->task[kp.task].kfaults++;
 	k->st.faults++;
+	/* A cycle in the wait-for graph: the kpager would never answer. */
+	if (waits_on_itself(km, kid)) {
+		k->st.aborted++;
+		km->aborts++;
+		rec.decision = KM_D_ABORTED;
+		km_rec_end(km, &rec, outer);
+		return KM_EDEADLK;
+	}
 	/* The fault IPC leaves the kernel for the kpager and comes back. */
 	km_charge(km, KM_C_TRAP_EXIT);
 	km_charge(km, KM_C_FAULT_IPC);
@@ -614,10 +725,22 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 		rec.decision = KM_D_DENIED;
 		err = KM_EDENIED;
 	} else if (d.action != KP_MAP ||
-	           (slot = lend_check(km, k->task, d.vaddr)) == KM_NONE) {
+	           (err = carry_out(km, kid, kp, d.vaddr, &slot,
+	                            &refused)) == KM_EKPAGER) {
 		k->st.refused++;
 		rec.decision = KM_D_REFUSED;
 		err = KM_EKPAGER;
+	} else if (err != KM_OK) {
+		/* Its answer stands but cannot be carried out: a deadlock,
+		 * or a page entering this one relies on was not had. */
+		if (err == KM_EDEADLK) {
+			k->st.aborted++;
+			km->aborts++;
+			rec.decision = KM_D_ABORTED;
+		} else {
+			rec.decision = KM_D_FAILED;
+		}
+		answer_void(km, k, &f, d.vaddr);
 	} else {
 		enum km_import how = KM_IMPORT_NEW;
 
@@ -651,6 +774,9 @@ static int pool_alloc(struct km *km, struct km_kpage kp, enum km_import how,
 	struct km_fault_rec rec, *outer;
 	int err = KM_OK;
 
+	/* (Out of hierarchy order, what it relies on comes first.) */
+	if ((err = deps_ready(km, kp)) != KM_OK)
+		return err;
 	outer = km_rec_begin(km, &rec, KM_FK_KPOOL, kp.task);
 	rec.kpage = kp;
 	km_charge(km, KM_C_KPOOL_ALLOC);
@@ -676,6 +802,7 @@ void km_op_begin(struct km *km, km_thread_t thread)
 {
 	km->nneed = 0;
 	km->op_thread = thread;
+	km->op_caller = KM_NONE;
 }
 
 static int need_one(struct km *km, km_task_t task, enum km_ktype type,
@@ -769,36 +896,128 @@ void km_op_rollback(struct km *km)
  * with all of them present, or the first refusal's error with all of them
  * given back.
  */
+/* Obtains listed page i (unless obtained already, as another's
+ * dependency). */
+static int need_acquire(struct km *km, uint32_t i)
+{
+	struct km_kpage kp = km->need[i].kp;
+	km_kpager_t kid = km->task[kp.task].kpager;
+	km_pfn_t pfn = KM_NO_PFN;
+	int err;
+
+	if (km->need[i].pfn != KM_NO_PFN)
+		return KM_OK;
+	/* Only kpagers revoke, so a revoked page goes back to one.  (A node
+	 * table or MDB page it will not give back is entered empty from the
+	 * pool: see km_bring.) */
+	if (km->need[i].restore) {
+		err = kernel_fault(km, kid, kp, true, &pfn);
+		if ((err == KM_EDENIED || err == KM_EKPAGER) &&
+		    !km->victim.pending &&
+		    (kp.type == KM_KT_NT || kp.type == KM_KT_MDB))
+			err = pool_alloc(km, kp, KM_IMPORT_REBUILD, &pfn);
+	} else if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER) {
+		err = pool_alloc(km, kp, KM_IMPORT_NEW, &pfn);
+	} else {
+		err = kernel_fault(km, kid, kp, false, &pfn);
+	}
+	if (err == KM_OK)
+		km->need[i].pfn = pfn;
+	return err;
+}
+
+/* The pages whose presence entering `kp` relies on: a page table is
+ * entered into its directory, a UTCB page into the UTCB area's tables. */
+static uint32_t deps_of(struct km_kpage kp, struct km_kpage dep[2])
+{
+	switch (kp.type) {
+	case KM_KT_PT:
+		dep[0] = (struct km_kpage){ kp.task, KM_KT_PD, 0 };
+		return 1;
+	case KM_KT_UTCB:
+		dep[0] = (struct km_kpage){ kp.task, KM_KT_PT, KM_UTCB_PDE };
+		dep[1] = (struct km_kpage){ kp.task, KM_KT_NT, KM_UTCB_PDE };
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Makes sure the pages `kp` relies on are in before it is entered.  In
+ * hierarchy order they always are; in any other order the kernel must
+ * obtain them now, nested, while the kpager that answered for `kp` waits
+ * for its answer to be carried out: the deadlock the ordering prevents.
+ */
+static int deps_ready(struct km *km, struct km_kpage kp)
+{
+	struct km_kpage dep[2];
+	uint32_t n = deps_of(kp, dep);
+	int err;
+
+	for (uint32_t d = 0; d < n; d++) {
+		if (km_kpage_pfn(km, dep[d]) != KM_NO_PFN)
+			continue;
+		for (uint32_t i = 0; i < km->nneed; i++) {
+			if (km->need[i].kp.task != dep[d].task ||
+			    km->need[i].kp.type != dep[d].type ||
+			    km->need[i].kp.index != dep[d].index)
+				continue;
+			if ((err = need_acquire(km, i)) != KM_OK)
+				return err;
+		}
+	}
+	return KM_OK;
+}
+
+/* Applies a one-shot order set by km_set_request_order. */
+static void apply_order(struct km *km)
+{
+	struct km_need tmp[8];
+
+	if (!km->cfg.unordered || km->norder == 0 || km->norder != km->nneed)
+		return;
+	for (uint32_t i = 0; i < km->nneed; i++)
+		tmp[i] = km->need[km->order[i]];
+	memcpy(km->need, tmp, km->nneed * sizeof tmp[0]);
+	km->norder = 0;
+}
+
+int km_set_request_order(struct km *km, const uint8_t *perm, uint32_t n)
+{
+	uint8_t seen[8] = { 0 };
+
+	if (n > 8)
+		return KM_EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (perm[i] >= n || seen[perm[i]]++)
+			return KM_EINVAL;
+		km->order[i] = perm[i];
+	}
+	km->norder = n;
+	return KM_OK;
+}
+
+void km_set_fault_ordering(struct km *km, bool ordered)
+{
+	km->cfg.unordered = !ordered;
+}
+
 int km_op_acquire(struct km *km)
 {
-	qsort(km->need, km->nneed, sizeof *km->need, need_cmp);
+	/* Hierarchy order, unless switched off (then as listed). */
+	if (!km->cfg.unordered)
+		qsort(km->need, km->nneed, sizeof *km->need, need_cmp);
+	apply_order(km);
 	for (uint32_t i = 0; i < km->nneed; i++) {
-		struct km_kpage kp = km->need[i].kp;
-		km_kpager_t kid = km->task[kp.task].kpager;
-		km_pfn_t pfn = KM_NO_PFN;
-		int err;
+		int err = need_acquire(km, i);
 
-		/* Only kpagers revoke, so a revoked page goes back to one.
-		 * (A node table or MDB page it will not give back is entered
-		 * empty from the pool: see km_bring.) */
-		if (km->need[i].restore) {
-			err = kernel_fault(km, kid, kp, true, &pfn);
-			if ((err == KM_EDENIED || err == KM_EKPAGER) &&
-			    !km->victim.pending &&
-			    (kp.type == KM_KT_NT || kp.type == KM_KT_MDB))
-				err = pool_alloc(km, kp, KM_IMPORT_REBUILD, &pfn);
-		}
-		else if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER)
-			err = pool_alloc(km, kp, KM_IMPORT_NEW, &pfn);
-		else
-			err = kernel_fault(km, kid, kp, false, &pfn);
 		if (err != KM_OK) {
 			km_op_rollback(km);
 			/* A kpager, maybe one asked on the way, named a victim:
 			 * the operation starts over once it is revoked. */
 			return km->victim.pending ? KM_ERETRY : err;
 		}
-		km->need[i].pfn = pfn;
 	}
 	/* A lost node table or MDB page leaves references to undo before
 	 * anything may rely on the mapping database: start over. */

@@ -70,6 +70,8 @@ enum km_err {
 	KM_EKPAGER,     /* a kpager returned a decision the kernel refuses */
 	KM_EIO,         /* host failure (memfd, mmap, reading a file) */
 	KM_EPARSE,      /* malformed text input (cost table) */
+	KM_EDEADLK,     /* a kernel page fault would wait on a kpager that
+	                 * waits on it: the operation was aborted */
 	KM_ERR_COUNT
 };
 
@@ -198,8 +200,10 @@ enum km_decision {
 	                         * database: the PTE was gone with its table */
 	KM_D_REJECTED,          /* came back, but its form was refused: the
 	                         * page is empty, what it held is undone */
-	KM_D_EVICT              /* the kpager named a page of its own to revoke
+	KM_D_EVICT,             /* the kpager named a page of its own to revoke
 	                         * first (KP_REVOKE): the operation retries */
+	KM_D_ABORTED            /* a deadlock: the kpager waits on this fault
+	                         * (directly or through others); aborted */
 };
 
 const char *km_fault_kind_name(enum km_fault_kind k);
@@ -245,6 +249,9 @@ struct km_config {
 	const char *costs;      /* cost table text; NULL: km_default_costs */
 	uint64_t key_seed;      /* 0: a random kernel key (seals
 	                         * continuations); else one derived from it */
+	bool unordered;         /* request an operation's kernel pages in the
+	                         * order it lists them, not in hierarchy order
+	                         * (to show what the ordering prevents) */
 };
 
 /* A configuration with sensible defaults for `frames` frames. */
@@ -343,6 +350,12 @@ struct kp_ops {
 	/* Optional: the revoked page `kp` will never be asked back (its task
 	 * or thread is gone): the kpager may reuse what holds its form. */
 	void (*forgotten)(void *state, struct km_kpage kp);
+	/* Optional: the kernel could not carry out the kpager's answer to
+	 * fault `f` (a deadlock: carrying it out needed a fault that waits on
+	 * this kpager; or a page it relies on could not be had): nothing of
+	 * the answer was taken, the page named is the kpager's as before.
+	 * Without it, a page named for a new kernel page is released. */
+	void (*aborted)(void *state, const struct kp_fault *f);
 	/* Optional: the kernel revoked the page `kp` lent at `vaddr` on its
 	 * own (after KP_REVOKE, or because the kpager's mapping of it lost
 	 * rights): the frame is the kpager's again and holds the form (zero
@@ -369,6 +382,8 @@ struct km_kpager_stats {
 	uint64_t released;      /* pages handed back, no longer needed */
 	uint64_t revoked;       /* pages it took back (revocation) */
 	uint64_t evicted;       /* of those, victims it named (KP_REVOKE) */
+	uint64_t aborted;       /* its faults aborted as deadlocks, asked or
+	                         * (being blocked) not */
 	uint32_t lent;          /* pages lent to the kernel now */
 };
 int km_kpager_stats(const struct km *km, km_kpager_t id,
@@ -447,10 +462,18 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id);
  * which go back to their lenders (revoked ones are forgotten).  A page lent
  * to the kernel among the mappings removed is revoked, its form discarded.
  * KM_ENOTASK; KM_EPERM for sigma0; KM_EBUSY if the task backs a kpager
- * that still has pages lent or clients, or if a page lent among the
- * mappings to remove cannot be revoked (node table, mapping database).
+ * that still has pages lent or clients.
  */
 int km_task_destroy(struct km *km, km_task_t task);
+
+/*
+ * Makes `kpager` (KM_ROOT_KPAGER: the in-kernel pool) the source of task
+ * t's kernel memory from now on, to build hierarchies that creation order
+ * cannot (a kpager paged by its own client).  KM_EBUSY unless every kernel
+ * page t has came from the pool; KM_ENOTASK, KM_EPERM (sigma0),
+ * KM_ENOKPAGER.
+ */
+int km_task_set_kpager(struct km *km, km_task_t t, km_kpager_t kpager);
 
 /*
  * Creates a thread in `task` with `pager` (a task that resolves its user
@@ -547,9 +570,11 @@ enum km_map_mode { KM_MAP = 0, KM_GRANT = 1 };
  * KM_ENOTASK, KM_EINVAL (flexpage, alignment, range), KM_ERESERVED (UTCB
  * area), KM_EPERM (sigma0 grants; a sigma0 destination), KM_ECYCLE,
  * KM_EBUSY (a page lent to the kernel below a replaced or granted mapping
- * cannot be revoked, or holds a page table or directory of `to` itself), or
- * a kernel page fault's error.  Nothing changes on error.  A page lent to
- * the kernel below a replaced mapping is revoked, its form discarded.
+ * holds a page table or directory of `to` itself), or a kernel page fault's
+ * error.  Nothing changes on error, except this: a page lent to the kernel
+ * below a replaced mapping is revoked, its form discarded, and a node
+ * table or MDB page among them is so before anything else (its loss is
+ * undone as for any lost page), whatever then becomes of the map.
  */
 int km_map(struct km *km, km_task_t from, struct km_fpage src,
            km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
@@ -566,12 +591,12 @@ int km_map(struct km *km, km_task_t from, struct km_fpage src,
  * everything derived from it.  For sigma0, `fp` names frames, whose roots
  * stay.  Returns KM_OK and in *pages (may be NULL) how many mappings
  * changed, counting every one removed or downgraded at any depth;
- * KM_ENOTASK, KM_EINVAL, KM_EBUSY (a mapping to change is lent to the
- * kernel and its type cannot be revoked).  Nothing changes on error.
- * Needs no kernel memory.  A mapping lent to the kernel is revoked first:
- * a kpager unmapping (without KM_UNMAP_SELF) a page it lent revokes it and
- * keeps the form; in every other case the frame leaves the kpager, so the
- * form is discarded.
+ * KM_ENOTASK, KM_EINVAL, or the error of bringing back a revoked page it
+ * walks.  Nothing changes on error.  Needs no new kernel memory.  A mapping
+ * lent to the kernel is revoked first: a kpager unmapping (without
+ * KM_UNMAP_SELF) a page it lent revokes it and keeps the form; in every
+ * other case the frame leaves the kpager, so the form is discarded (for a
+ * node table or MDB page, before anything else: what it held is undone).
  */
 int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
              unsigned flags, uint32_t *pages);
@@ -617,7 +642,9 @@ int km_lookup(const struct km *km, km_task_t task, km_vaddr_t va,
  * task's own UTCB pages), KM_EACCES (a protection fault: the default pager
  * never replaces a mapping), KM_ENOMEM (the pager's pool), KM_ENOMAP (the
  * thread's pager is a user task, which must map the page itself; no fault
- * record), or a kernel page fault's error.  A failed fault leaves the
+ * record: with the fault ordering on, the kernel pages that map will need
+ * are obtained first, while no kpager waits on them), or a kernel page
+ * fault's error (KM_EDEADLK when the kpager would wait on this thread).  A failed fault leaves the
  * mappings unchanged, though the default pager may have grown its pool
  * from sigma0 first (its own request, made before it answers), and a
  * revoked directory the fault brought back stays back.
@@ -650,6 +677,33 @@ uint32_t km_task_cr3(const struct km *km, km_task_t task);
 /* The PTE for `va` in `task` (0 if there is none). */
 uint32_t km_pte(const struct km *km, km_task_t task, km_vaddr_t va);
 
+/*
+ * PTE observer: how a simulator keeps anything derived from the page tables
+ * (host aliases of user pages, an emulated TLB) in step with them.  After
+ * the model changes user PTEs of a task it calls the observer once per
+ * change, with the pages [va, va + pages * 4096) whose entries changed:
+ * - KM_PTE_ADDED: entries became present or gained rights (a map, a refill,
+ *   a page table or directory coming back with entries in it, a lent page
+ *   handed back).  An emulated TLB needs no flush for these.
+ * - KM_PTE_REMOVED: entries were cleared or lost rights (an unmap, a
+ *   downgrade, a page lent to the kernel, a page table or directory
+ *   vacated or freed).  Stale TLB entries must go before the task runs.
+ * The call comes when the entries already hold their new values, from the
+ * middle of a model operation: the observer may read PTEs (km_pte) but must
+ * not call into the model otherwise.  The UTCB area is reported like any
+ * other user page.  A/D bits the MMU sets are not changes.
+ */
+enum km_pte_change { KM_PTE_ADDED = 0, KM_PTE_REMOVED };
+typedef void (*km_pte_observer)(void *ctx, km_task_t task, km_vaddr_t va,
+                                uint32_t pages, enum km_pte_change change);
+/* Sets the PTE observer (NULL: none).  ctx is kept until replaced. */
+void km_set_pte_observer(struct km *km, km_pte_observer fn, void *ctx);
+
+/* The cycles one charge of a named cost takes in this model's table (0 for
+ * a value outside enum km_cost): for a simulator that charges kernel paths
+ * the model does not run itself (system calls, IPC). */
+uint32_t km_cost_cycles(const struct km *km, enum km_cost c);
+
 /* ---------------------------------------------------------------------- */
 /* Accounting and checking.                                                 */
 
@@ -671,8 +725,21 @@ struct km_stats {
 	uint32_t kpool_free;            /* free frames in the in-kernel pool */
 	uint32_t sigma0_free;           /* frames sigma0 has not mapped */
 	uint64_t kfaults, ufaults, denied;
+	uint64_t aborts;                /* operations aborted as deadlocks */
 };
 void km_stats(const struct km *km, struct km_stats *out);
+
+/*
+ * For tests of the fault ordering, while it is off: the next operation that
+ * needs exactly `n` kernel pages requests them in the order perm[0..n-1]
+ * of the order it lists them in (a permutation of 0..n-1), once.
+ * KM_EINVAL if `perm` is not a permutation or n > 8.
+ */
+int km_set_request_order(struct km *km, const uint8_t *perm, uint32_t n);
+
+/* Switches the fault ordering on (the default) or off (config.unordered)
+ * from now on. */
+void km_set_fault_ordering(struct km *km, bool ordered);
 
 /* Iterates over live tasks in id order: returns the first id > after, or
  * 0 when there is none (sigma0 is never returned). */

@@ -318,15 +318,20 @@ static int node_bring(struct km *km, struct node n)
 
 /*
  * Validates a change of the subtree under (t, slot), and of that mapping
- * itself if `self`: brings back every page the change will touch, and
- * refuses (KM_EBUSY) if it would take away a page lent to the kernel that
- * the change itself needs: a node table or MDB page (the walk reads
- * them), or a page table or directory of task `keep`, which the operation
- * is about to use (KM_SIGMA0 for none).  Other lent pages are revoked
- * when the change is made.  KM_ERETRY if a page met was lost.
+ * itself if `self`: brings back every page the change will touch.  A page
+ * lent to the kernel whose frame the change takes away is revoked when
+ * the change is made, except two kinds:
+ * - a node table or MDB page (the change's own walk may read it) moves
+ *   now to a frame of the kernel's pool, content and all, and its lender
+ *   gets its frame back; with the pool empty it is revoked, its form
+ *   discarded, and the caller starts over (KM_ERETRY) once km_repair has
+ *   undone what it held;
+ * - a page table or directory of task `keep`, which the operation is about
+ *   to use, makes it refuse (KM_EBUSY; KM_SIGMA0 for no such task).
+ * KM_ERETRY too if a page met was lost.
  */
 int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
-                       km_task_t keep, km_pfn_t *busy)
+                       km_task_t keep)
 {
 	struct node top = { t, slot }, n = top;
 	int err;
@@ -336,15 +341,24 @@ int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
 			return err;
 		if ((self || !same(n, top)) && !is_root(n) &&
 		    km_lent(km, n.task, recv_of(km, n))) {
-			const struct km_frame *f = &km->frame[recv_of(km, n)->pfn];
+			km_pfn_t pfn = recv_of(km, n)->pfn;
+			const struct km_frame *f = &km->frame[pfn];
 
-			if (f->ktype == KM_KT_NT || f->ktype == KM_KT_MDB ||
-			    (keep != KM_SIGMA0 && f->ktask == keep &&
-			     (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT))) {
-				if (busy != NULL)
-					*busy = recv_of(km, n)->pfn;
-				return KM_EBUSY;
+			if ((f->ktype == KM_KT_NT || f->ktype == KM_KT_MDB) &&
+			    km_kpage_to_pool(km, pfn) != KM_OK) {
+				/* No pool frame to move it to: it goes, its
+				 * form discarded.  (A kpager that keeps lending
+				 * such pages from the very range changed would
+				 * make that go on for ever: after a few, the
+				 * change is busy.) */
+				if (km->op_evictions++ >= KM_OP_EVICTIONS)
+					return KM_EBUSY;
+				err = km_kpage_revoke(km, pfn, true);
+				return err == KM_OK ? KM_ERETRY : err;
 			}
+			if (keep != KM_SIGMA0 && f->ktask == keep &&
+			    (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT))
+				return KM_EBUSY;
 		}
 		if (!walk_next(km, top, &n, false))
 			return KM_OK;
@@ -715,6 +729,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
 	int err;
 
 	km_op_begin(km, km->op_thread);
+	km->op_caller = p->from;        /* the mapper waits on the map */
 	km_charge(km, KM_C_MAP_ITEM);
 	for (uint32_t i = 0; i < p->n; i++) {
 		uint32_t dvpn = p->dst_vpn + i, pde = dvpn >> 10;
@@ -733,7 +748,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
 		/* Can the mapping already at the destination go? */
 		if (dst.slot != KM_NONE) {
 			err = km_subtree_prepare(km, dst.task, dst.slot, true,
-			                         p->to, NULL);
+			                         p->to);
 			if (err == KM_OK)
 				err = ancestor_check(km, dst, src, &cycle);
 			if (err != KM_OK)
@@ -743,7 +758,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
 		}
 		if (p->mode == KM_GRANT) {
 			err = km_subtree_prepare(km, src.task, src.slot, false,
-			                         p->to, NULL);
+			                         p->to);
 			if (err != KM_OK)
 				return err;
 			children += count_children(km, src);
@@ -804,6 +819,7 @@ static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
 {
 	int err;
 
+	km->op_evictions = 0;
 	while ((err = map_plan_once(km, p, moved)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
 			return err;
@@ -982,7 +998,7 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 		}
 		if (unmap_node(km, task, (uint32_t)v, &x) &&
 		    (err = km_subtree_prepare(km, x.task, x.slot, true,
-		                              KM_SIGMA0, NULL)) != KM_OK)
+		                              KM_SIGMA0)) != KM_OK)
 			return err;
 	}
 	return KM_OK;
@@ -1017,6 +1033,7 @@ int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
 	end = first + (size >> KM_PAGE_SHIFT);
 	/* May every affected mapping change, and is everything it touches
 	 * in the kernel? */
+	km->op_evictions = 0;
 	while ((err = unmap_prepare(km, task, first, end)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
 			return err;

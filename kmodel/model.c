@@ -29,6 +29,8 @@ static const char *const err_text[KM_ERR_COUNT] = {
 	[KM_EKPAGER] = "kernel refused the kpager's decision",
 	[KM_EIO] = "host failure",
 	[KM_EPARSE] = "malformed cost table",
+	[KM_EDEADLK] = "deadlock: the kernel page fault's kpager waits on "
+	               "this operation; aborted",
 };
 
 const char *km_strerror(int err)
@@ -51,7 +53,7 @@ const char *km_decision_name(enum km_decision d)
 	                                 "failed", "present", "restored",
 	                                 "rebuilt", "lost", "stopped",
 	                                 "exported", "discarded", "refilled",
-	                                 "rejected", "evict" };
+	                                 "rejected", "evict", "aborted" };
 
 	return (unsigned)d < sizeof n / sizeof n[0] ? n[d] : "?";
 }
@@ -267,4 +269,5 @@ void km_stats(const struct km *km, struct km_stats *out)
 	out->kfaults = km->kfaults;
 	out->ufaults = km->ufaults;
 	out->denied = km->denied;
+	out->aborts = km->aborts;
 }

@@ -25,6 +25,21 @@ uint32_t *km_nte_slot(const struct km *km, const struct km_task *tk,
 	return km_present(nt) ? &km_words(km, nt)[KM_PTX(va)] : NULL;
 }
 
+void km_set_pte_observer(struct km *km, km_pte_observer fn, void *ctx)
+{
+	km->pte_obs = fn;
+	km->pte_obs_ctx = ctx;
+}
+
+/* Tells the PTE observer that entries of `tk` changed (see kmodel.h). */
+void km_pte_notify(struct km *km, const struct km_task *tk, km_vaddr_t va,
+                   uint32_t pages, enum km_pte_change change)
+{
+	if (km->pte_obs != NULL)
+		km->pte_obs(km->pte_obs_ctx, (km_task_t)(tk - km->task), va,
+		            pages, change);
+}
+
 static uint32_t pte_bits(unsigned rights)
 {
 	return KM_PTE_P | KM_PTE_US | ((rights & KM_W) ? KM_PTE_RW : 0);
@@ -56,6 +71,7 @@ void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
 	*pte = km_phys(km, pfn) | pte_bits(rights);
 	*nt = nte;
 	nd_add(km, tk, va, 1);
+	km_pte_notify(km, tk, va, 1, KM_PTE_ADDED);
 }
 
 /* Removes a page entered with km_pt_set.  Its page table may be out (the
@@ -73,7 +89,10 @@ void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
 			KM_ASSERT(tk->pt_missing[KM_PDX(va)] > 0);
 			tk->pt_missing[KM_PDX(va)]--;
 		}
-		*pte = 0;
+		if (*pte != 0) {
+			*pte = 0;
+			km_pte_notify(km, tk, va, 1, KM_PTE_REMOVED);
+		}
 	}
 	*nt = KM_NTE_NONE;
 	nd_add(km, tk, va, -1);
@@ -86,8 +105,14 @@ void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
 {
 	uint32_t *pte = km_pte_slot(km, tk, va);
 
-	if (pte != NULL && (*pte & KM_PTE_P))
-		*pte = (*pte & ~KM_PTE_RW) | ((rights & KM_W) ? KM_PTE_RW : 0);
+	if (pte != NULL && (*pte & KM_PTE_P)) {
+		uint32_t old = *pte;
+
+		*pte = (old & ~KM_PTE_RW) | ((rights & KM_W) ? KM_PTE_RW : 0);
+		if (*pte != old)
+			km_pte_notify(km, tk, va, 1, (*pte & KM_PTE_RW) ?
+			              KM_PTE_ADDED : KM_PTE_REMOVED);
+	}
 }
 
 /* Takes a mapping's PTE away while the kernel uses its frame.  The
@@ -101,6 +126,7 @@ void km_pt_hide(struct km *km, struct km_task *tk, km_vaddr_t va)
 		return;
 	*pte = 0;
 	tk->pt_missing[KM_PDX(va)]++;
+	km_pte_notify(km, tk, va, 1, KM_PTE_REMOVED);
 }
 
 /* Gives a mapping whose lending ended its PTE back (writable: only
@@ -115,6 +141,7 @@ void km_pt_unhide(struct km *km, struct km_task *tk, km_vaddr_t va,
 	KM_ASSERT(*pte == 0 && tk->pt_missing[KM_PDX(va)] > 0);
 	*pte = km_phys(km, pfn) | pte_bits(KM_R | KM_W);
 	tk->pt_missing[KM_PDX(va)]--;
+	km_pte_notify(km, tk, va, 1, KM_PTE_ADDED);
 }
 
 /* Re-enters the PTE of a mapping whose page table came back vacant. */
@@ -127,6 +154,7 @@ void km_pt_refill(struct km *km, struct km_task *tk, km_vaddr_t va,
 	*pte = km_phys(km, pfn) | pte_bits(rights);
 	tk->pt_missing[KM_PDX(va)]--;
 	km_charge(km, KM_C_PT_REFILL);
+	km_pte_notify(km, tk, va, 1, KM_PTE_ADDED);
 }
 
 /* Does a present PTE allow `access` from user mode? */

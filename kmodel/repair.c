@@ -195,10 +195,14 @@ static void nt_rebuild(struct km *km, km_task_t t, uint32_t pde)
 		live += nt[i] != KM_NTE_NONE;
 		if (pte == NULL)
 			continue;
-		if (nt[i] == KM_NTE_NONE)
+		if (nt[i] == KM_NTE_NONE && *pte != 0) {
 			*pte = 0;       /* the mapping went with a lost page */
-		else if (nt[i] != KM_NTE_UTCB && *pte == 0)
+			km_pte_notify(km, tk, (pde << 22) | (i << 12), 1,
+			              KM_PTE_REMOVED);
+		} else if (nt[i] != KM_NTE_NONE && nt[i] != KM_NTE_UTCB &&
+		           *pte == 0) {
 			missing++;
+		}
 	}
 	if (km_present(KM_PT(tk, pde)))
 		tk->pt_missing[pde] = (uint16_t)missing;
@@ -485,8 +489,8 @@ static void free_lost_pages(struct km *km)
 }
 
 /* Phase E: removes every detached mapping with what was derived from it.
- * A lent node table or MDB page among them goes out first, discarded
- * (the walk may need it): KM_ERETRY then, as for a page found lost. */
+ * (A lent node table or MDB page among them goes out first, discarded:
+ * KM_ERETRY then, as for a page found lost.) */
 static int remove_detached(struct km *km)
 {
 	for (km_task_t t = 1; t < km->cfg.max_tasks && km->ndetached > 0; t++) {
@@ -499,7 +503,6 @@ static int remove_detached(struct km *km)
 				continue;
 			for (uint32_t i = 0; i < KM_MDB_PARTS; i++) {
 				uint32_t slot = KM_SLOT(pg, i);
-				km_pfn_t busy = KM_NO_PFN;
 				const struct km_recv *r;
 				int err;
 
@@ -508,12 +511,7 @@ static int remove_detached(struct km *km)
 				    r->send_task != KM_NONE)
 					continue;
 				err = km_subtree_prepare(km, t, slot, true,
-				                         KM_SIGMA0, &busy);
-				if (err == KM_EBUSY) {
-					err = km_kpage_revoke(km, busy, true);
-					if (err == KM_OK)
-						err = KM_ERETRY;
-				}
+				                         KM_SIGMA0);
 				if (err != KM_OK)
 					return err;
 				km_remove_tree(km, t, slot);

@@ -105,6 +105,31 @@ static void thread_free(struct km *km, km_thread_t id)
 	km_charge(km, KM_C_THREAD_DELETE);
 }
 
+int km_task_set_kpager(struct km *km, km_task_t t, km_kpager_t kpager)
+{
+	struct km_task *tk = km_task_get(km, t);
+
+	if (tk == NULL || t == KM_SIGMA0)
+		return tk == NULL ? KM_ENOTASK : KM_EPERM;
+	if (kpager != KM_ROOT_KPAGER && !kpager_live(km, kpager))
+		return KM_ENOKPAGER;
+	/* Nothing of the task may be out on loan from the old kpager. */
+	for (int ty = 0; ty < KM_KT_COUNT; ty++) {
+		if (tk->nout[ty] > 0)
+			return KM_EBUSY;
+		for (uint32_t i = 0; i < tk->page[ty].len; i++)
+			if (km_present(tk->page[ty].pfn[i]) &&
+			    !km->frame[tk->page[ty].pfn[i]].pool)
+				return KM_EBUSY;
+	}
+	if (tk->kpager != KM_ROOT_KPAGER)
+		km->kpager[tk->kpager].clients--;
+	if (kpager != KM_ROOT_KPAGER)
+		km->kpager[kpager].clients++;
+	tk->kpager = kpager;
+	return KM_OK;
+}
+
 int km_task_destroy(struct km *km, km_task_t t)
 {
 	struct km_task *tk = km_task_get(km, t);
@@ -130,6 +155,7 @@ int km_task_destroy(struct km *km, km_task_t t)
 	/* Can every mapping it holds, and every one derived from them, go
 	 * (bringing back what was revoked)?  Its node tables are all back
 	 * then, the UTCB area's too. */
+	km->op_evictions = 0;
 	while ((err = km_unmap_all_prepare(km, t)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
 			return err;

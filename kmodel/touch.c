@@ -164,6 +164,38 @@ static int touch_bring(struct km *km, km_task_t t, km_vaddr_t va)
 	}
 }
 
+/*
+ * Fault ordering across the user-fault IPC: before a fault goes to a user
+ * pager, the kernel obtains the kernel pages the pager's map will need
+ * (the faulting task's page table and node table, a receiver part, the
+ * pager's sender part), while nobody waits on them.  Otherwise the map
+ * would fault to the task's kpager in the middle of it, and a kpager that
+ * is also the task's pager would wait on itself: the paper's deadlock.
+ */
+static int pager_prefault(struct km *km, km_thread_t thread,
+                          const struct km_thread *th, km_vaddr_t va)
+{
+	int err;
+
+	do {
+		km_op_begin(km, thread);
+		err = km_op_need(km, th->task, KM_KT_PT, KM_PDX(va));
+		if (err == KM_OK)
+			err = km_op_need(km, th->task, KM_KT_NT, KM_PDX(va));
+		if (err == KM_OK)
+			err = km_mdb_need_parts(km, th->task,
+			                        th->pager == th->task ? 2 : 1);
+		if (err == KM_OK && th->pager != th->task &&
+		    th->pager != KM_SIGMA0)
+			err = km_mdb_need_parts(km, th->pager, 1);
+		if (err == KM_OK)
+			err = km_op_acquire(km);
+		else
+			km_op_rollback(km);
+	} while (err == KM_ERETRY && (err = km_repair(km)) == KM_OK);
+	return err;
+}
+
 int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
              unsigned access)
 {
@@ -202,9 +234,13 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 		return KM_ERESERVED;
 	/* Only the default pager runs inside the model; a thread whose pager
 	 * is a user task needs that task to map the page (by IPC, in the
-	 * simulator). */
-	if (nte == KM_NTE_NONE && th->pager != km->defpager)
+	 * simulator).  The kernel pages that map will need come first. */
+	if (nte == KM_NTE_NONE && th->pager != km->defpager) {
+		if (!km->cfg.unordered &&
+		    (err = pager_prefault(km, thread, th, va)) != KM_OK)
+			return err;
 		return KM_ENOMAP;
+	}
 
 	outer = km_rec_begin(km, &rec, KM_FK_USER, th->task);
 	rec.thread = thread;

@@ -7,5 +7,7 @@
 #define KPSIM_CLI_H
 
 int kpsim_demo(int argc, char **argv);
+int kpsim_run(int argc, char **argv);
+int kpsim_paper(int argc, char **argv);
 
 #endif /* KPSIM_CLI_H */

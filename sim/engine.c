@@ -79,6 +79,8 @@ struct icache_slot {
 	uint64_t key;    /* 0: empty; else 1 << 63 | size << 32 | address */
 	uint16_t icount; /* instructions in the block */
 	bool checked;    /* our length decoding agreed with icount and size */
+	uint32_t cycles; /* P6 cycles of its instructions (sim_p6_insn_cycles);
+						one per instruction if unchecked */
 };
 
 struct sim_engine {
@@ -110,11 +112,14 @@ struct sim_engine {
 	/* Per run, written by the hooks. */
 	uint64_t budget;      /* instructions allowed in this run */
 	uint64_t run_icount;  /* instructions counted in this run */
+	uint64_t run_cycles;  /* their P6 cycles */
 	bool budget_hit;      /* the block hook stopped for the budget */
 	bool blk_valid;       /* a guest block was counted in this run */
 	uint32_t blk_start;   /* last counted block: guest address */
 	uint32_t blk_size;    /* its size in bytes */
 	uint32_t blk_icount;  /* its instruction count */
+	uint32_t blk_cycles;  /* and cycles */
+	bool blk_checked;     /* its cycles come from the class table */
 	bool intr_seen;       /* the INTR hook ran */
 	uint32_t intr_no;     /* its vector */
 	uint32_t intr_eip;    /* EIP as the hook saw it */
@@ -382,13 +387,14 @@ static bool copy_code(struct sim_engine *e, uint32_t va, uint32_t len)
 }
 
 /*
- * Counts the instructions in [va, va + len); true only if the decoding ends
- * exactly at va + len (a misaligned decoding almost never does).
+ * Counts the instructions in [va, va + len) and their P6 cycles; true only
+ * if the decoding ends exactly at va + len (a misaligned decoding almost
+ * never does).
  */
 static bool count_insns(struct sim_engine *e, uint32_t va, uint32_t len,
-						unsigned *n)
+						unsigned *n, uint32_t *cycles)
 {
-	uint32_t pos = 0;
+	uint32_t pos = 0, cyc = 0;
 	unsigned count = 0;
 
 	if (!copy_code(e, va, len))
@@ -397,10 +403,12 @@ static bool count_insns(struct sim_engine *e, uint32_t va, uint32_t len,
 		unsigned l = insn_length(e->code + pos, len - pos);
 		if (l == 0)
 			return false;
+		cyc += sim_p6_insn_cycles(e->code + pos, l);
 		pos += l;
 		count++;
 	}
 	*n = count;
+	*cycles = cyc;
 	return pos == len;
 }
 
@@ -505,9 +513,11 @@ static struct icache_slot *learn_block(struct sim_engine *e, uint32_t addr,
 		return NULL;
 	}
 	s.icount = tb.icount;
-	s.checked = count_insns(e, addr, size, &n) && n == tb.icount;
-	if (!s.checked)
+	s.checked = count_insns(e, addr, size, &n, &s.cycles) && n == tb.icount;
+	if (!s.checked) {
 		e->stats.blocks_unchecked++;
+		s.cycles = tb.icount;
+	}
 	e->stats.blocks_learned++;
 	if (2 * (e->used + 1) > e->nslots &&
 		!icache_rebuild(e, 2 * e->nslots, 0, 0)) {
@@ -538,10 +548,13 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *opaque)
 		return;
 	}
 	e->run_icount += s->icount;
+	e->run_cycles += s->cycles;
 	e->blk_valid = true;
 	e->blk_start = (uint32_t)addr;
 	e->blk_size = size;
 	e->blk_icount = s->icount;
+	e->blk_cycles = s->cycles;
+	e->blk_checked = s->checked;
 }
 
 /* Every exception and int n lands here (no IDT is ever used): stop. */
@@ -1141,17 +1154,24 @@ static bool pushes_error_code(uint32_t vector)
 static void fix_midblock(struct sim_engine *e, uint32_t eip)
 {
 	unsigned done = 0;
+	uint32_t done_cycles = 0;
 
 	if (!e->blk_valid || eip < e->blk_start ||
 		eip - e->blk_start >= e->blk_size)
 		return;
 	e->stats.midblock_stops++;
 	if (eip != e->blk_start &&
-		!count_insns(e, e->blk_start, eip - e->blk_start, &done)) {
+		!count_insns(e, e->blk_start, eip - e->blk_start, &done,
+					 &done_cycles)) {
 		e->stats.inexact++;
 		done = 0;
+		done_cycles = 0;
 	}
 	e->run_icount -= e->blk_icount - done;
+	/* An unchecked block was charged one cycle an instruction. */
+	if (!e->blk_checked)
+		done_cycles = done;
+	e->run_cycles -= e->blk_cycles - done_cycles;
 }
 
 int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
@@ -1182,6 +1202,7 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 
 	e->budget = budget;
 	e->run_icount = 0;
+	e->run_cycles = 0;
 	e->budget_hit = false;
 	e->blk_valid = false;
 	e->intr_seen = false;
@@ -1243,6 +1264,7 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	array_to_regs(v, regs);
 	ev->eip = v[R_EIP];
 	ev->icount = e->run_icount;
+	ev->cycles = e->run_cycles;
 	e->stats.icount += e->run_icount;
 	e->stats.runs++;
 	return SIM_OK;

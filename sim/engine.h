@@ -124,6 +124,8 @@ struct sim_event {
 	bool software;       /* raised by int n / int3 / into (eip is after it) */
 	uint64_t icount;     /* guest instructions retired in this run (exact,
 							unless stats.inexact grew; see sim_engine_run) */
+	uint64_t cycles;     /* their P6 cycles by instruction class
+							(sim_p6_insn_cycles) */
 };
 
 struct sim_engine_stats {
@@ -235,6 +237,13 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 /* Copies the engine's counters. */
 void sim_engine_get_stats(const struct sim_engine *e,
 						  struct sim_engine_stats *st);
+
+/*
+ * P6 (Pentium II) cycles of the instruction in p[0, len) by its class
+ * (sim/p6cost.c documents the table and its sources); at least 1, except 0
+ * for int n, whose trap the kernel charges.
+ */
+unsigned sim_p6_insn_cycles(const uint8_t *p, unsigned len);
 
 /*
  * Start-up self-test: builds a private memfd and engine and checks every

@@ -17,6 +17,11 @@ static const struct command commands[] = {
 	{ "demo", kpsim_demo,
 	  "two Linux-2.4-like tasks on the kernel model, in-kernel pool "
 	  "and FCFS kpager" },
+	{ "run", kpsim_run,
+	  "IA-32 guest programs on the kernel model, with every fault's "
+	  "cycles" },
+	{ "paper", kpsim_paper,
+	  "the paper's figures beside kpsim's (fig3)" },
 };
 
 static void usage(FILE *out)

@@ -4,7 +4,7 @@
  * back on demand, one page at a time.  It owns the validation of untrusted
  * guest files; everything it accepts fits the guest address space
  * [SIM_ELF_USER_MIN, SIM_ELF_USER_LIMIT) with no two segments sharing a
- * page.  (The Unicorn machine joins it with the simulator issue.)
+ * page.  The machine that runs such images is in machine.h.
  */
 #ifndef KPSIM_SIM_H
 #define KPSIM_SIM_H

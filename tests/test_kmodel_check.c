@@ -122,6 +122,18 @@ static void test_kmodel_check_catches_node_directory(void **state)
 	damage(fx, nde, 2, "the live count of a page table");
 }
 
+/* The MMU's walk sets A in the PDEs it uses: that is not damage. */
+static void test_kmodel_check_accepts_accessed_pde(void **state)
+{
+	struct fx *fx = *state;
+	uint32_t *pde = word(fx, fx->pfn[KM_KT_PD], VA >> 22);
+	char why[256];
+
+	*pde |= KM_PTE_A;
+	if (!km_check(fx->km, why, sizeof why))
+		fail_msg("km_check refused an A bit in a PDE: %s", why);
+}
+
 static void test_kmodel_check_catches_page_directory(void **state)
 {
 	struct fx *fx = *state;
@@ -188,6 +200,7 @@ int main(void)
 		T(test_kmodel_check_catches_node_table),
 		T(test_kmodel_check_catches_node_directory),
 		T(test_kmodel_check_catches_page_directory),
+		T(test_kmodel_check_accepts_accessed_pde),
 		T(test_kmodel_check_catches_mapping_nodes),
 		T(test_kmodel_check_catches_ktcb),
 		T(test_kmodel_check_catches_utcb_mapping),

@@ -185,6 +185,17 @@ static void hk_forgotten(void *state, struct km_kpage kp)
 			hk->state[i] = HK_FREE;
 }
 
+/* Its answer was voided: the page it named is its own again, holding a
+ * form still if the fault was a restore. */
+static void hk_aborted(void *state, const struct kp_fault *f)
+{
+	struct hk *hk = state;
+
+	for (uint32_t i = 0; i < NPOOL; i++)
+		if (hk->state[i] == HK_LENT && hk->kva[i] == f->kva)
+			hk->state[i] = f->restore ? HK_HELD : HK_FREE;
+}
+
 static void hk_revoked(void *state, km_vaddr_t vaddr, struct km_kpage kp,
                        bool discarded)
 {
@@ -197,7 +208,7 @@ static void hk_revoked(void *state, km_vaddr_t vaddr, struct km_kpage kp,
 static const struct kp_ops hk_ops = {
 	.name = "hostile", .init = hk_init, .fault = hk_fault,
 	.released = hk_released, .forgotten = hk_forgotten,
-	.revoked = hk_revoked,
+	.revoked = hk_revoked, .aborted = hk_aborted,
 };
 
 /* ---------------------------------------------------------------------- */

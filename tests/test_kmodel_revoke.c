@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -21,6 +22,7 @@
 #define POOL 0x10000000u
 #define NPOOL 64u
 #define VA 0x08048000u
+#define KM_PDX_OF(va) ((uint32_t)(va) >> 22)
 
 
 /* ---------------------------------------------------------------------- */
@@ -800,6 +802,36 @@ static void test_revoke_mdb_tampered_is_undone(void **state)
 	CHECK(fx->km);
 }
 
+/* A kpager that flushes its own page while the kernel keeps a node table
+ * or MDB page in it: the kernel moves the page into its pool, content and
+ * all, and the client's mappings stay. */
+static void test_revoke_flush_under_mdb_moves_to_pool(void **state)
+{
+	struct fx *fx = *state;
+	km_vaddr_t page = page_of(fx, KM_KT_MDB, 0);
+	struct km_mapping before, after;
+	struct km_task_stats a, b;
+	struct km_stats s0, s1;
+
+	OK(km_lookup(fx->km, fx->t, VA, &before));
+	a = tstats(fx);
+	km_stats(fx->km, &s0);
+	OK(km_unmap(fx->km, fx->kt, km_fpage(page, 12, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	CHECK(fx->km);
+	assert_int_equal(km_lookup(fx->km, fx->kt, page, &after), KM_ENOMAP);
+	OK(km_lookup(fx->km, fx->t, VA, &after));
+	assert_int_equal(after.pfn, before.pfn);
+	b = tstats(fx);
+	assert_same_shape(&a, &b);
+	km_stats(fx->km, &s1);
+	assert_int_equal(s1.kpool_free, s0.kpool_free - 1);
+	/* It lives on: unmapping the client's page walks it. */
+	OK(km_unmap(fx->km, fx->t, km_fpage(VA, 12, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	CHECK(fx->km);
+}
+
 /* A discarded node table comes back rebuilt from the mapping database. */
 static void test_revoke_nt_discard_is_rebuilt(void **state)
 {
@@ -915,6 +947,114 @@ static void test_revoke_secrecy_scan(void **state)
 	assert_true(all_zero(forms[2], PG));
 }
 
+/* ---------------------------------------------------------------------- */
+/* The PTE observer: a shadow of every user PTE's P and RW bits, kept only
+ * from the observer's reports, must match the page tables after every
+ * operation, and every lost bit must come as KM_PTE_REMOVED.              */
+
+#define OBS_PAGES (KM_USER_TOP >> 12)
+
+struct obs {
+	struct km *km;
+	km_task_t task;
+	uint8_t *shadow;                /* [OBS_PAGES]: P | RW as reported */
+	unsigned added, removed, wrong_kind;
+};
+
+static uint8_t obs_bits(struct obs *o, uint32_t vpn)
+{
+	return (uint8_t)(km_pte(o->km, o->task, vpn << 12) &
+	                 (KM_PTE_P | KM_PTE_RW));
+}
+
+static void obs_note(void *ctx, km_task_t task, km_vaddr_t va,
+                     uint32_t pages, enum km_pte_change change)
+{
+	struct obs *o = ctx;
+
+	if (task != o->task)
+		return;
+	assert_true((va & 0xfff) == 0 && (va >> 12) + pages <= OBS_PAGES);
+	if (change == KM_PTE_ADDED)
+		o->added++;
+	else
+		o->removed++;
+	for (uint32_t v = va >> 12; v < (va >> 12) + pages; v++) {
+		uint8_t now = obs_bits(o, v);
+
+		/* Bits lost under an ADDED report would leave a stale TLB. */
+		if ((o->shadow[v] & ~now) != 0 && change != KM_PTE_REMOVED)
+			o->wrong_kind++;
+		o->shadow[v] = now;
+	}
+}
+
+static void obs_compare(struct obs *o, const char *step)
+{
+	for (uint32_t v = 0; v < OBS_PAGES; v++)
+		if (o->shadow[v] != obs_bits(o, v))
+			fail_msg("%s: PTE of 0x%08x changed unreported (%#x, "
+			         "shadow %#x)", step, v << 12, obs_bits(o, v),
+			         o->shadow[v]);
+	assert_int_equal(o->wrong_kind, 0);
+}
+
+static void test_revoke_pte_observer_sees_every_change(void **state)
+{
+	struct fx *fx = *state;
+	struct obs o = { fx->km, fx->t, calloc(OBS_PAGES, 1), 0, 0, 0 };
+	km_vaddr_t utcb;
+
+	assert_non_null(o.shadow);
+	for (uint32_t v = 0; v < OBS_PAGES; v++)
+		o.shadow[v] = obs_bits(&o, v);
+	km_set_pte_observer(fx->km, obs_note, &o);
+
+	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
+	obs_compare(&o, "touch");
+	assert_true(o.added > 0);
+	OK(km_unmap(fx->km, fx->t, km_fpage(VA + PG, 12, KM_W),
+	            KM_UNMAP_SELF, NULL));
+	obs_compare(&o, "downgrade");
+	assert_true(o.removed > 0);
+	OK(km_unmap(fx->km, fx->t, km_fpage(VA, 13, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	obs_compare(&o, "unmap");
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_WRITE));
+	OK(km_touch(fx->km, fx->th[0], 0x40000000u, KM_ACC_WRITE));
+	obs_compare(&o, "touch again");
+	revoke(fx, KM_KT_PT, KM_PDX_OF(VA), false);
+	obs_compare(&o, "revoke pt");
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ));
+	obs_compare(&o, "refill");
+	revoke(fx, KM_KT_PD, 0, false);
+	obs_compare(&o, "revoke pd");
+	OK(km_touch(fx->km, fx->th[0], 0x40000000u, KM_ACC_READ));
+	obs_compare(&o, "pd back");
+	OK(km_thread_utcb(fx->km, fx->th[1], &utcb));
+	revoke(fx, KM_KT_UTCB, 0, false);
+	obs_compare(&o, "revoke utcb");
+	OK(km_touch(fx->km, fx->th[1], utcb, KM_ACC_WRITE));
+	obs_compare(&o, "utcb back");
+	OK(km_touch(fx->km, fx->th[0], VA + 5 * PG, KM_ACC_WRITE));
+	obs_compare(&o, "touch another");
+	revoke(fx, KM_KT_NT, VA >> 22, true);
+	obs_compare(&o, "revoke nt, discarded");
+	OK(km_touch(fx->km, fx->th[0], VA + 5 * PG, KM_ACC_READ));
+	obs_compare(&o, "nt back");
+	revoke(fx, KM_KT_MDB, 0, true);
+	obs_compare(&o, "revoke mdb, discarded");
+	km_touch(fx->km, fx->th[0], VA, KM_ACC_READ);
+	obs_compare(&o, "mdb back, mappings lost");
+	OK(km_thread_destroy(fx->km, fx->th[2]));
+	OK(km_unmap(fx->km, fx->t, km_fpage(0, 31, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	obs_compare(&o, "unmap all");
+	CHECK(fx->km);
+	km_set_pte_observer(fx->km, NULL, NULL);
+	free(o.shadow);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -937,7 +1077,9 @@ int main(void)
 		T(test_revoke_mdb_round_trip),
 		T(test_revoke_mdb_tampered_is_undone),
 		T(test_revoke_nt_discard_is_rebuilt),
+		T(test_revoke_flush_under_mdb_moves_to_pool),
 		T(test_revoke_secrecy_scan),
+		T(test_revoke_pte_observer_sees_every_change),
 #undef T
 	};
 

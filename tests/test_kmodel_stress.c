@@ -63,7 +63,7 @@ static void shape_of(struct km *km, struct shape *s)
 		km_task_stats(km, t, &s->ts[t]);
 		s->ts[t].kfaults = s->ts[t].ufaults = 0;
 	}
-	s->st.kfaults = s->st.ufaults = s->st.denied = 0;
+	s->st.kfaults = s->st.ufaults = s->st.denied = s->st.aborts = 0;
 }
 
 /* Addresses the operations aim at: a few Linux-like regions, so that
@@ -271,12 +271,13 @@ static void test_kmodel_stress_random_ops(void **state)
 			         what, km_strerror(err), why);
 	}
 	print_message("kmodel stress: denied %llu, refused %llu, busy %llu, "
-	              "cycle %llu, nomem %llu\n",
+	              "cycle %llu, nomem %llu, deadlocks %llu\n",
 	              (unsigned long long)fails[KM_EDENIED],
 	              (unsigned long long)fails[KM_EKPAGER],
 	              (unsigned long long)fails[KM_EBUSY],
 	              (unsigned long long)fails[KM_ECYCLE],
-	              (unsigned long long)fails[KM_ENOMEM]);
+	              (unsigned long long)fails[KM_ENOMEM],
+	              (unsigned long long)fails[KM_EDEADLK]);
 	/* The pools are small enough that kernel page faults were denied. */
 	if (ops >= 10000)
 		assert_true(fails[KM_EDENIED] > 0);

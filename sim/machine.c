@@ -1,0 +1,1000 @@
+/*
+ * sim/machine.c: the machine: the kernel model and one Unicorn engine per
+ * task on one memfd, the host aliases kept in step with the model's PTEs,
+ * the round-robin scheduler, and page faults.
+ *
+ * Frames.  The model's memfd holds its RAM; the machine grows it by two
+ * frames past the model's end for the engines' system frames (kernel page
+ * table, GDT and ring-0 stubs), so the model never sees or hands them out,
+ * and every engine's physical window covers both.  The model's PTEs hold
+ * window addresses (phys_base + pfn * 4096), so the engine's MMU walks the
+ * model's own tables and sets A and D in them.
+ *
+ * Aliases.  Unicorn 2.0.1 accesses guest-physical == virtual after its
+ * walk, so each present user PTE needs a host alias of its frame at its VA
+ * (engine.h, ORDER RULES).  The model reports every PTE change through its
+ * observer; the machine queues the ranges per task and applies them before
+ * that task's engine runs again: a TLB flush first if any entry lost bits
+ * (rule 3), then each page's alias is made to match its PTE, as recorded
+ * in a shadow.  No guest runs while the model changes PTEs, so writing the
+ * PTE before its alias exists (against rule 1's order) is never visible;
+ * if an alias cannot be made the machine stops rather than run the task.
+ * A page aliased again after it had an alias may hold other code: its
+ * translated code is dropped (rule 4).
+ */
+#include "machine_int.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "abi.h"
+#include "pagers.h"
+
+struct sim_machine_config sim_machine_config_default(uint32_t frames)
+{
+	struct sim_machine_config c;
+
+	memset(&c, 0, sizeof c);
+	c.frames = frames;
+	c.kmem = KM_KMEM_POOL;
+	c.kpager = &kp_fcfs_ops;
+	c.slice = SIM_SLICE_DEFAULT;
+	return c;
+}
+
+/* Keeps the first reason a run went wrong; an engine or host failure also
+ * stops the run. */
+void sim_m_note(struct sim_machine *m, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != SIM_OK && err != SIM_ESTATE && m->fatal == SIM_OK)
+		m->fatal = err;
+	if (m->why[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(m->why, sizeof m->why, fmt, ap);
+	va_end(ap);
+}
+
+void sim_m_charge(struct sim_machine *m, enum km_cost c)
+{
+	km_advance(m->km, km_cost_cycles(m->km, c));
+}
+
+/* ---- Aliases in step with the model's PTEs ------------------------------ */
+
+static void on_pte_change(void *ctx, km_task_t task, km_vaddr_t va,
+                          uint32_t pages, enum km_pte_change change)
+{
+	struct sim_machine *m = ctx;
+	struct mtask *t;
+
+	if (task >= m->max_tasks || !(t = &m->task[task])->live)
+		return;         /* the default pager, kpagers: no engine */
+	if (t->nev == EV_CAP) {
+		t->resync = true;
+		return;
+	}
+	t->ev[t->nev++] = (struct pte_event){ va, pages,
+	                                      change == KM_PTE_REMOVED };
+}
+
+static uint32_t *shadow_slot(struct mtask *t, uint32_t va, bool create)
+{
+	uint32_t pde = va >> 22;
+
+	if (t->shadow[pde] == NULL && create)
+		t->shadow[pde] = calloc(1024, sizeof(uint32_t));
+	return t->shadow[pde] ? &t->shadow[pde][(va >> 12) & 1023] : NULL;
+}
+
+/* Makes the alias of page va match its PTE.  Returns SIM_OK or an engine
+ * error (the alias is then absent or PROT_NONE). */
+static int sync_page(struct sim_machine *m, km_task_t id, uint32_t va)
+{
+	struct mtask *t = &m->task[id];
+	uint32_t pte = km_pte(m->km, id, va);
+	uint32_t want = 0, *sh;
+	bool stale;
+	int err;
+
+	if (pte & KM_PTE_P) {
+		uint32_t pfn = ((pte & ~0xfffu) - SIM_PHYS_BASE_DEFAULT) >> 12;
+
+		want = SH_ALIASED | ((pte & KM_PTE_RW) ? SH_WRITE : 0) |
+		       pfn << SH_PFN_SHIFT;
+	}
+	sh = shadow_slot(t, va, want != 0);
+	if (sh == NULL) {
+		if (want == 0)
+			return SIM_OK;
+		sim_m_note(m, SIM_EHOST, "task %u (%s): out of host memory for "
+		           "its alias shadow", id, t->name);
+		return SIM_EHOST;
+	}
+	if ((*sh & ~SH_EVER) == want)
+		return SIM_OK;
+	if (want == 0) {
+		err = sim_engine_unalias(t->e, va);
+		*sh &= SH_EVER;
+		return err;
+	}
+	/* Code translated for this page stays right only while the same
+	 * frame stayed behind it (a change of rights alone keeps it). */
+	stale = (*sh & SH_EVER) && (!(*sh & SH_ALIASED) ||
+	        (*sh >> SH_PFN_SHIFT) != (want >> SH_PFN_SHIFT));
+	err = sim_engine_alias(t->e, va, want >> SH_PFN_SHIFT,
+	                       (want & SH_WRITE) != 0);
+	if (err != SIM_OK) {
+		*sh &= SH_EVER;
+		return err;
+	}
+	if (stale &&
+	    (err = sim_engine_forget_code(t->e, va, SIM_PAGE_SIZE)) != SIM_OK)
+		return err;
+	*sh = want | SH_EVER;
+	return SIM_OK;
+}
+
+static int sync_range(struct sim_machine *m, km_task_t id, uint32_t va,
+                      uint32_t pages)
+{
+	uint64_t end = (uint64_t)va + (uint64_t)pages * SIM_PAGE_SIZE;
+	int err;
+
+	if (end > KM_USER_TOP)
+		end = KM_USER_TOP;
+	for (uint64_t a = va; a < end; a += SIM_PAGE_SIZE)
+		if ((err = sync_page(m, id, (uint32_t)a)) != SIM_OK)
+			return err;
+	return SIM_OK;
+}
+
+/*
+ * Applies the queued PTE changes of task id to its engine: flushes what
+ * lost bits (or the whole TLB, also when the model moved the directory),
+ * then aliases.  The directory must be present.  Returns SIM_OK or an
+ * engine error.
+ */
+static int sync_task(struct sim_machine *m, km_task_t id)
+{
+	struct mtask *t = &m->task[id];
+	uint32_t cr3 = km_task_cr3(m->km, id);
+	bool full = t->resync || cr3 != t->cr3;
+	int err = SIM_OK;
+
+	for (uint32_t i = 0; i < t->nev && !full; i++)
+		full = t->ev[i].removed && t->ev[i].pages > 1;
+	if (full) {
+		err = sim_engine_set_cr3(t->e, cr3);
+		if (err == SIM_OK)
+			t->cr3 = cr3;
+	} else {
+		for (uint32_t i = 0; i < t->nev && err == SIM_OK; i++)
+			if (t->ev[i].removed)
+				err = sim_engine_invlpg(t->e, t->ev[i].va);
+	}
+	if (err != SIM_OK)
+		return err;
+	if (t->resync)
+		err = sync_range(m, id, 0, KM_USER_TOP >> 12);
+	for (uint32_t i = 0; i < t->nev && err == SIM_OK && !t->resync; i++)
+		err = sync_range(m, id, t->ev[i].va, t->ev[i].pages);
+	t->nev = 0;
+	t->resync = false;
+	return err;
+}
+
+/* ---- Creation ------------------------------------------------------------ */
+
+static int create_kpager(struct sim_machine *m, char *why, size_t why_len)
+{
+	int err;
+
+	if (m->cfg.kmem != KM_KMEM_KPAGER)
+		return SIM_OK;
+	if (m->cfg.kpager == NULL) {
+		snprintf(why, why_len, "kernel memory from kpagers needs a "
+		         "kpager policy");
+		return SIM_EARG;
+	}
+	err = km_task_create(m->km, KM_ROOT_KPAGER, &m->kpager_task);
+	if (err == KM_OK)
+		err = km_kpager_create(m->km, m->cfg.kpager, m->kpager_task,
+		                       m->cfg.kpager_args ? m->cfg.kpager_args :
+		                       "", &m->kpager, why, why_len);
+	if (err != KM_OK) {
+		if (why[0] == '\0')
+			snprintf(why, why_len, "kpager %s: %s",
+			         m->cfg.kpager->name, km_strerror(err));
+		return SIM_EARG;
+	}
+	return SIM_OK;
+}
+
+/* Forwards fault records and remembers the last sequence number, which
+ * markers carry so that faults can be placed between them. */
+static void on_fault(void *ctx, const struct km_fault_rec *rec)
+{
+	struct sim_machine *m = ctx;
+
+	if (rec->seq > m->last_seq)
+		m->last_seq = rec->seq;
+	if (m->cfg.sink != NULL)
+		m->cfg.sink(m->cfg.sink_ctx, rec);
+}
+
+/* The model and the engines' shared frames: the model's memfd, grown by
+ * the two system frames. */
+static int create_model(struct sim_machine *m, char *why, size_t why_len)
+{
+	struct km_config kc = km_config_default(m->cfg.frames);
+	uint32_t pdes[SIM_KERNEL_PDES];
+	int err;
+
+	kc.kmem = m->cfg.kmem;
+	kc.costs = m->cfg.costs;
+	kc.key_seed = 1;        /* reproducible continuations */
+	kc.phys_base = SIM_PHYS_BASE_DEFAULT;
+	err = km_create(&kc, &m->km, why, why_len);
+	if (err != KM_OK) {
+		if (why[0] == '\0')
+			snprintf(why, why_len, "kernel model: %s",
+			         km_strerror(err));
+		return err == KM_EIO ? SIM_EHOST : SIM_EARG;
+	}
+	m->max_tasks = kc.max_tasks;
+	m->max_threads = kc.max_threads;
+	if (ftruncate(km_frames_fd(m->km), (off_t)(m->cfg.frames + 2) *
+	              SIM_PAGE_SIZE) != 0) {
+		snprintf(why, why_len, "growing the frames' memfd by the "
+		         "engines' two system frames failed");
+		return SIM_EHOST;
+	}
+	m->ecfg = (struct sim_engine_config){
+		.memfd = km_frames_fd(m->km), .nframes = m->cfg.frames + 2,
+		.phys_base = SIM_PHYS_BASE_DEFAULT,
+		.sys_pfn = { m->cfg.frames, m->cfg.frames + 1 }, .nsys = 2,
+		.no_icount = m->cfg.raw_engine };
+	if ((err = sim_kernel_pdes(&m->ecfg, pdes, why, why_len)) != SIM_OK)
+		return err;
+	/* With A already set, the MMU's walk through the stubs' PDE never
+	 * writes it: the model's copy in every directory stays the same
+	 * bytes (km_check compares them; the engine ignores A). */
+	for (uint32_t i = 0; i < SIM_KERNEL_PDES; i++)
+		if (pdes[i] & SIM_PTE_P)
+			pdes[i] |= SIM_PTE_A;
+	km_set_kernel_pdes(m->km, pdes);
+	km_set_pte_observer(m->km, on_pte_change, m);
+	km_set_fault_sink(m->km, on_fault, m);
+	return SIM_OK;
+}
+
+int sim_machine_create(const struct sim_machine_config *cfg,
+                       struct sim_machine **out, char *why, size_t why_len)
+{
+	struct sim_machine *m;
+	char dummy[8];
+	int err;
+
+	if (why == NULL) {
+		why = dummy;
+		why_len = sizeof dummy;
+	}
+	why[0] = '\0';
+	*out = NULL;
+	/* Does the RAM fit the model and the engines' window? */
+	if (cfg->frames < 64 || cfg->frames > SIM_MAX_FRAMES - 2) {
+		snprintf(why, why_len, "simulated RAM must be 64 .. %u frames "
+		         "(256 KiB .. 1 GiB - 8 KiB), not %u", SIM_MAX_FRAMES - 2,
+		         cfg->frames);
+		return SIM_EARG;
+	}
+	/* Does this Unicorn behave as the mechanism needs? */
+	if (!sim_engine_selftest(why, why_len))
+		return SIM_EQUIRK;
+	m = calloc(1, sizeof *m);
+	if (m == NULL) {
+		snprintf(why, why_len, "out of host memory");
+		return SIM_EHOST;
+	}
+	m->cfg = *cfg;
+	if (m->cfg.slice == 0)
+		m->cfg.slice = SIM_SLICE_DEFAULT;
+	err = create_model(m, why, why_len);
+	if (err == SIM_OK) {
+		m->task = calloc(m->max_tasks, sizeof *m->task);
+		m->thread = calloc(m->max_threads, sizeof *m->thread);
+		m->rq = calloc(m->max_threads, sizeof *m->rq);
+		if (!m->task || !m->thread || !m->rq) {
+			snprintf(why, why_len, "out of host memory");
+			err = SIM_EHOST;
+		}
+	}
+	if (err == SIM_OK)
+		err = create_kpager(m, why, why_len);
+	if (err != SIM_OK) {
+		sim_machine_destroy(m);
+		return err;
+	}
+	*out = m;
+	return SIM_OK;
+}
+
+static void task_release(struct sim_machine *m, struct mtask *t)
+{
+	if (t->live)
+		m->live_tasks--;
+	sim_engine_destroy(t->e);
+	t->e = NULL;
+	for (uint32_t i = 0; i < USER_PDES; i++) {
+		free(t->shadow[i]);
+		t->shadow[i] = NULL;
+	}
+	t->live = false;
+}
+
+void sim_machine_destroy(struct sim_machine *m)
+{
+	if (m == NULL)
+		return;
+	for (uint32_t i = 0; m->task != NULL && i < m->max_tasks; i++)
+		task_release(m, &m->task[i]);
+	km_destroy(m->km);
+	free(m->task);
+	free(m->thread);
+	free(m->rq);
+	free(m->mark);
+	free(m);
+}
+
+bool sim_machine_owns(const struct sim_machine *m, const void *p)
+{
+	for (uint32_t i = 0; i < m->max_tasks; i++)
+		if (m->task[i].live && sim_engine_owns(m->task[i].e, p))
+			return true;
+	return false;
+}
+
+void sim_machine_set_limit(struct sim_machine *m, uint64_t max_cycles)
+{
+	m->cfg.max_cycles = max_cycles;
+}
+
+struct km *sim_machine_model(struct sim_machine *m)
+{
+	return m->km;
+}
+
+km_kpager_t sim_machine_kpager(const struct sim_machine *m)
+{
+	return m->kpager;
+}
+
+void sim_machine_stats(const struct sim_machine *m,
+                       struct sim_machine_stats *out)
+{
+	*out = m->st;
+	out->cycles = km_now(m->km);
+}
+
+const struct sim_marker *sim_machine_markers(const struct sim_machine *m,
+                                             size_t *n)
+{
+	*n = m->nmark;
+	return m->mark;
+}
+
+bool sim_machine_exit_status(const struct sim_machine *m, km_task_t task,
+                             int *status)
+{
+	if (task >= m->max_tasks || !m->task[task].done)
+		return false;
+	*status = m->task[task].status;
+	return true;
+}
+
+km_task_t sim_machine_thread_task(const struct sim_machine *m,
+                                  km_thread_t thread)
+{
+	km_task_t t = 0;
+
+	return km_thread_task(m->km, thread, &t) == KM_OK ? t :
+	       thread < m->max_threads ? m->thread[thread].task : 0;
+}
+
+/* Folds `now` into the task's record: the most kernel memory it has held
+ * (by type and group), threads and mappings, and its fault counts.
+ * Threads leave one by one, so what is left at the end says little about
+ * the pressure a workload made. */
+static void merge_peak(struct km_task_stats *peak,
+                       const struct km_task_stats *now)
+{
+	for (int i = 0; i < KM_KT_COUNT; i++)
+		if (now->pages[i] > peak->pages[i])
+			peak->pages[i] = now->pages[i];
+	for (int i = 0; i < KM_KG_COUNT; i++)
+		if (now->group[i] > peak->group[i])
+			peak->group[i] = now->group[i];
+	if (now->mappings > peak->mappings)
+		peak->mappings = now->mappings;
+	if (now->threads > peak->threads)
+		peak->threads = now->threads;
+	peak->kfaults = now->kfaults;
+	peak->ufaults = now->ufaults;
+}
+
+static void note_peak(struct sim_machine *m, km_task_t id)
+{
+	struct km_task_stats now;
+
+	if (km_task_stats(m->km, id, &now) == KM_OK)
+		merge_peak(&m->task[id].final, &now);
+}
+
+km_task_t sim_machine_task_next(const struct sim_machine *m, km_task_t after)
+{
+	for (km_task_t t = after + 1; t < m->max_tasks; t++)
+		if (m->task[t].name[0] != '\0')
+			return t;
+	return 0;
+}
+
+bool sim_machine_task_stats(const struct sim_machine *m, km_task_t task,
+                            struct km_task_stats *out)
+{
+	struct km_task_stats now;
+
+	if (task >= m->max_tasks || m->task[task].name[0] == '\0')
+		return false;
+	*out = m->task[task].final;
+	if (m->task[task].live && km_task_stats(m->km, task, &now) == KM_OK)
+		merge_peak(out, &now);
+	return true;
+}
+
+const char *sim_machine_task_name(const struct sim_machine *m,
+                                  km_task_t task)
+{
+	if (task >= m->max_tasks || m->task[task].name[0] == '\0')
+		return NULL;
+	return m->task[task].name;
+}
+
+/* ---- The run queue ------------------------------------------------------ */
+
+void sim_m_wake(struct sim_machine *m, km_thread_t th)
+{
+	struct mthread *t = &m->thread[th];
+
+	t->st = MT_READY;
+	/* The running thread goes back to the queue when its slice ends. */
+	if (t->queued || th == m->current)
+		return;
+	t->queued = true;
+	m->rq[(m->rq_head + m->rq_len++) % m->max_threads] = th;
+}
+
+static km_thread_t rq_pop(struct sim_machine *m)
+{
+	while (m->rq_len > 0) {
+		km_thread_t th = m->rq[m->rq_head];
+
+		m->rq_head = (m->rq_head + 1) % m->max_threads;
+		m->rq_len--;
+		m->thread[th].queued = false;
+		if (m->thread[th].st == MT_READY)
+			return th;
+	}
+	return KM_NO_THREAD;
+}
+
+/* ---- Guest memory through the model ------------------------------------- */
+
+/*
+ * Resolves thread th's access to va as the MMU and the kernel would: a
+ * page the PTE allows needs nothing, anything else is a user page fault
+ * for the model.  A page the pager has just mapped for the first time gets
+ * the image's bytes if it lies in one of its segments (the task's pager
+ * backs the image on demand; the model's pager hands out zeroed frames).
+ * Returns a KM_* code.
+ */
+int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
+                  unsigned access)
+{
+	km_task_t id = m->thread[th].task;
+	struct mtask *t = &m->task[id];
+	struct km_mapping map;
+	bool fresh = km_lookup(m->km, id, va & ~0xfffu, &map) == KM_ENOMAP;
+	int err = km_touch(m->km, th, va, access);
+
+	if (err == KM_OK && fresh && t->img != NULL &&
+	    km_lookup(m->km, id, va & ~0xfffu, &map) == KM_OK)
+		sim_elf_page(t->img, va, km_frame_ptr(m->km, map.pfn));
+	return err;
+}
+
+/* Copies guest bytes [va, va + len) as thread th sees them, faulting
+ * pages in as the kernel does for a system call's buffer.  KM_* code. */
+int sim_m_read_guest(struct sim_machine *m, km_thread_t th, uint32_t va,
+                     void *buf, uint32_t len)
+{
+	km_task_t id = m->thread[th].task;
+	uint8_t *dst = buf;
+
+	while (len > 0) {
+		uint32_t off = va & 0xfffu;
+		uint32_t n = SIM_PAGE_SIZE - off < len ? SIM_PAGE_SIZE - off : len;
+		uint32_t pte;
+		int err;
+
+		if (va >= KM_USER_TOP)
+			return KM_EINVAL;
+		pte = km_pte(m->km, id, va);
+		if (!(pte & KM_PTE_P)) {
+			if ((err = sim_m_resolve(m, th, va, KM_ACC_READ)) != KM_OK)
+				return err;
+			pte = km_pte(m->km, id, va);
+		}
+		memcpy(dst, km_frame_ptr(m->km, ((pte & ~0xfffu) -
+		       SIM_PHYS_BASE_DEFAULT) >> 12) + off, n);
+		dst += n;
+		va += n;
+		len -= n;
+	}
+	return KM_OK;
+}
+
+int sim_machine_access(struct sim_machine *m, km_task_t task, uint32_t va,
+                       void *buf, uint32_t len, bool write)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		uint32_t off = va & 0xfffu;
+		uint32_t n = SIM_PAGE_SIZE - off < len ? SIM_PAGE_SIZE - off : len;
+		uint32_t pte = va < KM_USER_TOP ? km_pte(m->km, task, va) : 0;
+		uint8_t *f;
+
+		if (!(pte & KM_PTE_P) || (write && !(pte & KM_PTE_RW)))
+			return SIM_EARG;
+		f = km_frame_ptr(m->km, ((pte & ~0xfffu) -
+		                 SIM_PHYS_BASE_DEFAULT) >> 12) + off;
+		if (write)
+			memcpy(f, p, n);
+		else
+			memcpy(p, f, n);
+		p += n;
+		va += n;
+		len -= n;
+	}
+	return SIM_OK;
+}
+
+/* ---- Tasks and threads --------------------------------------------------- */
+
+/* Ends thread th: its IPC partners learn it is gone, the model frees it. */
+void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
+{
+	struct mthread *t = &m->thread[th];
+	struct mtask *k = &m->task[t->task];
+	km_task_t id = t->task;
+	int err;
+
+	note_peak(m, id);
+	t->st = MT_FREE;
+	sim_m_ipc_gone(m, th);
+	km_thread_destroy(m->km, th);
+	if (--k->nthreads == 0 && k->live) {
+		/* The last thread ends the task with status 0, unless an
+		 * exit or a kill set one. */
+		if (!k->done) {
+			k->done = true;
+			k->status = 0;
+		}
+		task_release(m, k);
+		if ((err = km_task_destroy(m->km, id)) != KM_OK)
+			sim_m_note(m, SIM_ESTATE, "task %u (%s) ended, but the "
+			           "kernel kept it: %s", id, k->name,
+			           km_strerror(err));
+	}
+}
+
+/* Ends a whole task with `status`. */
+void sim_m_kill_task(struct sim_machine *m, km_task_t id, int status)
+{
+	struct mtask *k = &m->task[id];
+
+	if (!k->live)
+		return;
+	k->done = true;
+	k->status = status;
+	for (km_thread_t th = 1; th < m->max_threads && k->live; th++)
+		if (m->thread[th].st != MT_FREE && m->thread[th].task == id)
+			sim_m_exit_thread(m, th);
+}
+
+/* Writes argc, argv and the strings at the top of the first thread's
+ * stack; the page comes from the pager like any other. */
+static int build_stack(struct sim_machine *m, km_thread_t th, int argc,
+                       char *const argv[], uint32_t *esp, char *why,
+                       size_t why_len)
+{
+	uint8_t page[SIM_PAGE_SIZE];
+	uint32_t base = KPS_STACK_TOP - SIM_PAGE_SIZE, str = SIM_PAGE_SIZE;
+	uint32_t ptrs[64], sp;
+	int err;
+
+	if (argc < 0 || argc >= 64) {
+		snprintf(why, why_len, "at most 63 arguments, not %d", argc);
+		return SIM_EARG;
+	}
+	for (int i = argc; i-- > 0;) {
+		size_t n = strlen(argv[i]) + 1;
+
+		if (n > str || str - n < (uint32_t)(argc + 3) * 4 + 64) {
+			snprintf(why, why_len, "arguments do not fit in one "
+			         "page of stack");
+			return SIM_EARG;
+		}
+		str -= (uint32_t)n;
+		memcpy(page + str, argv[i], n);
+		ptrs[i] = base + str;
+	}
+	sp = (str & ~15u) - (uint32_t)(argc + 2) * 4;
+	memcpy(page + sp, &argc, 4);
+	memcpy(page + sp + 4, ptrs, (size_t)argc * 4);
+	memset(page + sp + 4 + (uint32_t)argc * 4, 0, 4);
+	err = sim_m_resolve(m, th, base, KM_ACC_WRITE);
+	if (err != KM_OK) {
+		snprintf(why, why_len, "the first stack page: %s",
+		         km_strerror(err));
+		return SIM_ESTATE;
+	}
+	sim_machine_access(m, m->thread[th].task, base + sp, page + sp,
+	                   SIM_PAGE_SIZE - sp, true);
+	*esp = base + sp;
+	return SIM_OK;
+}
+
+/* Undoes a spawn that failed half way: no record of the task stays. */
+static void abandon_task(struct sim_machine *m, km_task_t id)
+{
+	task_release(m, &m->task[id]);
+	m->task[id].name[0] = '\0';
+	km_task_destroy(m->km, id);
+}
+
+static int spawn_task(struct sim_machine *m, const char *name,
+                      km_task_t *id, char *why, size_t why_len)
+{
+	struct mtask *t;
+	int err;
+
+	if (m->live_tasks == LIVE_TASKS_MAX) {
+		snprintf(why, why_len, "creating task %s: %u tasks run "
+		         "already, the most one machine runs at once", name,
+		         LIVE_TASKS_MAX);
+		return SIM_ESTATE;
+	}
+	/* The model's task ids are below its max_tasks, m->task's size. */
+	err = km_task_create(m->km, m->kpager, id);
+	if (err != KM_OK) {
+		snprintf(why, why_len, "creating task %s: %s", name,
+		         km_strerror(err));
+		return err == KM_ELIMIT ? SIM_EARG : SIM_ESTATE;
+	}
+	t = &m->task[*id];
+	memset(t, 0, sizeof *t);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	err = sim_engine_create(&m->ecfg, &t->e, why, why_len);
+	if (err == SIM_OK) {
+		t->live = true;
+		m->live_tasks++;
+		t->cr3 = km_task_cr3(m->km, *id);
+		if ((err = sim_engine_set_cr3(t->e, t->cr3)) != SIM_OK)
+			snprintf(why, why_len, "%s", sim_engine_errmsg(t->e));
+	}
+	if (err != SIM_OK)
+		abandon_task(m, *id);
+	return err;
+}
+
+/* A new thread of task id starting at eip with esp, EAX = eax. */
+static int new_thread(struct sim_machine *m, km_task_t id, uint32_t eip,
+                      uint32_t esp, uint32_t eax, km_thread_t *th)
+{
+	struct mthread *t;
+	/* The model's thread ids are below its max_threads, the size of
+	 * m->thread. */
+	int err = km_thread_create(m->km, id, 0, th);
+
+	if (err != KM_OK)
+		return err;
+	t = &m->thread[*th];
+	{
+		/* An ended thread with this id may still sit in the run
+		 * queue: keep its mark, so the id is queued once at most and
+		 * the ring never holds more entries than threads. */
+		bool queued = t->queued;
+
+		memset(t, 0, sizeof *t);
+		t->queued = queued;
+	}
+	t->task = id;
+	t->regs.eip = eip;
+	t->regs.esp = esp;
+	t->regs.eax = eax;
+	m->task[id].nthreads++;
+	m->st.threads_created++;
+	sim_m_wake(m, *th);
+	return KM_OK;
+}
+
+int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
+                      const char *name, int argc, char *const argv[],
+                      km_thread_t *thread, char *why, size_t why_len)
+{
+	km_task_t id;
+	km_thread_t th;
+	uint32_t esp = 0;
+	char dummy[8];
+	int err;
+
+	if (why == NULL) {
+		why = dummy;
+		why_len = sizeof dummy;
+	}
+	if (img == NULL || name == NULL) {
+		snprintf(why, why_len, "spawn needs an image and a name");
+		return SIM_EARG;
+	}
+	if ((err = spawn_task(m, name, &id, why, why_len)) != SIM_OK)
+		return err;
+	m->task[id].img = img;
+	err = new_thread(m, id, sim_elf_entry(img), 0, 0, &th);
+	if (err != KM_OK) {
+		snprintf(why, why_len, "first thread of %s: %s", name,
+		         km_strerror(err));
+		abandon_task(m, id);
+		return SIM_ESTATE;
+	}
+	err = build_stack(m, th, argc, argv, &esp, why, why_len);
+	if (err != SIM_OK) {
+		m->thread[th].st = MT_FREE;
+		km_thread_destroy(m->km, th);
+		abandon_task(m, id);
+		return err;
+	}
+	m->thread[th].regs.esp = esp;
+	m->st.tasks_spawned++;
+	if (thread != NULL)
+		*thread = th;
+	return SIM_OK;
+}
+
+/* Starts another bundled program from a command line ("name arg ..."). */
+int sim_m_spawn_args(struct sim_machine *m, const char *cmdline,
+                     km_thread_t *thread, char *why, size_t why_len)
+{
+	char buf[256], *argv[64], *save = NULL, *w;
+	const struct sim_elf *img;
+	int argc = 0;
+
+	snprintf(buf, sizeof buf, "%s", cmdline);
+	for (w = strtok_r(buf, " ", &save); w != NULL && argc < 63;
+	     w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	argv[argc] = NULL;
+	if (argc == 0 || m->cfg.find == NULL ||
+	    (img = m->cfg.find(m->cfg.find_ctx, argv[0])) == NULL) {
+		snprintf(why, why_len, "no bundled program '%s'",
+		         argc ? argv[0] : "");
+		return SIM_EARG;
+	}
+	return sim_machine_spawn(m, img, argv[0], argc, argv, thread, why,
+	                         why_len);
+}
+
+int sim_m_thread_create(struct sim_machine *m, km_thread_t parent,
+                        uint32_t eip, uint32_t esp, uint32_t arg,
+                        km_thread_t *th)
+{
+	return new_thread(m, m->thread[parent].task, eip, esp, arg, th);
+}
+
+/* ---- Running ---------------------------------------------------------------- */
+
+/* Kills the task of th for a reason the guest caused. */
+__attribute__((format(printf, 3, 4)))
+static void kill_for(struct sim_machine *m, km_thread_t th, const char *fmt,
+                     ...)
+{
+	km_task_t id = m->thread[th].task;
+	char what[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	sim_m_note(m, SIM_ESTATE, "task %u (%s) thread %u killed: %s", id,
+	           m->task[id].name, th, what);
+	m->st.killed++;
+	sim_m_kill_task(m, id, -1);
+}
+
+static void page_fault(struct sim_machine *m, km_thread_t th,
+                       const struct sim_event *ev)
+{
+	struct mthread *t = &m->thread[th];
+	unsigned access = KM_ACC_READ;
+	int err;
+
+	/* No NX without PAE: a fetch is a read whose address is the
+	 * instruction's own (within its 15 bytes). */
+	if (ev->error_code & SIM_PF_W)
+		access = KM_ACC_WRITE;
+	else if (ev->cr2 - ev->eip < 15)
+		access = KM_ACC_EXEC;
+	if (ev->eip == t->fault_eip && ev->cr2 == t->fault_cr2) {
+		if (++t->fault_repeat >= 3) {
+			kill_for(m, th, "page fault at %#x (eip %#x) repeats "
+			         "after the model resolved it: engine and model "
+			         "disagree", ev->cr2, ev->eip);
+			return;
+		}
+	} else {
+		t->fault_eip = ev->eip;
+		t->fault_cr2 = ev->cr2;
+		t->fault_repeat = 0;
+	}
+	err = sim_m_resolve(m, th, ev->cr2, access);
+	if (err != KM_OK)
+		kill_for(m, th, "%s of %#x at eip %#x: %s",
+		         access == KM_ACC_WRITE ? "write" :
+		         access == KM_ACC_EXEC ? "fetch" : "read",
+		         ev->cr2, ev->eip, km_strerror(err));
+}
+
+/* The directory of a task can be revoked by its kpager; it must come back
+ * (a kernel page fault) before the task can run. */
+static int ensure_directory(struct sim_machine *m, km_thread_t th)
+{
+	int err;
+
+	if (km_task_cr3(m->km, m->thread[th].task) != 0)
+		return KM_OK;
+	err = sim_m_resolve(m, th, m->thread[th].regs.eip, KM_ACC_EXEC);
+	if (err == KM_OK && km_task_cr3(m->km, m->thread[th].task) == 0)
+		err = KM_ENOMAP;
+	return err;
+}
+
+/* Runs th until its slice ends, it blocks, yields or ends. */
+static void run_slice(struct sim_machine *m, km_thread_t th)
+{
+	struct mthread *t = &m->thread[th];
+	uint64_t end = km_now(m->km) + m->cfg.slice;
+	struct sim_event ev;
+	int err;
+
+	if (m->cfg.max_cycles && end > m->cfg.max_cycles)
+		end = m->cfg.max_cycles;
+	m->st.switches++;
+	m->yielded = false;
+	m->current = th;
+	while (t->st == MT_READY && !m->yielded && m->fatal == SIM_OK) {
+		struct mtask *k = &m->task[t->task];
+		uint64_t now = km_now(m->km), budget;
+
+		if (now >= end) {
+			/* The timer interrupt ends the slice. */
+			sim_m_charge(m, KM_C_TRAP_ENTRY);
+			sim_m_charge(m, KM_C_TRAP_EXIT);
+			break;
+		}
+		if ((err = ensure_directory(m, th)) != KM_OK) {
+			kill_for(m, th, "its page directory: %s",
+			         km_strerror(err));
+			break;
+		}
+		if ((err = sync_task(m, t->task)) != SIM_OK) {
+			sim_m_note(m, err, "task %u (%s): engine: %s", t->task,
+			           k->name, sim_engine_errmsg(k->e));
+			break;
+		}
+		/* Every instruction but int n costs at least a cycle: the
+		 * slice's cycles bound its instructions. */
+		budget = end - now;
+		err = sim_engine_run(k->e, &t->regs, budget, &ev);
+		if (err != SIM_OK) {
+			sim_m_note(m, err, "task %u (%s): engine: %s", t->task,
+			           k->name, sim_engine_errmsg(k->e));
+			break;
+		}
+		m->st.engine_runs++;
+		m->st.guest_insns += ev.icount;
+		m->st.guest_cycles += ev.cycles;
+		km_advance(m->km, ev.cycles);
+		switch (ev.kind) {
+		case SIM_EV_PAGE_FAULT:
+			page_fault(m, th, &ev);
+			break;
+		case SIM_EV_SYSCALL:
+			t->fault_repeat = 0;
+			sim_m_syscall(m, th);
+			break;
+		case SIM_EV_BUDGET:
+			break;
+		case SIM_EV_HLT:
+			kill_for(m, th, "hlt at eip %#x", ev.eip);
+			break;
+		default:
+			kill_for(m, th, "exception %u at eip %#x (error code "
+			         "%#x)", ev.vector, ev.eip, ev.error_code);
+			break;
+		}
+	}
+	m->current = KM_NO_THREAD;
+	if (t->st == MT_READY)
+		sim_m_wake(m, th);
+}
+
+/* How many threads are alive, and a sentence about the blocked ones. */
+static uint32_t blocked_threads(const struct sim_machine *m, char *buf,
+                                size_t len)
+{
+	uint32_t n = 0;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (km_thread_t th = 1; th < m->max_threads; th++) {
+		const struct mthread *t = &m->thread[th];
+
+		if (t->st == MT_FREE)
+			continue;
+		if (n++ < 4 && used < len)
+			used += (size_t)snprintf(buf + used, len - used,
+			        "%s thread %u (%s) %s %u", n > 1 ? ";" : "", th,
+			        m->task[t->task].name, t->st == MT_SENDING ?
+			        "sending to" : "receiving from",
+			        t->st == MT_SENDING ? t->to : t->from);
+	}
+	return n;
+}
+
+int sim_machine_run(struct sim_machine *m, char *why, size_t why_len)
+{
+	km_thread_t th;
+	char blocked[200];
+	uint32_t n;
+
+	m->why[0] = '\0';
+	while (m->fatal == SIM_OK) {
+		if (m->cfg.max_cycles && km_now(m->km) >= m->cfg.max_cycles &&
+		    m->rq_len > 0) {
+			sim_m_note(m, SIM_ESTATE, "stopped at cycle %llu: the "
+			           "limit is %llu cycles",
+			           (unsigned long long)km_now(m->km),
+			           (unsigned long long)m->cfg.max_cycles);
+			break;
+		}
+		th = rq_pop(m);
+		if (th == KM_NO_THREAD)
+			break;
+		run_slice(m, th);
+	}
+	if (m->fatal == SIM_OK && m->why[0] == '\0' &&
+	    (n = blocked_threads(m, blocked, sizeof blocked)) > 0 &&
+	    m->rq_len == 0)
+		sim_m_note(m, SIM_ESTATE, "deadlock: %u threads blocked in "
+		           "IPC:%s", n, blocked);
+	if (why != NULL && why_len > 0)
+		snprintf(why, why_len, "%s", m->why);
+	if (m->fatal != SIM_OK)
+		return m->fatal;
+	return m->why[0] != '\0' ? SIM_ESTATE : SIM_OK;
+}
