@@ -133,4 +133,5 @@ const struct kp_ops kp_clock_typed_ops = {
 	.released = kp_pool_on_released,
 	.forgotten = kp_pool_on_forgotten,
 	.revoked = kp_pool_on_revoked,
+	.aborted = kp_pool_on_aborted,
 };

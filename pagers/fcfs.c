@@ -59,4 +59,5 @@ const struct kp_ops kp_fcfs_ops = {
 	.released = kp_pool_on_released,
 	.forgotten = kp_pool_on_forgotten,
 	.revoked = kp_pool_on_revoked,
+	.aborted = kp_pool_on_aborted,
 };

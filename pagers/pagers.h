@@ -101,8 +101,9 @@ const char *const *kp_names(void);
  *
  * kpsim calls it with KP_ABI_VERSION; the object returns its policy, or
  * NULL if it was built for another version.  Version 1 is the struct
- * kp_ops, struct kp_fault and struct kp_decision of kmodel.h with KP_MAP,
- * KP_DENY and KP_REVOKE and the revoked callback.  The object calls the
+ * kp_ops (init, fini, fault, released, forgotten, aborted, revoked),
+ * struct kp_fault and struct kp_decision (KP_MAP, KP_DENY, KP_REVOKE) of
+ * kmodel.h; a change to any of them is a new version.  The object calls the
  * km_* functions of the program that loads it, so that program must
  * export them (CMake ENABLE_EXPORTS, -rdynamic); it must not link kmodel
  * itself.  A spec's name may not contain ':'.

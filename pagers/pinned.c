@@ -77,4 +77,5 @@ const struct kp_ops kp_pinned_ops = {
 	.released = kp_pool_on_released,
 	.forgotten = kp_pool_on_forgotten,
 	.revoked = kp_pool_on_revoked,
+	.aborted = kp_pool_on_aborted,
 };

@@ -339,6 +339,22 @@ void kp_pool_on_forgotten(void *state, struct km_kpage kp)
 			give_back(p, i);
 }
 
+void kp_pool_on_aborted(void *state, const struct kp_fault *f)
+{
+	struct kp_pool *p = state;
+
+	/* The page was missing, so only the frame just named holds it. */
+	for (uint32_t i = 0; i < p->frames; i++) {
+		if (p->fr[i].state != KP_LENT || p->fr[i].kva != f->kva)
+			continue;
+		if (f->restore)
+			p->fr[i].state = KP_HELD;
+		else
+			give_back(p, i);
+		return;
+	}
+}
+
 void kp_pool_on_fini(void *state)
 {
 	kp_pool_fini(state);

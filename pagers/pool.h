@@ -159,14 +159,20 @@ uint32_t kp_pool_used_by(const struct kp_pool *p, km_task_t task);
  * The kp_ops callbacks, for a policy whose state begins with its struct
  * kp_pool: the kernel gave a page back (released), took one back on its
  * own after KP_REVOKE (revoked: the frame holds the form, which the pool
- * keeps as its forms_mode says), or will never ask for a revoked one again
- * (forgotten: its form goes).  A page revoked with km_kpager_revoke is not
+ * keeps as its forms_mode says), will never ask for a revoked one again
+ * (forgotten: its form goes), or voided an answer (aborted).  A page revoked with km_kpager_revoke is not
  * reported by the kernel; the policies here never do that.
  */
 void kp_pool_on_released(void *state, km_vaddr_t vaddr, struct km_kpage kp);
 void kp_pool_on_revoked(void *state, km_vaddr_t vaddr, struct km_kpage kp,
                         bool discarded);
 void kp_pool_on_forgotten(void *state, struct km_kpage kp);
+
+/* The kernel could not carry out the answer to `f` (a deadlock, or a page
+ * it relies on could not be had): the frame named is the pool's again.
+ * It holds nothing for a new page; for a restore it holds the form,
+ * which stays there (HELD) for the next time the page is asked for. */
+void kp_pool_on_aborted(void *state, const struct kp_fault *f);
 
 /* Releases a policy state that begins with its struct kp_pool (kp_ops
  * fini); accepts NULL. */

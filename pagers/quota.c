@@ -99,4 +99,5 @@ const struct kp_ops kp_quota_ops = {
 	.released = kp_pool_on_released,
 	.forgotten = kp_pool_on_forgotten,
 	.revoked = kp_pool_on_revoked,
+	.aborted = kp_pool_on_aborted,
 };

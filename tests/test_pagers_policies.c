@@ -183,6 +183,46 @@ static void test_pagers_policies_fcfs_restores_and_denies(void **state)
 	kp_fcfs_ops.fini(st);
 }
 
+/* An answer the kernel could not carry out (aborted): a new page's frame
+ * is free again; a restored page's form stays in its frame and comes
+ * back from there, intact, the next time. */
+static void test_pagers_policies_aborted_answers(void **state)
+{
+	struct fx *fx = *state;
+	void *st = ops_init(fx, &kp_quota_ops, "frames=4,pool=2");
+	struct kp_fault a = synthetic(1, 5, KM_KT_KTCB, 0);
+	struct kp_fault b = synthetic(2, 5, KM_KT_PT, 3);
+	struct kp_decision d;
+	struct km_mapping m;
+
+	kp_quota_ops.fault(st, &a, &d);
+	assert_int_equal(d.action, KP_MAP);
+	assert_int_equal(d.vaddr, BASE);
+	kp_quota_ops.aborted(st, &a);
+	kp_quota_ops.fault(st, &b, &d);
+	assert_int_equal(d.vaddr, BASE);        /* free again */
+	kp_quota_ops.fault(st, &a, &d);
+	assert_int_equal(d.vaddr, BASE + PG);
+	/* a goes out, its form (these bytes) saved, and is asked back. */
+	OK(km_lookup(fx->km, fx->kt, BASE + PG, &m));
+	memset(km_frame_ptr(fx->km, m.pfn), 0xa5, PG);
+	kp_quota_ops.revoked(st, BASE + PG, a.kpage, false);
+	memset(km_frame_ptr(fx->km, m.pfn), 0, PG);
+	a.restore = true;
+	kp_quota_ops.fault(st, &a, &d);
+	assert_int_equal(d.action, KP_MAP);
+	assert_false(d.discarded);
+	assert_int_equal(d.vaddr, BASE + PG);
+	assert_int_equal(km_frame_ptr(fx->km, m.pfn)[PG - 1], 0xa5);
+	kp_quota_ops.aborted(st, &a);
+	kp_quota_ops.fault(st, &a, &d);
+	assert_int_equal(d.action, KP_MAP);
+	assert_false(d.discarded);
+	assert_int_equal(d.vaddr, BASE + PG);
+	assert_int_equal(km_frame_ptr(fx->km, m.pfn)[0], 0xa5);
+	kp_quota_ops.fini(st);
+}
+
 static int cost_class(enum km_ktype t)
 {
 	return t == KM_KT_PT || t == KM_KT_ND ? 0 :
@@ -696,6 +736,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_pagers_policies_fcfs_restores_and_denies),
 		T(test_pagers_policies_clock_typed_type_order),
+		T(test_pagers_policies_aborted_answers),
 		T(test_pagers_policies_fcfs_denies_at_exhaustion),
 		T(test_pagers_policies_quota_budget_and_isolation),
 		T(test_pagers_policies_quota_over_deny),
