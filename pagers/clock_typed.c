@@ -58,8 +58,8 @@ static int ct_init(struct km *km, km_task_t task, const char *args,
 		return err;
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return kp_no_memory("clock-typed", why, why_len);
-	err = kp_pool_init(&c->pool, km, task, "clock-typed", frames, base,
-	                   KP_FORMS_SAVE, why, why_len);
+	err = kp_pool_init(&c->pool, km, task, "clock-typed", "pool",
+	                   frames, base, KP_FORMS_SAVE, why, why_len);
 	if (err != KM_OK) {
 		free(c);
 		return err;

@@ -26,8 +26,8 @@ static int fcfs_init(struct km *km, km_task_t task, const char *args,
 	/* It never revokes; a page the kernel takes back on its own (the
 	 * kpager's mapping of it lost rights) keeps its form in its frame,
 	 * which stays out of the pool until the page comes back. */
-	err = kp_pool_init(p, km, task, "fcfs", frames, base,
-	                   KP_FORMS_IN_FRAME, why, why_len);
+	err = kp_pool_init(p, km, task, "fcfs", "frames",
+	                   frames, base, KP_FORMS_IN_FRAME, why, why_len);
 	if (err != KM_OK) {
 		free(p);
 		return err;

@@ -29,8 +29,9 @@ static int pinned_init(struct km *km, km_task_t task, const char *args,
 	    (err = kp_arg_u32(args, "base", 0x10000000u, &base, why, why_len)))
 		return err;
 	/* A cap of nothing, or one the pool cannot honour, is a mistake in
-	 * the subsystem's sizing, not a policy. */
-	if (cap == 0 || cap > frames) {
+	 * the subsystem's sizing, not a policy.  (A pool of nothing is the
+	 * pool's to refuse, by its own name.) */
+	if (frames != 0 && (cap == 0 || cap > frames)) {
 		snprintf(why, why_len, "pinned: cap=%u: must be 1 .. frames "
 		         "(%u)", cap, frames);
 		return KM_EINVAL;
@@ -39,8 +40,8 @@ static int pinned_init(struct km *km, km_task_t task, const char *args,
 		return kp_no_memory("pinned", why, why_len);
 	/* Forms of pages the kernel takes back on its own stay in their
 	 * reserved frame, so bringing them back never needs a free one. */
-	err = kp_pool_init(&s->pool, km, task, "pinned", frames, base,
-	                   KP_FORMS_IN_FRAME, why, why_len);
+	err = kp_pool_init(&s->pool, km, task, "pinned", "frames",
+	                   frames, base, KP_FORMS_IN_FRAME, why, why_len);
 	if (err != KM_OK) {
 		free(s);
 		return err;

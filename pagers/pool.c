@@ -26,16 +26,17 @@ static km_kpager_t predict_id(const struct km *km)
 }
 
 int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
-                 const char *policy, uint32_t frames, km_vaddr_t base,
-                 enum kp_forms forms_mode, char *why, size_t why_len)
+                 const char *policy, const char *frames_key, uint32_t frames,
+                 km_vaddr_t base, enum kp_forms forms_mode, char *why,
+                 size_t why_len)
 {
 	struct km_mapping m;
 	int err;
 
 	/* Is the pool a sane size, page aligned, inside user space? */
 	if (frames == 0 || frames > (1u << 20)) {
-		snprintf(why, why_len, "%s: frames=%u: must be 1 .. 1048576",
-		         policy, frames);
+		snprintf(why, why_len, "%s: %s=%u: must be 1 .. 1048576",
+		         policy, frames_key, frames);
 		return KM_EINVAL;
 	}
 	if ((base & (KM_PAGE_SIZE - 1)) != 0 || base == 0 ||
@@ -61,7 +62,6 @@ int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
 		return err;
 	}
 	p->km = km;
-	p->task = task;
 	p->id = predict_id(km);
 	p->base = base;
 	p->frames = frames;
@@ -70,8 +70,14 @@ int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
 	 * maps or unmaps its pool), so its number is looked up once: from
 	 * inside a callback km_lookup may be refused. */
 	for (uint32_t i = 0; i < frames; i++) {
-		if (km_lookup(km, task, kp_pool_vaddr(p, i), &m) != KM_OK)
-			m.pfn = KM_NO_PFN;
+		err = km_lookup(km, task, kp_pool_vaddr(p, i), &m);
+		if (err != KM_OK) {
+			kp_pool_fini(p);
+			snprintf(why, why_len, "%s: the page at 0x%x that sigma0 "
+			         "just mapped cannot be looked up: %s", policy,
+			         kp_pool_vaddr(p, i), km_strerror(err));
+			return err;
+		}
 		p->fr[i].pfn = m.pfn;
 		p->free[i] = frames - 1 - i;
 	}
@@ -154,7 +160,6 @@ static bool form_save(struct kp_pool *p, uint32_t i)
 	p->form[p->nform].kva = p->fr[i].kva;
 	p->form[p->nform].bytes = bytes;
 	p->nform++;
-	p->saved++;
 	return true;
 }
 
@@ -176,7 +181,6 @@ bool kp_pool_map_held(struct kp_pool *p, const struct kp_fault *f,
 			/* Off the free stack: HELD frames are not on it. */
 			p->fr[i].state = KP_LENT;
 			p->fr[i].lent_at = f->now;
-			p->restored++;
 			decide_map(p, i, false, d);
 			return true;
 		}
@@ -196,10 +200,8 @@ void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
 			memcpy(km_frame_ptr(p->km, p->fr[i].pfn),
 			       p->form[j].bytes, KM_PAGE_SIZE);
 			form_drop(p, j);
-			p->restored++;
 		} else {
 			discarded = true;
-			p->fresh++;
 		}
 	}
 	p->fr[i].state = KP_LENT;

@@ -12,6 +12,7 @@
 #include "pagers.h"
 
 #define KP_NONE UINT32_MAX      /* no frame index */
+#define KP_ANY_TASK UINT32_MAX  /* every client task */
 
 enum kp_fstate {
 	KP_FREE = 0,            /* the kpager's, holds nothing of value */
@@ -41,14 +42,14 @@ enum kp_forms {
 
 struct kp_pool {
 	struct km *km;          /* borrowed; outlives the kpager */
-	km_task_t task;         /* the kpager's task */
 	km_kpager_t id;         /* this kpager's id (see kp_pool_init) */
 	bool id_unknown;        /* km_kpager_page_use refused `id` */
 	km_vaddr_t base;        /* frame i sits at base + i * 4096 */
 	uint32_t frames;
 	enum kp_forms forms_mode;
 	struct kp_frame *fr;    /* [frames] */
-	uint32_t *free;         /* free frame indices, lowest on top */
+	uint32_t *free;         /* free frame indices (lowest on top at
+	                         * start; then the latest freed) */
 	uint32_t nfree;
 	struct kp_form *form;   /* saved forms, unordered */
 	uint32_t nform, form_cap;
@@ -57,20 +58,20 @@ struct kp_pool {
 	bool in_retry;          /* faults now are retries after KP_REVOKE */
 	uint64_t retry_since;   /* cycle of the latest KP_REVOKE answer */
 	km_thread_t retry_thread; /* the operation's thread then */
-	uint64_t saved;         /* forms copied to the backing store */
-	uint64_t restored;      /* restore faults answered with a form */
-	uint64_t fresh;         /* restore faults answered `discarded` */
 };
 
 /*
  * Obtains `frames` frames from sigma0 at `base` in the kpager's `task` and
- * sets the pool up.  `policy` names the caller in messages.  Returns KM_OK,
+ * sets the pool up.  `policy` and `frames_key` (the argument that gave
+ * `frames`) name the caller and the culprit in messages.  Returns KM_OK,
  * or KM_EINVAL (bad frames or base), KM_EIO (host memory) or sigma0's
- * error, with the reason in why; nothing is kept on error.
+ * error, with the reason in why; no host memory is kept on error, and
+ * frames sigma0 mapped stay only if looking them up fails after.
  */
 int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
-                 const char *policy, uint32_t frames, km_vaddr_t base,
-                 enum kp_forms forms_mode, char *why, size_t why_len);
+                 const char *policy, const char *frames_key, uint32_t frames,
+                 km_vaddr_t base, enum kp_forms forms_mode, char *why,
+                 size_t why_len);
 /* Frees what the pool holds in host memory; accepts NULL. */
 void kp_pool_fini(struct kp_pool *p);
 
@@ -114,7 +115,8 @@ void kp_pool_evict_or_deny(struct kp_pool *p, uint32_t i,
  * bound outside retries). */
 uint64_t kp_pool_victim_bound(const struct kp_pool *p);
 
-/* Takes a free frame (lowest address first) or returns KP_NONE. */
+/* Takes a free frame (the latest freed; at start the lowest address) or
+ * returns KP_NONE. */
 uint32_t kp_pool_take(struct kp_pool *p);
 
 /*
@@ -140,14 +142,11 @@ void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
 void kp_pool_use(struct kp_pool *p, uint32_t i, bool clear, bool *referenced,
                  uint64_t *last_use);
 
-#define KP_ANY_TASK UINT32_MAX
-
 /*
  * The least recently used lent frame holding a page charged to `task`
  * (KP_ANY_TASK: any) that may be evicted (kp_ktype_may_evict), among those
  * last used before cycle `before` (UINT64_MAX: all) and
- * kp_pool_victim_bound.  Ties go to the lowest
- * index.  KP_NONE if none.
+ * kp_pool_victim_bound.  Ties go to the lowest index.  KP_NONE if none.
  */
 uint32_t kp_pool_lru(struct kp_pool *p, km_task_t task, uint64_t before);
 
@@ -160,8 +159,9 @@ uint32_t kp_pool_used_by(const struct kp_pool *p, km_task_t task);
  * kp_pool: the kernel gave a page back (released), took one back on its
  * own after KP_REVOKE (revoked: the frame holds the form, which the pool
  * keeps as its forms_mode says), will never ask for a revoked one again
- * (forgotten: its form goes), or voided an answer (aborted).  A page revoked with km_kpager_revoke is not
- * reported by the kernel; the policies here never do that.
+ * (forgotten: its form goes), or voided an answer (aborted).  A page
+ * revoked with km_kpager_revoke is not reported by the kernel; the
+ * policies here never do that.
  */
 void kp_pool_on_released(void *state, km_vaddr_t vaddr, struct km_kpage kp);
 void kp_pool_on_revoked(void *state, km_vaddr_t vaddr, struct km_kpage kp,

@@ -44,8 +44,8 @@ static int quota_init(struct km *km, km_task_t task, const char *args,
 	}
 	if ((q = calloc(1, sizeof *q)) == NULL)
 		return kp_no_memory("quota", why, why_len);
-	err = kp_pool_init(&q->pool, km, task, "quota", frames, base,
-	                   KP_FORMS_SAVE, why, why_len);
+	err = kp_pool_init(&q->pool, km, task, "quota", "pool",
+	                   frames, base, KP_FORMS_SAVE, why, why_len);
 	if (err != KM_OK) {
 		free(q);
 		return err;

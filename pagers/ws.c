@@ -48,8 +48,8 @@ static int ws_init(struct km *km, km_task_t task, const char *args,
 	}
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return kp_no_memory("ws", why, why_len);
-	err = kp_pool_init(&w->pool, km, task, "ws", frames, base,
-	                   KP_FORMS_SAVE, why, why_len);
+	err = kp_pool_init(&w->pool, km, task, "ws", "pool",
+	                   frames, base, KP_FORMS_SAVE, why, why_len);
 	if (err != KM_OK) {
 		free(w);
 		return err;

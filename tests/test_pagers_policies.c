@@ -602,10 +602,12 @@ static void test_pagers_policies_refuse_bad_arguments(void **state)
 		{ "ws:window=0", "window=0" },
 		{ "ws:window=1e6", "window=1e6" },
 		{ "ws:load=suspend", "load=suspend" },
-		{ "ws:pool=0", "frames=0" },
+		{ "ws:pool=0", "pool=0" },
+		{ "quota:pool=2000000", "pool=2000000" },
 		{ "clock-typed:frames=8", "unknown argument 'frames'" },
 		{ "clock-typed:base=0x10000001", "base=0x10000001" },
 		{ "pinned:cap=0", "cap=0" },
+		{ "pinned:frames=0", "frames=0" },
 		{ "pinned:frames=4,cap=5", "cap=5" },
 		{ "fcfs:frames=8,base=0xbf000000", "base=0xbf000000" },
 	};
