@@ -223,6 +223,73 @@ static void test_pagers_policies_aborted_answers(void **state)
 	kp_quota_ops.fini(st);
 }
 
+/* Lends `n` page tables of `task` through `ops`, one fault each, `now`
+ * 1000 cycles apart from `seq` on, and checks each is mapped. */
+static void lend_pts(const struct kp_ops *ops, void *st, km_task_t task,
+                     uint32_t n, uint32_t seq)
+{
+	struct kp_decision d;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct kp_fault f = synthetic(seq + i, task, KM_KT_PT, i);
+
+		ops->fault(st, &f, &d);
+		assert_int_equal(d.action, KP_MAP);
+	}
+}
+
+/* ws load control, with every page in its working set (a window longer
+ * than the run): load=deny denies; load=shrink takes the least recently
+ * used page of the client with the most, even for another client. */
+static void test_pagers_policies_ws_load_control(void **state)
+{
+	struct fx *fx = *state;
+	void *deny = ops_init(fx, &kp_ws_ops, "window=1000000000,pool=4");
+	void *shrink = ops_init(fx, &kp_ws_ops, "window=1000000000,pool=4,"
+	                        "load=shrink,base=0x20000000");
+	struct kp_fault f = synthetic(50, 7, KM_KT_KTCB, 0);
+	struct kp_decision d;
+
+	lend_pts(&kp_ws_ops, deny, 5, 3, 1);
+	lend_pts(&kp_ws_ops, deny, 6, 1, 4);
+	kp_ws_ops.fault(deny, &f, &d);
+	assert_int_equal(d.action, KP_DENY);
+	lend_pts(&kp_ws_ops, shrink, 6, 1, 1);  /* 6's page is the oldest */
+	lend_pts(&kp_ws_ops, shrink, 5, 3, 2);
+	kp_ws_ops.fault(shrink, &f, &d);
+	assert_int_equal(d.action, KP_REVOKE);
+	assert_int_equal(d.vaddr, 0x20000000u + PG);    /* 5's oldest */
+	assert_true(d.discarded);                       /* a page table */
+	kp_ws_ops.fini(deny);
+	kp_ws_ops.fini(shrink);
+}
+
+/* quota per=subsystem: one budget for all clients, so a client at the
+ * subsystem's budget pays with the subsystem's least recently used page,
+ * whosever it is; per task, the same fault is under budget. */
+static void test_pagers_policies_quota_per_subsystem(void **state)
+{
+	struct fx *fx = *state;
+	void *sub = ops_init(fx, &kp_quota_ops, "frames=3,per=subsystem,"
+	                     "pool=8");
+	void *task = ops_init(fx, &kp_quota_ops, "frames=3,pool=8,"
+	                      "base=0x20000000");
+	struct kp_fault f = synthetic(50, 6, KM_KT_PT, 9);
+	struct kp_decision d;
+
+	lend_pts(&kp_quota_ops, sub, 5, 2, 1);
+	lend_pts(&kp_quota_ops, sub, 6, 1, 3);
+	kp_quota_ops.fault(sub, &f, &d);
+	assert_int_equal(d.action, KP_REVOKE);
+	assert_int_equal(d.vaddr, BASE);                /* 5's, the oldest */
+	lend_pts(&kp_quota_ops, task, 5, 2, 1);
+	lend_pts(&kp_quota_ops, task, 6, 1, 3);
+	kp_quota_ops.fault(task, &f, &d);
+	assert_int_equal(d.action, KP_MAP);
+	kp_quota_ops.fini(sub);
+	kp_quota_ops.fini(task);
+}
+
 static int cost_class(enum km_ktype t)
 {
 	return t == KM_KT_PT || t == KM_KT_ND ? 0 :
@@ -739,6 +806,8 @@ int main(void)
 		T(test_pagers_policies_fcfs_restores_and_denies),
 		T(test_pagers_policies_clock_typed_type_order),
 		T(test_pagers_policies_aborted_answers),
+		T(test_pagers_policies_ws_load_control),
+		T(test_pagers_policies_quota_per_subsystem),
 		T(test_pagers_policies_fcfs_denies_at_exhaustion),
 		T(test_pagers_policies_quota_budget_and_isolation),
 		T(test_pagers_policies_quota_over_deny),
