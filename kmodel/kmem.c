@@ -795,6 +795,24 @@ static int pool_alloc(struct km *km, struct km_kpage kp, enum km_import how,
 	return err;
 }
 
+/*
+ * A node table or MDB page whose kpager will not give it back: the kernel
+ * enters it from its own pool, empty (lost), and tells the kpager the form
+ * it may still hold will not be asked for again.
+ */
+static int salvage(struct km *km, struct km_kpage kp, km_pfn_t *pfn)
+{
+	km_kpager_t kid = km->task[kp.task].kpager;
+	int err = pool_alloc(km, kp, KM_IMPORT_REBUILD, pfn);
+
+	if (err == KM_OK && km->kpager[kid].ops->forgotten != NULL) {
+		km->in_callback++;
+		km->kpager[kid].ops->forgotten(km->kpager[kid].state, kp);
+		km->in_callback--;
+	}
+	return err;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The operation protocol.                                                  */
 
@@ -915,7 +933,7 @@ static int need_acquire(struct km *km, uint32_t i)
 		if ((err == KM_EDENIED || err == KM_EKPAGER) &&
 		    !km->victim.pending &&
 		    (kp.type == KM_KT_NT || kp.type == KM_KT_MDB))
-			err = pool_alloc(km, kp, KM_IMPORT_REBUILD, &pfn);
+			err = salvage(km, kp, &pfn);
 	} else if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER) {
 		err = pool_alloc(km, kp, KM_IMPORT_NEW, &pfn);
 	} else {
@@ -1057,7 +1075,7 @@ int km_bring(struct km *km, struct km_kpage kp)
 	 * unmapping what it mapped to this kpager's client): the kernel
 	 * enters it from its own pool, empty. */
 	if (err == KM_EDENIED || err == KM_EKPAGER)
-		err = pool_alloc(km, kp, KM_IMPORT_REBUILD, &pfn);
+		err = salvage(km, kp, &pfn);
 	if (err == KM_OK &&
 	    km->task[kp.task].page[kp.type].lost[kp.index] == KM_LOST_PENDING)
 		err = KM_ERETRY;

@@ -348,7 +348,8 @@ struct kp_ops {
 	 * handed back after a failed operation): it is the kpager's again. */
 	void (*released)(void *state, km_vaddr_t vaddr, struct km_kpage kp);
 	/* Optional: the revoked page `kp` will never be asked back (its task
-	 * or thread is gone): the kpager may reuse what holds its form. */
+	 * or thread is gone, or the kernel made it anew without the form):
+	 * the kpager may reuse what holds its form. */
 	void (*forgotten)(void *state, struct km_kpage kp);
 	/* Optional: the kernel could not carry out the kpager's answer to
 	 * fault `f` (a deadlock: carrying it out needed a fault that waits on

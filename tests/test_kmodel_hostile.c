@@ -476,6 +476,17 @@ static void hostile_revoke(struct world *w)
 }
 
 /* Creates client t of A with its threads (registers all zero). */
+/* The hostile kpager's books, for a failure message. */
+static void hk_books(const struct hk *hk)
+{
+	uint32_t n[3] = { 0 };
+
+	for (uint32_t i = 0; i < NPOOL; i++)
+		n[hk->state[i]]++;
+	print_message("hostile kpager: %u free, %u lent, %u holding forms\n",
+	              n[HK_FREE], n[HK_LENT], n[HK_HELD]);
+}
+
 /* Creates client t of A with its threads (registers all zero).  The
  * hostile kpager's answers may make a creation fail: it is tried again. */
 static void a_client(struct world *w, uint32_t t)
@@ -484,13 +495,17 @@ static void a_client(struct world *w, uint32_t t)
 
 	while ((err = km_task_create(w->km, w->ka, &w->a[t])) != KM_OK) {
 		assert_true(err == KM_EKPAGER || err == KM_EDENIED);
-		assert_true(++tries < 1000);
+		if (++tries == 1000)
+			hk_books(&w->hk);
+		assert_true(tries < 1000);
 	}
 	for (uint32_t i = 0; i < NTHREADS; i++) {
 		while ((err = km_thread_create(w->km, w->a[t], 0,
 		                               &w->ath[t][i])) != KM_OK) {
 			assert_true(err == KM_EKPAGER || err == KM_EDENIED);
-			assert_true(++tries < 1000);
+			if (++tries == 1000)
+				hk_books(&w->hk);
+			assert_true(tries < 1000);
 		}
 	}
 	memset(w->aregs[t], 0, sizeof w->aregs[t]);
