@@ -1,6 +1,6 @@
 /*
- * Policy arguments, "key=value,key=value": the registry of built-in
- * policies and the small parser every policy uses.
+ * Policy arguments, "key=value,key=value": the small parser every policy
+ * uses to read and check its arguments.
  */
 #include "pagers.h"
 
@@ -8,22 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const struct kp_ops *const builtin[] = { &kp_fcfs_ops };
-static const char *const builtin_names[] = { "fcfs", NULL };
-
-const struct kp_ops *kp_find(const char *name)
-{
-	for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
-		if (name != NULL && strcmp(builtin[i]->name, name) == 0)
-			return builtin[i];
-	return NULL;
-}
-
-const char *const *kp_names(void)
-{
-	return builtin_names;
-}
 
 /* Finds `key` in args; on success *val points at its value and *len is
  * the value's length.  Returns false if absent. */
@@ -43,6 +27,21 @@ static bool find_key(const char *args, const char *key, const char **val,
 			return true;
 		}
 		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* Does the key of `len` bytes at `key` (inside args) occur before it? */
+static bool seen_before(const char *args, const char *key, size_t len)
+{
+	const char *p = args;
+
+	while (p < key) {
+		const char *end = strchr(p, ',');
+
+		if (strncmp(p, key, len) == 0 && p[len] == '=')
+			return true;
+		p = end + 1;    /* key lies further on, so there is a comma */
 	}
 	return false;
 }
@@ -69,6 +68,13 @@ int kp_args_check(const char *args, const char *const *known,
 				ok = true;
 		if (!ok) {
 			snprintf(why, why_len, "unknown argument '%.*s'",
+			         (int)(eq - p), p);
+			return KM_EINVAL;
+		}
+		/* A key given twice is refused: the reader takes the first,
+		 * and silently dropping the second hides a typo. */
+		if (seen_before(args, p, (size_t)(eq - p))) {
+			snprintf(why, why_len, "argument '%.*s' given twice",
 			         (int)(eq - p), p);
 			return KM_EINVAL;
 		}
@@ -104,4 +110,31 @@ int kp_arg_u32(const char *args, const char *key, uint32_t dflt,
 	}
 	*out = (uint32_t)v;
 	return KM_OK;
+}
+
+int kp_arg_choice(const char *args, const char *key,
+                  const char *const *choices, unsigned *out, char *why,
+                  size_t why_len)
+{
+	const char *val;
+	size_t len, used = 0;
+	char list[128];
+
+	*out = 0;
+	if (!find_key(args, key, &val, &len))
+		return KM_OK;
+	for (unsigned i = 0; choices[i] != NULL; i++) {
+		if (strlen(choices[i]) == len &&
+		    strncmp(val, choices[i], len) == 0) {
+			*out = i;
+			return KM_OK;
+		}
+		used += (size_t)snprintf(list + used, sizeof list - used,
+		                         "%s%s", i ? ", " : "", choices[i]);
+		if (used >= sizeof list)
+			used = sizeof list - 1;
+	}
+	snprintf(why, why_len, "%s=%.*s: must be one of %s", key, (int)len,
+	         val, list);
+	return KM_EINVAL;
 }

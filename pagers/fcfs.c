@@ -5,21 +5,15 @@
  * pool is empty the fault is denied, and the client's operation fails.
  */
 #include "pagers.h"
+#include "pool.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-
-struct fcfs {
-	km_vaddr_t *free;       /* pool pages not lent, lowest on top */
-	uint32_t nfree;
-	uint32_t frames;        /* pool size */
-};
 
 static int fcfs_init(struct km *km, km_task_t task, const char *args,
                      void **state, char *why, size_t why_len)
 {
 	static const char *const known[] = { "frames", "base", NULL };
-	struct fcfs *s;
+	struct kp_pool *p;       /* the whole state: fcfs is its pool */
 	uint32_t frames, base;
 	int err;
 
@@ -27,73 +21,43 @@ static int fcfs_init(struct km *km, km_task_t task, const char *args,
 	    (err = kp_arg_u32(args, "frames", 64, &frames, why, why_len)) ||
 	    (err = kp_arg_u32(args, "base", 0x10000000u, &base, why, why_len)))
 		return err;
-	if (frames == 0 || frames > (1u << 20) ||
-	    (base & (KM_PAGE_SIZE - 1)) != 0) {
-		snprintf(why, why_len, "fcfs: frames must be 1 .. 2^20 and "
-		         "base page aligned");
-		return KM_EINVAL;
-	}
-	s = calloc(1, sizeof *s);
-	if (s != NULL)
-		s->free = calloc(frames, sizeof *s->free);
-	if (s == NULL || s->free == NULL) {
-		free(s);
-		snprintf(why, why_len, "fcfs: out of host memory");
-		return KM_EIO;
-	}
-	err = km_sigma0_map(km, task, base, frames, KM_R | KM_W);
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		return kp_no_memory("fcfs", why, why_len);
+	/* It never revokes; a page the kernel takes back on its own (the
+	 * kpager's mapping of it lost rights) keeps its form in its frame,
+	 * which stays out of the pool until the page comes back. */
+	err = kp_pool_init(p, km, task, "fcfs", "frames",
+	                   frames, base, KP_FORMS_IN_FRAME, why, why_len);
 	if (err != KM_OK) {
-		snprintf(why, why_len, "fcfs: sigma0 could not map %u frames "
-		         "at 0x%x: %s", frames, base, km_strerror(err));
-		free(s->free);
-		free(s);
+		free(p);
 		return err;
 	}
-	for (uint32_t i = 0; i < frames; i++)
-		s->free[i] = base + (frames - 1 - i) * KM_PAGE_SIZE;
-	s->nfree = frames;
-	s->frames = frames;
-	*state = s;
+	*state = p;
 	return KM_OK;
-}
-
-static void fcfs_fini(void *state)
-{
-	struct fcfs *s = state;
-
-	if (s == NULL)
-		return;
-	free(s->free);
-	free(s);
 }
 
 static void fcfs_fault(void *state, const struct kp_fault *f,
                        struct kp_decision *d)
 {
-	struct fcfs *s = state;
+	struct kp_pool *p = state;
+	uint32_t i;
 
-	(void)f;
-	if (s->nfree == 0) {
+	if (kp_pool_map_held(p, f, d))
+		return;
+	if ((i = kp_pool_take(p)) == KP_NONE) {
 		d->action = KP_DENY;
 		return;
 	}
-	d->action = KP_MAP;
-	d->vaddr = s->free[--s->nfree];
-}
-
-static void fcfs_released(void *state, km_vaddr_t vaddr, struct km_kpage kp)
-{
-	struct fcfs *s = state;
-
-	(void)kp;
-	if (s->nfree < s->frames)
-		s->free[s->nfree++] = vaddr;
+	kp_pool_lend(p, i, f, d);
 }
 
 const struct kp_ops kp_fcfs_ops = {
 	.name = "fcfs",
 	.init = fcfs_init,
-	.fini = fcfs_fini,
+	.fini = kp_pool_on_fini,
 	.fault = fcfs_fault,
-	.released = fcfs_released,
+	.released = kp_pool_on_released,
+	.forgotten = kp_pool_on_forgotten,
+	.revoked = kp_pool_on_revoked,
+	.aborted = kp_pool_on_aborted,
 };

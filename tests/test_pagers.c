@@ -1,7 +1,8 @@
 /*
- * The pagers module: the registry, the argument parser, and the FCFS
- * policy, driven directly through its ops table with synthetic faults and
- * end to end through the model.
+ * The pagers module: the registry, specs, policies loaded from shared
+ * objects, the argument parser, and the FCFS policy, driven directly
+ * through its ops table with synthetic faults and end to end through the
+ * model.  (The other policies: test_pagers_policies.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,24 +10,89 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "kmodel.h"
 #include "pagers.h"
 
 #define BASE 0x10000000u
+#define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
 
-static void test_pagers_registry_finds_fcfs(void **state)
+static void test_pagers_registry_finds_every_policy(void **state)
 {
 	const char *const *names = kp_names();
+	size_t n = 0;
 
 	(void)state;
 	assert_ptr_equal(kp_find("fcfs"), &kp_fcfs_ops);
+	assert_ptr_equal(kp_find("quota"), &kp_quota_ops);
+	assert_ptr_equal(kp_find("ws"), &kp_ws_ops);
+	assert_ptr_equal(kp_find("clock-typed"), &kp_clock_typed_ops);
+	assert_ptr_equal(kp_find("pinned"), &kp_pinned_ops);
 	assert_null(kp_find("nosuch"));
 	assert_null(kp_find(NULL));
 	assert_string_equal(names[0], "fcfs");
-	for (size_t i = 0; names[i] != NULL; i++)
-		assert_non_null(kp_find(names[i]));
+	for (; names[n] != NULL; n++)
+		assert_string_equal(kp_find(names[n])->name, names[n]);
+	assert_int_equal(n, 5);
+}
+
+static void test_pagers_spec_split(void **state)
+{
+	char name[16], why[160];
+	const char *args;
+
+	(void)state;
+	assert_int_equal(kp_spec_split("quota:frames=16", name, sizeof name,
+	                               &args, why, sizeof why), KM_OK);
+	assert_string_equal(name, "quota");
+	assert_string_equal(args, "frames=16");
+	assert_int_equal(kp_spec_split("ws", name, sizeof name, &args, why,
+	                               sizeof why), KM_OK);
+	assert_string_equal(name, "ws");
+	assert_string_equal(args, "");
+	assert_int_equal(kp_spec_split("fcfs:", name, sizeof name, &args, why,
+	                               sizeof why), KM_OK);
+	assert_string_equal(args, "");
+	assert_int_equal(kp_spec_split(":frames=3", name, sizeof name, &args,
+	                               why, sizeof why), KM_EINVAL);
+	assert_non_null(strstr(why, "no policy name"));
+	assert_int_equal(kp_spec_split("", name, sizeof name, &args, why,
+	                               sizeof why), KM_EINVAL);
+	assert_int_equal(kp_spec_split("averyveryverylongname:x=1", name,
+	                               sizeof name, &args, why, sizeof why),
+	                 KM_EINVAL);
+	assert_non_null(strstr(why, "longer than 15"));
+}
+
+static void test_pagers_policy_open_refuses(void **state)
+{
+	struct kp_policy pol;
+	char why[256];
+
+	(void)state;
+	assert_int_equal(kp_policy_open("quota:frames=4", &pol, why,
+	                                sizeof why), KM_OK);
+	assert_ptr_equal(pol.ops, &kp_quota_ops);
+	assert_string_equal(pol.args, "frames=4");
+	assert_null(pol.dl);
+	kp_policy_close(&pol);
+	kp_policy_close(NULL);
+	assert_int_equal(kp_policy_open("lru:frames=4", &pol, why,
+	                                sizeof why), KM_EINVAL);
+	assert_non_null(strstr(why, "unknown policy 'lru'"));
+	assert_non_null(strstr(why, "clock-typed"));
+	assert_null(pol.ops);
+	assert_int_equal(kp_policy_open("/nonexistent/policy.so", &pol, why,
+	                                sizeof why), KM_EIO);
+	assert_non_null(strstr(why, "/nonexistent/policy.so"));
+	/* A shared object without the ABI symbol: Debian's libc is one. */
+	if (access(LIBC, R_OK) == 0) {
+		assert_int_equal(kp_policy_open(LIBC, &pol, why, sizeof why),
+		                 KM_EIO);
+		assert_non_null(strstr(why, "no symbol kpsim_policy"));
+	}
 }
 
 static void test_pagers_args_parse(void **state)
@@ -65,6 +131,28 @@ static void test_pagers_args_parse(void **state)
 	                            sizeof why), KM_EINVAL);
 	assert_int_equal(kp_arg_u32("frames=", "frames", 7, &v, why,
 	                            sizeof why), KM_EINVAL);
+	/* A key given twice is refused, by name. */
+	assert_int_equal(kp_args_check("frames=1,base=0,frames=2", known, why,
+	                               sizeof why), KM_EINVAL);
+	assert_non_null(strstr(why, "'frames' given twice"));
+	assert_int_equal(kp_args_check("frames=1,framesx=2", known, why,
+	                               sizeof why), KM_EINVAL);
+	assert_non_null(strstr(why, "unknown argument 'framesx'"));
+	{
+		static const char *const over[] = { "revoke", "deny", NULL };
+		unsigned c;
+
+		assert_int_equal(kp_arg_choice("over=deny", "over", over, &c,
+		                               why, sizeof why), KM_OK);
+		assert_int_equal(c, 1);
+		assert_int_equal(kp_arg_choice("", "over", over, &c, why,
+		                               sizeof why), KM_OK);
+		assert_int_equal(c, 0);
+		assert_int_equal(kp_arg_choice("over=dent", "over", over, &c,
+		                               why, sizeof why), KM_EINVAL);
+		assert_non_null(strstr(why, "over=dent: must be one of "
+		                       "revoke, deny"));
+	}
 }
 
 struct fx {
@@ -200,10 +288,46 @@ static void test_pagers_fcfs_end_to_end(void **state)
 	assert_true(km_check(fx->km, why, sizeof why));
 }
 
+/* The example policy from its shared object: found by path, run as a
+ * kpager, and its arguments checked by itself. */
+static void test_pagers_shared_object_policy(void **state)
+{
+	struct fx *fx = *state;
+	struct kp_policy pol;
+	struct km_kpager_stats ks;
+	km_kpager_t kp;
+	km_task_t t;
+	char why[256];
+
+	assert_int_equal(kp_policy_open(KP_EXAMPLE_POLICY ":frames=3", &pol,
+	                                why, sizeof why), KM_OK);
+	assert_non_null(pol.dl);
+	assert_string_equal(pol.ops->name, "lifo");
+	assert_string_equal(pol.args, "frames=3");
+	assert_int_not_equal(km_kpager_create(fx->km, pol.ops, fx->kt,
+	                                      "frames=lots", &kp, why,
+	                                      sizeof why), KM_OK);
+	assert_non_null(strstr(why, "frames=lots"));
+	assert_int_equal(km_kpager_create(fx->km, pol.ops, fx->kt, pol.args,
+	                                  &kp, why, sizeof why), KM_OK);
+	assert_int_equal(km_task_create(fx->km, kp, &t), KM_OK);
+	assert_int_equal(km_task_create(fx->km, kp, &t), KM_EDENIED);
+	assert_int_equal(km_kpager_stats(fx->km, kp, &ks), KM_OK);
+	assert_int_equal(ks.lent, 2);
+	assert_true(km_check(fx->km, why, sizeof why));
+	/* The object stays loaded while the model may call it. */
+	km_destroy(fx->km);
+	fx->km = NULL;
+	kp_policy_close(&pol);
+	assert_null(pol.dl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pagers_registry_finds_fcfs),
+		cmocka_unit_test(test_pagers_registry_finds_every_policy),
+		cmocka_unit_test(test_pagers_spec_split),
+		cmocka_unit_test(test_pagers_policy_open_refuses),
 		cmocka_unit_test(test_pagers_args_parse),
 		cmocka_unit_test_setup_teardown(
 			test_pagers_fcfs_denies_at_exhaustion, setup, teardown),
@@ -211,6 +335,8 @@ int main(void)
 			test_pagers_fcfs_refuses_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pagers_fcfs_end_to_end,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pagers_shared_object_policy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
