@@ -31,13 +31,14 @@ void km_set_pte_observer(struct km *km, km_pte_observer fn, void *ctx)
 	km->pte_obs_ctx = ctx;
 }
 
-/* Tells the PTE observer that entries of `tk` changed (see kmodel.h). */
+/* Tells the PTE observer that entries of `tk` changed (see kmodel.h):
+ * from the page holding `va` (a faulting address, maybe), `pages` of them. */
 void km_pte_notify(struct km *km, const struct km_task *tk, km_vaddr_t va,
                    uint32_t pages, enum km_pte_change change)
 {
 	if (km->pte_obs != NULL)
-		km->pte_obs(km->pte_obs_ctx, (km_task_t)(tk - km->task), va,
-		            pages, change);
+		km->pte_obs(km->pte_obs_ctx, (km_task_t)(tk - km->task),
+		            va & ~(KM_PAGE_SIZE - 1), pages, change);
 }
 
 static uint32_t pte_bits(unsigned rights)

@@ -20,8 +20,9 @@
  * operation on the task needs it first and it brings back every table
  * under it.  UTCB pages keep a form the policy saves and copies back.
  * KTCB pages are sealed per thread and checked on return, and a thread
- * waits while its page is out.  (Node tables and MDB pages are never
- * victims, kp_ktype_may_evict; their weights only keep the table whole.)
+ * waits while its page is out.  Node tables and MDB pages go out
+ * localised and come back checked against a digest; a node table is
+ * cheap to lose (it is rebuilt), an MDB page is not.
  */
 static const uint8_t type_weight[KM_KT_COUNT] = {
 	[KM_KT_PD] = 3, [KM_KT_ND] = 0, [KM_KT_PT] = 0, [KM_KT_NT] = 1,
@@ -89,8 +90,7 @@ static uint32_t sweep(struct clock_typed *c)
 		uint64_t last;
 
 		c->hand = (c->hand + 1) % p->frames;
-		if (p->fr[i].state != KP_LENT ||
-		    !kp_ktype_may_evict(p->fr[i].kp.type))
+		if (p->fr[i].state != KP_LENT)
 			continue;
 		/* A page the retry needs keeps its mark for later turns. */
 		kp_pool_use(p, i, false, &ref, &last);

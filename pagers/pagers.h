@@ -15,7 +15,7 @@
 /* kpager starts (pool=N or frames=N frames at base=ADDR, default         */
 /* 0x10000000), and answers restore faults with the frame that holds the  */
 /* page's form, or says `discarded` when it no longer has it.  Those that */
-/* revoke never take node tables or MDB pages (kp_ktype_may_evict).       */
+/* revoke may take pages of any type.                                     */
 
 /* First come, first served: one pool handed out in order, never
  * preempted; a fault on an empty pool is denied.  Arguments: frames=N
@@ -71,17 +71,6 @@ extern const struct kp_ops kp_clock_typed_ops;
  * always come back.  Arguments: frames=N (default 64), cap=C, base=ADDR.
  */
 extern const struct kp_ops kp_pinned_ops;
-
-/*
- * May a built-in policy name a page of this type as a victim?  Node
- * tables and mapping-database pages may not.  Bringing one back can make
- * the kernel repair what a lost one held, and km_repair retries the
- * faults of that repair without revoking a victim named meanwhile, for
- * ever (reported with issue 4); a policy that denies one back instead
- * makes it lost, and with an MDB page its client's mappings go.  So they
- * stay in, and count against budgets like any page.
- */
-bool kp_ktype_may_evict(enum km_ktype type);
 
 /* The built-in policy called `name` ("fcfs", ...), or NULL. */
 const struct kp_ops *kp_find(const char *name);

@@ -8,23 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * The id km_kpager_create will give the kpager being initialised.  The
- * kernel does not pass it to init, but hands out the lowest id that is
- * not live and runs init just before; a policy asks for nothing else in
- * between.  If kmodel ever changes that, km_kpager_page_use refuses the
- * guess and kp_pool_use falls back on lending times (id_unknown).
- */
-static km_kpager_t predict_id(const struct km *km)
-{
-	struct km_kpager_stats st;
-	km_kpager_t id = 1;
-
-	while (km_kpager_stats(km, id, &st) == KM_OK)
-		id++;
-	return id;
-}
-
 int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
                  const char *policy, const char *frames_key, uint32_t frames,
                  km_vaddr_t base, enum kp_forms forms_mode, char *why,
@@ -62,7 +45,7 @@ int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
 		return err;
 	}
 	p->km = km;
-	p->id = predict_id(km);
+	p->id = KM_ROOT_KPAGER;         /* known from the first fault */
 	p->base = base;
 	p->frames = frames;
 	p->forms_mode = forms_mode;
@@ -213,6 +196,7 @@ void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
 
 void kp_pool_fault_begin(struct kp_pool *p, const struct kp_fault *f)
 {
+	p->id = f->kpager;
 	if (p->in_retry && (f->now - p->last_fault > KP_RETRY_GAP ||
 	                    f->thread != p->retry_thread))
 		p->in_retry = false;
@@ -223,11 +207,6 @@ void kp_pool_fault_begin(struct kp_pool *p, const struct kp_fault *f)
 uint64_t kp_pool_victim_bound(const struct kp_pool *p)
 {
 	return p->in_retry ? p->retry_since + 1 : UINT64_MAX;
-}
-
-bool kp_ktype_may_evict(enum km_ktype type)
-{
-	return type != KM_KT_NT && type != KM_KT_MDB;
 }
 
 void kp_pool_evict_or_deny(struct kp_pool *p, uint32_t i,
@@ -254,11 +233,10 @@ void kp_pool_use(struct kp_pool *p, uint32_t i, bool clear, bool *referenced,
 	uint64_t last = 0;
 	bool ref = false;
 
-	if (!p->id_unknown &&
+	/* (Before its first fault a kpager has lent nothing.) */
+	if (p->id == KM_ROOT_KPAGER ||
 	    km_kpager_page_use(p->km, p->id, kp_pool_vaddr(p, i), clear, &ref,
-	                       &last) != KM_OK)
-		p->id_unknown = true;
-	if (p->id_unknown) {
+	                       &last) != KM_OK) {
 		ref = false;
 		last = 0;
 	}
@@ -278,7 +256,6 @@ uint32_t kp_pool_lru(struct kp_pool *p, km_task_t task, uint64_t before)
 		uint64_t last;
 
 		if (p->fr[i].state != KP_LENT ||
-		    !kp_ktype_may_evict(p->fr[i].kp.type) ||
 		    (task != KP_ANY_TASK && p->fr[i].kp.task != task))
 			continue;
 		kp_pool_use(p, i, false, &ref, &last);

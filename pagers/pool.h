@@ -42,8 +42,7 @@ enum kp_forms {
 
 struct kp_pool {
 	struct km *km;          /* borrowed; outlives the kpager */
-	km_kpager_t id;         /* this kpager's id (see kp_pool_init) */
-	bool id_unknown;        /* km_kpager_page_use refused `id` */
+	km_kpager_t id;         /* this kpager's id, from its faults */
 	km_vaddr_t base;        /* frame i sits at base + i * 4096 */
 	uint32_t frames;
 	enum kp_forms forms_mode;
@@ -144,7 +143,7 @@ void kp_pool_use(struct kp_pool *p, uint32_t i, bool clear, bool *referenced,
 
 /*
  * The least recently used lent frame holding a page charged to `task`
- * (KP_ANY_TASK: any) that may be evicted (kp_ktype_may_evict), among those
+ * (KP_ANY_TASK: any), among those
  * last used before cycle `before` (UINT64_MAX: all) and
  * kp_pool_victim_bound.  Ties go to the lowest index.  KP_NONE if none.
  */

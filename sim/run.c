@@ -159,7 +159,7 @@ struct run_opts {
 	const char *faults_path;
 	bool json;
 	char *costs;                    /* the file's text */
-	char policy[64];
+	struct kp_policy policy;        /* --kpager's, built in or loaded */
 };
 
 static int parse_size(const char *s, uint32_t *frames)
@@ -216,7 +216,8 @@ static void run_usage(FILE *out)
 	"options:\n"
 	"  --kmem pool|kpager     kernel memory from the in-kernel pool\n"
 	"                         (default) or from a user-level kpager\n"
-	"  --kpager POLICY[:ARGS] the kpager policy (implies --kmem kpager);\n"
+	"  --kpager POLICY[:ARGS] the kpager policy, built in or a shared\n"
+	"                         object's path (implies --kmem kpager);\n"
 	"                         default fcfs\n"
 	"  --mem SIZE             simulated RAM, e.g. 64M (default), 1G - 8K max\n"
 	"  --costs FILE           the cost table (default: Pentium II/400)\n"
@@ -235,29 +236,19 @@ static void run_usage(FILE *out)
 	fprintf(out, "\n");
 }
 
-/* --kpager POLICY[:ARGS]: finds the policy; kernel memory then comes
- * from kpagers.  Returns 0, or -1 after printing why. */
+/* --kpager POLICY[:ARGS]: finds the policy, built in or a shared object
+ * by path; kernel memory then comes from kpagers.  Returns 0, or -1 after
+ * printing why. */
 static int parse_kpager(struct run_opts *o, bool kmem_set)
 {
-	const char *colon = strchr(o->kpager, ':');
-	size_t len = colon ? (size_t)(colon - o->kpager) : strlen(o->kpager);
+	char why[256];
 
-	if (len >= sizeof o->policy) {
-		fprintf(stderr, "kpsim run: no kpager policy '%s'\n", o->kpager);
+	if (kp_policy_open(o->kpager, &o->policy, why, sizeof why) != KM_OK) {
+		fprintf(stderr, "kpsim run: --kpager %s: %s\n", o->kpager, why);
 		return -1;
 	}
-	memcpy(o->policy, o->kpager, len);
-	o->policy[len] = '\0';
-	o->mc.kpager = kp_find(o->policy);
-	o->mc.kpager_args = colon ? colon + 1 : "";
-	if (o->mc.kpager == NULL) {
-		fprintf(stderr, "kpsim run: no kpager policy '%s' (built in:",
-		        o->policy);
-		for (const char *const *n = kp_names(); *n; n++)
-			fprintf(stderr, " %s", *n);
-		fprintf(stderr, ")\n");
-		return -1;
-	}
+	o->mc.kpager = o->policy.ops;
+	o->mc.kpager_args = o->policy.args;
 	if (kmem_set && o->mc.kmem == KM_KMEM_POOL) {
 		fprintf(stderr, "kpsim run: --kpager needs --kmem kpager, not "
 		        "pool\n");
@@ -593,6 +584,7 @@ int kpsim_run(int argc, char **argv)
 	first = parse_run(argc, argv, &o);
 	if (first <= 0) {
 		free(o.costs);
+		kp_policy_close(&o.policy);
 		return first == 0 ? 0 : 2;
 	}
 	if (o.faults_path != NULL) {
@@ -601,6 +593,7 @@ int kpsim_run(int argc, char **argv)
 			fprintf(stderr, "kpsim run: cannot write %s: %s\n",
 			        o.faults_path, strerror(errno));
 			free(o.costs);
+			kp_policy_close(&o.policy);
 			return 2;
 		}
 		fprintf(rs.csv, "seq,parent,cycle,task,thread,kind,address,"
@@ -639,6 +632,7 @@ int kpsim_run(int argc, char **argv)
 	}
 	free(rs.rec);
 	free(o.costs);
+	kp_policy_close(&o.policy);     /* after the model that ran it */
 	return rc;
 }
 

@@ -1025,7 +1025,8 @@ static void test_revoke_pte_observer_sees_every_change(void **state)
 	obs_compare(&o, "touch again");
 	revoke(fx, KM_KT_PT, KM_PDX_OF(VA), false);
 	obs_compare(&o, "revoke pt");
-	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_READ));
+	/* (A faulting address is rarely page aligned; its report is.) */
+	OK(km_touch(fx->km, fx->th[0], VA + 0x123, KM_ACC_READ));
 	obs_compare(&o, "refill");
 	revoke(fx, KM_KT_PD, 0, false);
 	obs_compare(&o, "revoke pd");

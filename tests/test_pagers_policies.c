@@ -299,9 +299,9 @@ static int cost_class(enum km_ktype t)
 /* Clock-typed, without reference marks (no kpager: every page reads as
  * unreferenced since it was lent): each fault on a full pool names a
  * victim, and the retry gets its frame.  The original pages go cheapest
- * type first: page tables and node directories, then UTCB pages, then
- * page directories and KTCB pages, each before any page lent later; node
- * tables and MDB pages never go (kp_ktype_may_evict). */
+ * type first: page tables and node directories, then UTCB pages and node
+ * tables, then page directories, KTCB and MDB pages, each before any page
+ * lent later. */
 static void test_pagers_policies_clock_typed_type_order(void **state)
 {
 	struct fx *fx = *state;
@@ -322,7 +322,7 @@ static void test_pagers_policies_clock_typed_type_order(void **state)
 		assert_int_equal(d.action, KP_MAP);
 		assert_int_equal(d.vaddr, BASE + i * PG);
 	}
-	for (uint32_t k = 0; k < N - 2; k++) {
+	for (uint32_t k = 0; k < N; k++) {
 		struct kp_fault f = synthetic(100 + k, 6 + k, KM_KT_PD, 0);
 		uint32_t i;
 
@@ -331,7 +331,6 @@ static void test_pagers_policies_clock_typed_type_order(void **state)
 		i = (d.vaddr - BASE) / PG;
 		assert_true(i < N);
 		assert_false(gone[i]);
-		assert_true(lent[i] != KM_KT_NT && lent[i] != KM_KT_MDB);
 		gone[i] = true;
 		assert_true(cost_class(lent[i]) >= cls_seen);
 		cls_seen = cost_class(lent[i]);
@@ -524,7 +523,7 @@ static void test_pagers_policies_ws_keeps_the_window(void **state)
 	km_task_t t[4], extra;
 	km_thread_t th[4];
 	struct km_kpage in[POOL], out[POOL];
-	uint32_t nin = 0, nout = 0, nout_evictable = 0, rev0;
+	uint32_t nin = 0, nout = 0, rev0;
 	uint32_t regs[10] = { 1, 2, 3 };
 	struct km_mapping m;
 	int err;
@@ -552,8 +551,6 @@ static void test_pagers_policies_ws_keeps_the_window(void **state)
 		else
 			out[nout++] = fx->seen.in_frame[m.pfn];
 	}
-	for (uint32_t j = 0; j < nout; j++)
-		nout_evictable += kp_ktype_may_evict(out[j].type);
 	assert_true(nin >= 2);                  /* at least the KTCB pages */
 	assert_true(nin + nout >= POOL - 1);
 	/* Press until load control denies. */
@@ -570,14 +567,13 @@ static void test_pagers_policies_ws_keeps_the_window(void **state)
 			was_out |= same_kpage(fx->seen.rev[r].kpage, out[j]);
 		assert_true(was_out);
 	}
-	assert_int_equal(fx->seen.nrev - rev0, nout_evictable);
-	/* Everything lent now is in some working set, or may not go. */
+	assert_int_equal(fx->seen.nrev - rev0, nout);
+	/* Everything lent now is in some working set. */
 	for (uint32_t i = 0; i < POOL; i++) {
 		uint64_t last;
 
 		OK(km_lookup(fx->km, fx->kt, BASE + i * PG, &m));
-		if (frame_use(fx, i, &last) &&
-		    kp_ktype_may_evict(fx->seen.in_frame[m.pfn].type))
+		if (frame_use(fx, i, &last))
 			assert_true(km_now(fx->km) - last < W);
 	}
 }
