@@ -310,6 +310,7 @@ struct km {
 	uint32_t nlost;                 /* NT and MDB pages lost (their form
 	                                 * discarded or refused): present,
 	                                 * vacant, awaiting km_repair */
+	uint64_t losses;                /* pages lost so far (nlost's total) */
 	uint32_t ndetached;             /* mappings whose sender part was lost,
 	                                 * awaiting removal by km_repair */
 

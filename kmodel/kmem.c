@@ -344,7 +344,7 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
  * its kpager.  The type is revocable (the caller checked).
  */
 static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
-                       bool unhide, bool notify)
+                       bool unhide)
 {
 	struct km_frame *f = &km->frame[pfn];
 	struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype, f->kindex };
@@ -375,8 +375,7 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 	k->st.revoked++;
 	rec.decision = discard ? KM_D_DISCARDED : KM_D_EXPORTED;
 	km_rec_end(km, &rec, outer);
-	/* A revocation the kpager did not ask for by km_kpager_revoke. */
-	if (notify && k->ops->revoked != NULL) {
+	if (k->ops->revoked != NULL) {
 		km->in_callback++;
 		k->ops->revoked(k->state, f->lender_vpn << KM_PAGE_SHIFT, kp,
 		                discard);
@@ -387,7 +386,7 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 
 int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
 {
-	return revoke_page(km, pfn, discard, true, true);
+	return revoke_page(km, pfn, discard, true);
 }
 
 /*
@@ -434,7 +433,7 @@ int km_kpage_to_pool(struct km *km, km_pfn_t pfn)
  * mapping was lost (repair.c): no PTE comes back to the kpager. */
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn)
 {
-	return revoke_page(km, pfn, true, false, true);
+	return revoke_page(km, pfn, true, false);
 }
 
 /*
@@ -493,7 +492,7 @@ int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 		return err;
 	if (pfn == KM_NO_PFN)
 		return KM_EINVAL;
-	return revoke_page(km, pfn, discard, true, false);
+	return revoke_page(km, pfn, discard, true);
 }
 
 int km_kpager_page_use(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
@@ -550,7 +549,7 @@ int km_victim_revoke(struct km *km)
 	    lost[km->frame[pfn].kindex] == KM_LOST_PENDING)
 		return KM_OK;
 	km->kpager[km->victim.kpager].st.evicted++;
-	return revoke_page(km, pfn, km->victim.discard, true, true);
+	return revoke_page(km, pfn, km->victim.discard, true);
 }
 
 /* Frees every kernel page of a task whose objects are all gone, in reverse
@@ -1043,9 +1042,11 @@ int km_op_acquire(struct km *km)
 
 		if (err != KM_OK) {
 			km_op_rollback(km);
-			/* A kpager, maybe one asked on the way, named a victim:
-			 * the operation starts over once it is revoked. */
-			return km->victim.named != named ? KM_ERETRY : err;
+			/* A kpager, maybe one asked on the way, named a victim,
+			 * or a page was lost on the way (a kpager's own, say):
+			 * the operation starts over once that is dealt with. */
+			return km->victim.named != named || km->nlost > 0 ?
+			       KM_ERETRY : err;
 		}
 	}
 	/* A lost node table or MDB page leaves references to undo before
@@ -1067,7 +1068,7 @@ int km_op_acquire(struct km *km)
  */
 int km_bring(struct km *km, struct km_kpage kp)
 {
-	uint64_t named;
+	uint64_t named, losses;
 	km_pfn_t pfn;
 	int err;
 
@@ -1080,17 +1081,19 @@ int km_bring(struct km *km, struct km_kpage kp)
 		return KM_OK;
 	}
 	named = km->victim.named;
+	losses = km->losses;
 	err = kernel_fault(km, km->task[kp.task].kpager, kp, true, &pfn);
-	if (err != KM_OK && km->victim.named != named)
-		return KM_ERETRY;       /* a victim to revoke first */
+	/* A victim to revoke first, or a page lost on the way (the kpager's
+	 * own, maybe): the caller deals with it and starts over. */
+	if (err != KM_OK && (km->victim.named != named || km->losses != losses))
+		return KM_ERETRY;
 	/* A kpager that will not give the page back loses what it held,
 	 * rather than block whoever needs it (another subsystem, perhaps,
 	 * unmapping what it mapped to this kpager's client): the kernel
 	 * enters it from its own pool, empty. */
 	if (err == KM_EDENIED || err == KM_EKPAGER)
 		err = salvage(km, kp, &pfn);
-	if (err == KM_OK &&
-	    km->task[kp.task].page[kp.type].lost[kp.index] == KM_LOST_PENDING)
+	if (err == KM_OK && km->losses != losses)
 		err = KM_ERETRY;
 	return err;
 }
@@ -1101,6 +1104,7 @@ void km_lost_note(struct km *km, struct km_kpage kp)
 {
 	km->task[kp.task].page[kp.type].lost[kp.index] = KM_LOST_PENDING;
 	km->nlost++;
+	km->losses++;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -358,10 +358,10 @@ struct kp_ops {
 	 * the answer was taken, the page named is the kpager's as before.
 	 * Without it, a page named for a new kernel page is released. */
 	void (*aborted)(void *state, const struct kp_fault *f);
-	/* Optional: the kernel revoked the page `kp` lent at `vaddr` on its
-	 * own (after KP_REVOKE, or because the kpager's mapping of it lost
-	 * rights): the frame is the kpager's again and holds the form (zero
-	 * if `discarded`).  Not called for km_kpager_revoke. */
+	/* Optional: the kernel revoked the page `kp` lent at `vaddr` (after
+	 * KP_REVOKE, through km_kpager_revoke whoever called it, or because
+	 * the kpager's mapping of it lost rights): the frame is the kpager's
+	 * again and holds the form (zero if `discarded`). */
 	void (*revoked)(void *state, km_vaddr_t vaddr, struct km_kpage kp,
 	                bool discarded);
 };

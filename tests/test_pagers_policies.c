@@ -795,6 +795,174 @@ static void test_pagers_policies_random(void **state)
 	}
 }
 
+/* ---------------------------------------------------------------------- */
+/* Subsystems side by side.                                                 */
+
+/*
+ * Five subsystems on one model, each a kpager of its own policy (one of
+ * them two levels deep: its kpager's task is paged by another kpager)
+ * with three clients.  Random operations: touches, registers, threads,
+ * maps and unmaps between a subsystem's clients, clients dying and
+ * replaced, and random revocations of lent pages of any type.  After every
+ * step km_check holds, and the subsystems that did not act have the same
+ * kpager statistics as before: one policy never changes another's
+ * behaviour.
+ */
+enum { NSUB = 5, NCLI = 3 };
+
+struct sub {
+	struct kp_policy pol;
+	km_task_t kt;
+	km_kpager_t kp;
+	km_task_t cli[NCLI];
+	km_thread_t th[NCLI];
+	uint32_t frames;
+};
+
+static void sub_client(struct km *km, struct sub *s, uint32_t c)
+{
+	s->cli[c] = s->th[c] = 0;
+	if (km_task_create(km, s->kp, &s->cli[c]) != KM_OK) {
+		s->cli[c] = 0;
+		return;
+	}
+	if (km_thread_create(km, s->cli[c], 0, &s->th[c]) != KM_OK)
+		s->th[c] = 0;
+}
+
+static void sub_start(struct km *km, struct sub *s, const char *spec,
+                      km_kpager_t above)
+{
+	char why[256] = "";
+
+	OK(km_task_create(km, above, &s->kt));
+	if (kp_policy_open(spec, &s->pol, why, sizeof why) != KM_OK ||
+	    km_kpager_create(km, s->pol.ops, s->kt, s->pol.args, &s->kp, why,
+	                     sizeof why) != KM_OK)
+		fail_msg("%s: %s", spec, why);
+	OK(kp_arg_u32(s->pol.args, strstr(s->pol.args, "pool=") ? "pool" :
+	              "frames", 0, &s->frames, why, sizeof why));
+	for (uint32_t c = 0; c < NCLI; c++)
+		sub_client(km, s, c);
+}
+
+/* One random step of subsystem s. */
+static int sub_step(struct km *km, struct sub *s, uint64_t *rng)
+{
+	uint32_t c = (uint32_t)(kmt_rng(rng) % NCLI), r = (uint32_t)(kmt_rng(rng) % 20);
+	km_vaddr_t va = 0x08000000u + (uint32_t)(kmt_rng(rng) % 8) * 0x00400000u +
+	                (uint32_t)(kmt_rng(rng) % 4) * PG;
+	uint32_t regs[10];
+	km_thread_t th;
+
+	if (s->cli[c] == 0 || r == 0) {
+		if (s->cli[c] != 0 && km_task_destroy(km, s->cli[c]) != KM_OK)
+			return KM_EBUSY;
+		sub_client(km, s, c);
+		return KM_OK;
+	}
+	if (s->th[c] == 0)
+		return km_thread_create(km, s->cli[c], 0, &s->th[c]);
+	if (r < 9)
+		return km_touch(km, s->th[c], va, KM_ACC_WRITE);
+	if (r < 12) {
+		for (int k = 0; k < 10; k++)
+			regs[k] = (uint32_t)kmt_rng(rng);
+		return km_thread_regs(km, s->th[c], regs, r & 1);
+	}
+	if (r < 13)
+		return km_thread_create(km, s->cli[c], 0, &th);
+	if (r < 17) {
+		uint32_t d = (uint32_t)(kmt_rng(rng) % NCLI);
+
+		if (s->cli[d] == 0)
+			return KM_OK;
+		return km_map(km, s->cli[c], km_fpage(va & ~(PG - 1), 12,
+		              KM_RWX), s->cli[d], 0x30000000u +
+		              (uint32_t)(kmt_rng(rng) % 16) * PG,
+		              r == 16 ? KM_GRANT : KM_MAP, NULL);
+	}
+	if (r < 18)
+		return km_unmap(km, s->cli[c], km_fpage(va & ~(PG - 1), 12,
+		                KM_RWX), KM_UNMAP_SELF, NULL);
+	/* A revocation of one of its kpager's lent pages, any type. */
+	return km_kpager_revoke(km, s->kp, BASE + (uint32_t)(kmt_rng(rng) %
+	                        s->frames) * PG, kmt_rng(rng) % 8 == 0);
+}
+
+static void test_pagers_policies_subsystems(void **state)
+{
+	static const char *const specs[NSUB] = {
+		"fcfs:frames=40", "quota:frames=12,pool=40",
+		"ws:window=400000,load=shrink,pool=40", "clock-typed:pool=40",
+		"pinned:frames=40,cap=14",
+	};
+	struct fx *fx = *state;
+	uint64_t seed = kmt_env_u64("KPSIM_SEED", 4242), rng = seed;
+	uint32_t ops = (uint32_t)kmt_env_u64("KPSIM_SUBSYSTEM_OPS", 100000);
+	static struct sub sub[NSUB];
+	uint64_t fails[KM_ERR_COUNT] = { 0 };
+
+	print_message("subsystems: seed %llu, %u operations (KPSIM_SEED "
+	              "replays, KPSIM_SUBSYSTEM_OPS sets the length)\n",
+	              (unsigned long long)seed, ops);
+	memset(sub, 0, sizeof sub);
+	for (int i = 0; i < NSUB; i++)
+		sub_start(fx->km, &sub[i], specs[i],
+		          i == 3 ? sub[0].kp : KM_ROOT_KPAGER);
+	CHECK(fx->km);
+	for (uint32_t step = 0; step < ops; step++) {
+		struct km_kpager_stats before[NSUB], after;
+		uint32_t s = (uint32_t)(kmt_rng(&rng) % NSUB);
+		int err;
+		char why[256];
+
+		for (int i = 0; i < NSUB; i++)
+			OK(km_kpager_stats(fx->km, sub[i].kp, &before[i]));
+		err = sub_step(fx->km, &sub[s], &rng);
+		fails[err]++;
+		km_advance(fx->km, kmt_rng(&rng) % 20000);
+		if (!km_check(fx->km, why, sizeof why))
+			fail_msg("seed %llu step %u (%s): %s",
+			         (unsigned long long)seed, step, specs[s], why);
+		for (int i = 0; i < NSUB; i++) {
+			/* The depth-2 kpager's pages come from the first. */
+			if (i == (int)s || (s == 3 && i == 0))
+				continue;
+			OK(km_kpager_stats(fx->km, sub[i].kp, &after));
+			if (memcmp(&before[i], &after, sizeof after) != 0)
+				fail_msg("seed %llu step %u: %s acted, %s changed",
+				         (unsigned long long)seed, step, specs[s],
+				         specs[i]);
+		}
+	}
+	print_message("subsystems: ok %llu, denied %llu, refused %llu, busy "
+	              "%llu, invalid %llu, no mapping %llu, access %llu, "
+	              "deadlock %llu\n", (unsigned long long)fails[KM_OK],
+	              (unsigned long long)fails[KM_EDENIED],
+	              (unsigned long long)fails[KM_EKPAGER],
+	              (unsigned long long)fails[KM_EBUSY],
+	              (unsigned long long)fails[KM_EINVAL],
+	              (unsigned long long)fails[KM_ENOMAP],
+	              (unsigned long long)fails[KM_EACCES],
+	              (unsigned long long)fails[KM_EDEADLK]);
+	for (int i = 0; i < NSUB; i++) {
+		struct km_kpager_stats ks;
+
+		OK(km_kpager_stats(fx->km, sub[i].kp, &ks));
+		print_message("  %-40s faults %6llu revoked %5llu denied %5llu\n",
+		              specs[i], (unsigned long long)ks.faults,
+		              (unsigned long long)ks.revoked,
+		              (unsigned long long)ks.denied);
+		assert_true(ks.faults > 0);
+	}
+	assert_true(fails[KM_OK] > ops / 2);
+	km_destroy(fx->km);
+	fx->km = NULL;
+	for (int i = 0; i < NSUB; i++)
+		kp_policy_close(&sub[i].pol);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -813,6 +981,7 @@ int main(void)
 		T(test_pagers_policies_pinned_never_revokes),
 		T(test_pagers_policies_refuse_bad_arguments),
 		T(test_pagers_policies_random),
+		T(test_pagers_policies_subsystems),
 	};
 #undef T
 
