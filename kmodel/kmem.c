@@ -464,6 +464,20 @@ static int lent_frame(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 	return KM_OK;
 }
 
+/* lent_frame between operations: what a loss on the way held is undone
+ * first.  KM_EINVAL if the page is not lent by the kpager. */
+static int lent_frame_now(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                          km_pfn_t *pfn)
+{
+	int err;
+
+	km_op_begin(km, KM_NO_THREAD);
+	while ((err = lent_frame(km, id, vaddr, pfn)) == KM_ERETRY)
+		if ((err = km_repair(km)) != KM_OK)
+			return err;
+	return err == KM_OK && *pfn == KM_NO_PFN ? KM_EINVAL : err;
+}
+
 static bool kpager_live(const struct km *km, km_kpager_t id)
 {
 	return id != KM_ROOT_KPAGER && id < km->nkpagers && km->kpager[id].live;
@@ -484,14 +498,8 @@ int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 	 * page fault or a release notice, while an operation is under way. */
 	if (km->in_callback > 0)
 		return KM_EBUSY;
-	km_op_begin(km, KM_NO_THREAD);
-	while ((err = lent_frame(km, id, vaddr, &pfn)) == KM_ERETRY)
-		if ((err = km_repair(km)) != KM_OK)
-			return err;
-	if (err != KM_OK)
+	if ((err = lent_frame_now(km, id, vaddr, &pfn)) != KM_OK)
 		return err;
-	if (pfn == KM_NO_PFN)
-		return KM_EINVAL;
 	return revoke_page(km, pfn, discard, true);
 }
 
@@ -511,14 +519,8 @@ int km_kpager_page_use(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 		if (err != KM_OK || !m.lent)
 			return err != KM_OK && err != KM_ENOMAP ? err : KM_EINVAL;
 		pfn = m.pfn;
-	} else {
-		while ((err = lent_frame(km, id, vaddr, &pfn)) == KM_ERETRY)
-			if ((err = km_repair(km)) != KM_OK)
-				return err;
-		if (err != KM_OK)
-			return err;
-		if (pfn == KM_NO_PFN)
-			return KM_EINVAL;
+	} else if ((err = lent_frame_now(km, id, vaddr, &pfn)) != KM_OK) {
+		return err;
 	}
 	*referenced = (km->frame[pfn].flags & KM_FR_USED) != 0;
 	*last_use = km->frame[pfn].last_use;
