@@ -6,6 +6,21 @@
 #ifndef KPSIM_CLI_H
 #define KPSIM_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kmodel.h"
+
+/* Fault records as the model reports them, kept in a growing array. */
+struct fault_log {
+	struct km_fault_rec *rec;
+	size_t n, cap;
+	bool oom;               /* some record was dropped: no host memory */
+};
+
+/* Appends a record (a km_fault_sink body); sets oom if it cannot. */
+void fault_log_add(struct fault_log *log, const struct km_fault_rec *r);
+
 int kpsim_demo(int argc, char **argv);
 int kpsim_run(int argc, char **argv);
 int kpsim_paper(int argc, char **argv);

@@ -52,28 +52,9 @@ static const struct program programs[] = {
 };
 #define NPROGRAMS (sizeof programs / sizeof programs[0])
 
-struct records {
-	struct km_fault_rec *rec;
-	size_t n, cap;
-	bool oom;
-};
-
 static void collect(void *ctx, const struct km_fault_rec *r)
 {
-	struct records *rs = ctx;
-
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? 2 * rs->cap : 256;
-		struct km_fault_rec *n = realloc(rs->rec, cap * sizeof *n);
-
-		if (n == NULL) {
-			rs->oom = true;
-			return;
-		}
-		rs->rec = n;
-		rs->cap = cap;
-	}
-	rs->rec[rs->n++] = *r;
+	fault_log_add(ctx, r);
 }
 
 static int by_seq(const void *a, const void *b)
@@ -106,7 +87,7 @@ static int demo_run(enum km_kmem kmem, uint32_t frames, uint32_t kframes,
                     bool all_faults)
 {
 	struct km_config c = km_config_default(frames);
-	struct records rs = { NULL, 0, 0, false };
+	struct fault_log rs = { NULL, 0, 0, false };
 	struct km *km = NULL;
 	km_kpager_t kp = KM_ROOT_KPAGER;
 	km_task_t task[NPROGRAMS], kt = 0;

@@ -98,9 +98,7 @@ static struct sim_elf *load_program(struct images *im, const char *path)
 /* ---- Fault records -------------------------------------------------------- */
 
 struct records {
-	struct km_fault_rec *rec;
-	size_t n, cap;
-	bool oom;
+	struct fault_log log;
 	FILE *csv;
 };
 
@@ -136,18 +134,7 @@ static void on_fault(void *ctx, const struct km_fault_rec *r)
 
 	if (rs->csv != NULL)
 		csv_row(rs->csv, r);
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? 2 * rs->cap : 256;
-		struct km_fault_rec *n = realloc(rs->rec, cap * sizeof *n);
-
-		if (n == NULL) {
-			rs->oom = true;
-			return;
-		}
-		rs->rec = n;
-		rs->cap = cap;
-	}
-	rs->rec[rs->n++] = *r;
+	fault_log_add(&rs->log, r);
 }
 
 /* ---- Options ---------------------------------------------------------------- */
@@ -630,7 +617,7 @@ int kpsim_run(int argc, char **argv)
 		fprintf(stderr, "kpsim run: writing %s failed\n", o.faults_path);
 		rc = 1;
 	}
-	free(rs.rec);
+	free(rs.log.rec);
 	free(o.costs);
 	kp_policy_close(&o.policy);     /* after the model that ran it */
 	return rc;
@@ -678,22 +665,22 @@ static int run_fig3(enum km_kmem kmem, const char *costs,
 		err = sim_machine_run(m, why, why_len);
 	if (err == SIM_OK) {
 		mk = sim_machine_markers(m, &nmark);
-		if (nmark != 2 || rs.oom) {
+		if (nmark != 2 || rs.log.oom) {
 			snprintf(why, why_len, "fig3 made %zu markers, not 2",
 			         nmark);
 			err = SIM_ESTATE;
 		}
 	}
-	for (size_t i = 0; err == SIM_OK && i < rs.n; i++) {
-		if (rs.rec[i].seq <= mk[0].fault_seq ||
-		    rs.rec[i].seq > mk[1].fault_seq)
+	for (size_t i = 0; err == SIM_OK && i < rs.log.n; i++) {
+		if (rs.log.rec[i].seq <= mk[0].fault_seq ||
+		    rs.log.rec[i].seq > mk[1].fault_seq)
 			continue;
-		res->cycles += rs.rec[i].cycles;
-		res->faults += rs.rec[i].kind != KM_FK_KPOOL;
+		res->cycles += rs.log.rec[i].cycles;
+		res->faults += rs.log.rec[i].kind != KM_FK_KPOOL;
 	}
 	sim_machine_destroy(m);
 	images_free(&im);
-	free(rs.rec);
+	free(rs.log.rec);
 	return err;
 }
 
