@@ -1,14 +1,17 @@
 /*
  * Helpers shared by the kmodel tests (header only; include after
  * <cmocka.h> and "kmodel.h"): assertions that name the error they got,
- * the invariant check every step ends with, a fault-record log, and the
- * seeded generator of the randomized tests.
+ * the invariant check every step ends with, a fault-record log, snapshots
+ * of what a failed operation must leave alone, and the seeded generator
+ * of the randomized tests.
  */
 #ifndef KPSIM_TESTS_KMTEST_H
 #define KPSIM_TESTS_KMTEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static inline const char *kmt_err_name(int rc)
 {
@@ -56,6 +59,120 @@ static inline void rec_sink(void *ctx, const struct km_fault_rec *rec)
 	if (l->n < LOG_CAP)
 		l->v[l->n] = *rec;
 	l->n++;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Snapshots: what a failed operation must not change.                     */
+
+#define KMT_SNAP_TASKS 8
+#define KMT_SNAP_VAS 12
+
+struct kmt_snap_lk {                    /* km_lookup and the PTE at one page */
+	int rc;
+	struct km_mapping m;
+	uint32_t pte;
+};
+
+struct kmt_snap {
+	struct km_stats st;
+	size_t ntasks, nvas;
+	km_task_t task[KMT_SNAP_TASKS];
+	km_vaddr_t va[KMT_SNAP_VAS];
+	int ts_rc[KMT_SNAP_TASKS];
+	struct km_task_stats ts[KMT_SNAP_TASKS];
+	struct kmt_snap_lk lk[KMT_SNAP_TASKS][KMT_SNAP_VAS];
+	int kp_rc;                      /* kpager `kp`, if one was named */
+	struct km_kpager_stats kp;
+};
+
+/* Takes a snapshot of tasks x pages (and of kpager `kp`; KM_ROOT_KPAGER
+ * for none). */
+static inline void kmt_snap_take(const struct km *km, km_kpager_t kp,
+                                 const km_task_t *tasks, size_t nt,
+                                 const km_vaddr_t *vas, size_t nv,
+                                 struct kmt_snap *s)
+{
+	memset(s, 0, sizeof *s);
+	assert_true(nt <= KMT_SNAP_TASKS && nv <= KMT_SNAP_VAS);
+	km_stats(km, &s->st);
+	if (kp != KM_ROOT_KPAGER)
+		s->kp_rc = km_kpager_stats(km, kp, &s->kp);
+	s->ntasks = nt;
+	s->nvas = nv;
+	memcpy(s->va, vas, nv * sizeof *vas);
+	for (size_t i = 0; i < nt; i++) {
+		s->task[i] = tasks[i];
+		s->ts_rc[i] = km_task_stats(km, tasks[i], &s->ts[i]);
+		for (size_t j = 0; j < nv; j++) {
+			struct kmt_snap_lk *l = &s->lk[i][j];
+
+			l->rc = km_lookup(km, tasks[i], vas[j], &l->m);
+			if (l->rc != KM_OK)
+				memset(&l->m, 0, sizeof l->m);
+			l->pte = km_pte(km, tasks[i], vas[j]);
+		}
+	}
+}
+
+/*
+ * Fails unless the two snapshots agree: tasks and threads, each task's
+ * pages by type and group, mappings and threads, every lookup and PTE,
+ * the kpager's lent pages; with `frames`, also the model-wide frame counts
+ * (a failed user fault may have let the default pager draw from sigma0).
+ */
+static inline void kmt_snap_assert_same(const struct kmt_snap *b,
+                                        const struct kmt_snap *a, bool frames)
+{
+	if (b->st.tasks != a->st.tasks || b->st.threads != a->st.threads)
+		fail_msg("tasks %u->%u threads %u->%u", b->st.tasks,
+		         a->st.tasks, b->st.threads, a->st.threads);
+	if (frames && (b->st.kernel_frames != a->st.kernel_frames ||
+	               b->st.kpool_free != a->st.kpool_free ||
+	               b->st.sigma0_free != a->st.sigma0_free))
+		fail_msg("km_stats changed: kernel_frames %u->%u "
+		         "kpool_free %u->%u sigma0_free %u->%u",
+		         b->st.kernel_frames, a->st.kernel_frames,
+		         b->st.kpool_free, a->st.kpool_free,
+		         b->st.sigma0_free, a->st.sigma0_free);
+	assert_int_equal(b->kp_rc, a->kp_rc);
+	assert_int_equal(b->kp.lent, a->kp.lent);
+	for (size_t i = 0; i < b->ntasks; i++) {
+		const struct km_task_stats *x = &b->ts[i], *y = &a->ts[i];
+
+		if (b->ts_rc[i] != a->ts_rc[i])
+			fail_msg("task %u: km_task_stats %d -> %d", b->task[i],
+			         b->ts_rc[i], a->ts_rc[i]);
+		for (int k = 0; k < KM_KT_COUNT; k++)
+			if (x->pages[k] != y->pages[k])
+				fail_msg("task %u: %s pages %u -> %u",
+				         b->task[i],
+				         km_ktype_name((enum km_ktype)k),
+				         x->pages[k], y->pages[k]);
+		for (int g = 0; g < KM_KG_COUNT; g++)
+			if (x->group[g] != y->group[g])
+				fail_msg("task %u: group %d %u -> %u",
+				         b->task[i], g, x->group[g], y->group[g]);
+		if (x->mappings != y->mappings || x->threads != y->threads)
+			fail_msg("task %u: mappings %u -> %u, threads %u -> %u",
+			         b->task[i], x->mappings, y->mappings,
+			         x->threads, y->threads);
+		for (size_t j = 0; j < b->nvas; j++) {
+			const struct kmt_snap_lk *p = &b->lk[i][j];
+			const struct kmt_snap_lk *q = &a->lk[i][j];
+
+			if (p->rc != q->rc || p->m.pfn != q->m.pfn ||
+			    p->m.rights != q->m.rights ||
+			    p->m.from != q->m.from ||
+			    p->m.from_vaddr != q->m.from_vaddr ||
+			    p->m.lent != q->m.lent || p->pte != q->pte)
+				fail_msg("task %u va %#x: lookup rc %d->%d "
+				         "pfn %u->%u rights %u->%u from %u->%u "
+				         "pte %#x->%#x", b->task[i], b->va[j],
+				         p->rc, q->rc, p->m.pfn, q->m.pfn,
+				         p->m.rights, q->m.rights, p->m.from,
+				         q->m.from, p->pte, q->pte);
+		}
+	}
 }
 
 /* xorshift64*: small, fast, and the same everywhere for a given seed. */

@@ -169,112 +169,6 @@ static const struct kp_ops tkp_ops = {
 };
 
 /* ---------------------------------------------------------------------- */
-/* Snapshots: what a failed operation must not change.                     */
-
-#define SNAP_TASKS 6
-#define SNAP_VAS 8
-
-struct snap_lk {
-	int rc;
-	km_pfn_t pfn;
-	unsigned rights;
-	km_task_t from;
-	bool lent;
-	uint32_t pte;
-};
-
-struct snap {
-	struct km_stats st;
-	size_t ntasks, nvas;
-	km_task_t task[SNAP_TASKS];
-	km_vaddr_t va[SNAP_VAS];
-	int ts_rc[SNAP_TASKS];
-	struct km_task_stats ts[SNAP_TASKS];
-	struct snap_lk lk[SNAP_TASKS][SNAP_VAS];
-	int kp_rc;
-	struct km_kpager_stats kp;
-};
-
-static void snap_take(const struct km *km, km_kpager_t kp,
-                      const km_task_t *tasks, size_t nt,
-                      const km_vaddr_t *vas, size_t nv, struct snap *s)
-{
-	memset(s, 0, sizeof *s);
-	assert_true(nt <= SNAP_TASKS && nv <= SNAP_VAS);
-	km_stats(km, &s->st);
-	s->kp_rc = km_kpager_stats(km, kp, &s->kp);
-	s->ntasks = nt;
-	s->nvas = nv;
-	for (size_t i = 0; i < nt; i++) {
-		s->task[i] = tasks[i];
-		s->ts_rc[i] = km_task_stats(km, tasks[i], &s->ts[i]);
-		for (size_t j = 0; j < nv; j++) {
-			struct km_mapping m;
-			struct snap_lk *l = &s->lk[i][j];
-
-			memset(&m, 0, sizeof m);
-			s->va[j] = vas[j];
-			l->rc = km_lookup(km, tasks[i], vas[j], &m);
-			if (l->rc == KM_OK) {
-				l->pfn = m.pfn;
-				l->rights = m.rights;
-				l->from = m.from;
-				l->lent = m.lent;
-			}
-			l->pte = km_pte(km, tasks[i], vas[j]);
-		}
-	}
-}
-
-/* `global`: also the model-wide frame counts.  A failed user fault may
- * have let the default pager draw a frame from sigma0 first. */
-static void snap_assert_same(const struct snap *b, const struct snap *a,
-                             bool global)
-{
-	if (b->st.tasks != a->st.tasks || b->st.threads != a->st.threads)
-		fail_msg("tasks %u->%u threads %u->%u", b->st.tasks,
-		         a->st.tasks, b->st.threads, a->st.threads);
-	if (global &&
-	    (b->st.kernel_frames != a->st.kernel_frames ||
-	     b->st.kpool_free != a->st.kpool_free ||
-	     b->st.sigma0_free != a->st.sigma0_free))
-		fail_msg("km_stats changed: kernel_frames %u->%u "
-		         "kpool_free %u->%u sigma0_free %u->%u",
-		         b->st.kernel_frames, a->st.kernel_frames,
-		         b->st.kpool_free, a->st.kpool_free,
-		         b->st.sigma0_free, a->st.sigma0_free);
-	assert_int_equal(b->kp_rc, a->kp_rc);
-	assert_int_equal(b->kp.lent, a->kp.lent);
-	for (size_t i = 0; i < b->ntasks; i++) {
-		const struct km_task_stats *x = &b->ts[i], *y = &a->ts[i];
-
-		assert_int_equal(b->ts_rc[i], a->ts_rc[i]);
-		for (int k = 0; k < KM_KT_COUNT; k++)
-			if (x->pages[k] != y->pages[k])
-				fail_msg("task %u: %s pages %u -> %u",
-				         b->task[i],
-				         km_ktype_name((enum km_ktype)k),
-				         x->pages[k], y->pages[k]);
-		if (x->mappings != y->mappings || x->threads != y->threads)
-			fail_msg("task %u: mappings %u -> %u, threads %u -> %u",
-			         b->task[i], x->mappings, y->mappings,
-			         x->threads, y->threads);
-		for (size_t j = 0; j < b->nvas; j++) {
-			const struct snap_lk *p = &b->lk[i][j], *q = &a->lk[i][j];
-
-			if (p->rc != q->rc || p->pfn != q->pfn ||
-			    p->rights != q->rights || p->from != q->from ||
-			    p->lent != q->lent || p->pte != q->pte)
-				fail_msg("task %u va %#x: lookup rc %d->%d "
-				         "pfn %u->%u lent %d->%d pte %#x->%#x",
-				         b->task[i], b->va[j], p->rc, q->rc,
-				         p->pfn, q->pfn, p->lent, q->lent,
-				         p->pte, q->pte);
-		}
-	}
-}
-
-/* ---------------------------------------------------------------------- */
 /* Fixture: a model in kpager mode with the kpager's task p and a source
  * task s (both on the in-kernel pool); the kpager itself is made by each
  * test after it has chosen the kpager's mode and frames.                  */
@@ -335,19 +229,19 @@ static const km_vaddr_t snap_vas[] = {
 };
 
 /* Snapshot of sigma0, the default pager, p, s and (if not sigma0) c. */
-static void fx_snap(const struct fx *fx, km_task_t c, struct snap *s)
+static void fx_snap(const struct fx *fx, km_task_t c, struct kmt_snap *s)
 {
 	km_task_t t[] = { KM_SIGMA0, fx->dp, fx->p, fx->s, c };
 
-	snap_take(fx->km, fx->kp, t, c == KM_SIGMA0 ? 4 : 5, snap_vas,
-	          sizeof snap_vas / sizeof snap_vas[0], s);
+	kmt_snap_take(fx->km, fx->kp, t, c == KM_SIGMA0 ? 4 : 5, snap_vas,
+	              sizeof snap_vas / sizeof snap_vas[0], s);
 }
 
 /* The call fails (with `want`, or any error if want < 0) and leaves the
  * model as it was. */
 #define FAILS(fx, c, global, expr, want)                                \
 	do {                                                            \
-		struct snap before_, after_;                            \
+		struct kmt_snap before_, after_;                        \
 		int rc_;                                                \
 		fx_snap((fx), (c), &before_);                           \
 		rc_ = (expr);                                           \
@@ -356,7 +250,7 @@ static void fx_snap(const struct fx *fx, km_task_t c, struct snap *s)
 		else if (rc_ == KM_OK)                                  \
 			fail_msg("%s succeeded", #expr);                \
 		fx_snap((fx), (c), &after_);                            \
-		snap_assert_same(&before_, &after_, (global));          \
+		kmt_snap_assert_same(&before_, &after_, (global));      \
 		CHECK((fx)->km);                                        \
 	} while (0)
 

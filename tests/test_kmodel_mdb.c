@@ -18,113 +18,6 @@
 #include "kmodel.h"
 #include "kmtest.h"
 
-/*
- * A snapshot of everything a refused call must not change: the global
- * counts (not the statistics kfaults/ufaults/denied, which the header lets
- * move), per-task kernel pages, and the lookup and PTE of chosen pages.
- */
-#define SNAP_TASKS 8
-#define SNAP_VAS 12
-
-struct snap_lk {
-	int rc;
-	km_pfn_t pfn;
-	unsigned rights;
-	km_task_t from;
-	km_vaddr_t from_vaddr;
-	bool lent;
-	uint32_t pte;
-};
-
-struct snap {
-	struct km_stats st;
-	size_t ntasks, nvas;
-	km_task_t task[SNAP_TASKS];
-	km_vaddr_t va[SNAP_VAS];
-	int ts_rc[SNAP_TASKS];
-	struct km_task_stats ts[SNAP_TASKS];
-	struct snap_lk lk[SNAP_TASKS][SNAP_VAS];
-};
-
-static void snap_take(const struct km *km, const km_task_t *tasks, size_t nt,
-                      const km_vaddr_t *vas, size_t nv, struct snap *s)
-{
-	memset(s, 0, sizeof *s);
-	assert_true(nt <= SNAP_TASKS && nv <= SNAP_VAS);
-	km_stats(km, &s->st);
-	s->ntasks = nt;
-	s->nvas = nv;
-	for (size_t i = 0; i < nt; i++) {
-		s->task[i] = tasks[i];
-		s->ts_rc[i] = km_task_stats(km, tasks[i], &s->ts[i]);
-		for (size_t j = 0; j < nv; j++) {
-			struct km_mapping m;
-			struct snap_lk *l = &s->lk[i][j];
-
-			memset(&m, 0, sizeof m);
-			s->va[j] = vas[j];
-			l->rc = km_lookup(km, tasks[i], vas[j], &m);
-			if (l->rc == KM_OK) {
-				l->pfn = m.pfn;
-				l->rights = m.rights;
-				l->from = m.from;
-				l->from_vaddr = m.from_vaddr;
-				l->lent = m.lent;
-			}
-			l->pte = km_pte(km, tasks[i], vas[j]);
-		}
-	}
-}
-
-static void snap_assert_same(const struct snap *b, const struct snap *a)
-{
-	if (b->st.tasks != a->st.tasks || b->st.threads != a->st.threads ||
-	    b->st.kernel_frames != a->st.kernel_frames ||
-	    b->st.kpool_free != a->st.kpool_free ||
-	    b->st.sigma0_free != a->st.sigma0_free)
-		fail_msg("km_stats changed: tasks %u->%u threads %u->%u "
-		         "kernel_frames %u->%u kpool_free %u->%u "
-		         "sigma0_free %u->%u", b->st.tasks, a->st.tasks,
-		         b->st.threads, a->st.threads, b->st.kernel_frames,
-		         a->st.kernel_frames, b->st.kpool_free, a->st.kpool_free,
-		         b->st.sigma0_free, a->st.sigma0_free);
-	for (size_t i = 0; i < b->ntasks; i++) {
-		const struct km_task_stats *x = &b->ts[i], *y = &a->ts[i];
-
-		if (b->ts_rc[i] != a->ts_rc[i])
-			fail_msg("task %u: km_task_stats %d -> %d", b->task[i],
-			         b->ts_rc[i], a->ts_rc[i]);
-		for (int k = 0; k < KM_KT_COUNT; k++)
-			if (x->pages[k] != y->pages[k])
-				fail_msg("task %u: %s pages %u -> %u",
-				         b->task[i],
-				         km_ktype_name((enum km_ktype)k),
-				         x->pages[k], y->pages[k]);
-		for (int g = 0; g < KM_KG_COUNT; g++)
-			if (x->group[g] != y->group[g])
-				fail_msg("task %u: group %d %u -> %u",
-				         b->task[i], g, x->group[g], y->group[g]);
-		if (x->mappings != y->mappings || x->threads != y->threads)
-			fail_msg("task %u: mappings %u -> %u, threads %u -> %u",
-			         b->task[i], x->mappings, y->mappings,
-			         x->threads, y->threads);
-		for (size_t j = 0; j < b->nvas; j++) {
-			const struct snap_lk *p = &b->lk[i][j], *q = &a->lk[i][j];
-
-			if (p->rc != q->rc || p->pfn != q->pfn ||
-			    p->rights != q->rights || p->from != q->from ||
-			    p->from_vaddr != q->from_vaddr ||
-			    p->lent != q->lent || p->pte != q->pte)
-				fail_msg("task %u va %#x: lookup rc %d->%d "
-				         "pfn %u->%u rights %u->%u from %u->%u "
-				         "pte %#x->%#x", b->task[i], b->va[j],
-				         p->rc, q->rc, p->pfn, q->pfn, p->rights,
-				         q->rights, p->from, q->from, p->pte,
-				         q->pte);
-		}
-	}
-}
-
 /* ---------------------------------------------------------------------- */
 /* Fixture: a fresh model and three empty tasks per test.                   */
 
@@ -178,22 +71,24 @@ static const km_vaddr_t snap_vas[] = {
 	KM_UTCB_AREA, KM_UTCB_AREA - PG, KM_UTCB_AREA + KM_UTCB_AREA_SIZE,
 };
 
-static void fx_snap(const struct fx *fx, struct snap *s)
+/* A snapshot of everything a refused call must not change (see
+ * kmt_snap_assert_same). */
+static void fx_snap(const struct fx *fx, struct kmt_snap *s)
 {
 	km_task_t t[] = { KM_SIGMA0, fx->dp, fx->a, fx->b, fx->c };
 
-	snap_take(fx->km, t, sizeof t / sizeof t[0], snap_vas,
-	          sizeof snap_vas / sizeof snap_vas[0], s);
+	kmt_snap_take(fx->km, KM_ROOT_KPAGER, t, sizeof t / sizeof t[0],
+	              snap_vas, sizeof snap_vas / sizeof snap_vas[0], s);
 }
 
 /* The call must fail with exactly `want` and leave the model unchanged. */
 #define REFUSED(fx, expr, want)                                         \
 	do {                                                            \
-		struct snap before_, after_;                            \
+		struct kmt_snap before_, after_;                        \
 		fx_snap((fx), &before_);                                \
 		ERR((expr), (want));                                    \
 		fx_snap((fx), &after_);                                 \
-		snap_assert_same(&before_, &after_);                    \
+		kmt_snap_assert_same(&before_, &after_, true);          \
 		CHECK((fx)->km);                                        \
 	} while (0)
 
@@ -486,7 +381,7 @@ static void test_mdb_map_sparse_source_maps_only_present_pages(void **state)
 static void test_mdb_map_of_nothing_moves_zero_pages(void **state)
 {
 	struct fx *fx = *state;
-	struct snap before, after;
+	struct kmt_snap before, after;
 	uint32_t pages = 0xdeadbeefu;
 
 	fx_snap(fx, &before);
@@ -495,7 +390,7 @@ static void test_mdb_map_of_nothing_moves_zero_pages(void **state)
 	CHECK(fx->km);
 	assert_int_equal(pages, 0);
 	fx_snap(fx, &after);
-	snap_assert_same(&before, &after);
+	kmt_snap_assert_same(&before, &after, true);
 
 	pages = 0xdeadbeefu;
 	OK(km_map(fx->km, fx->a, km_fpage(VA_A, 12, KM_RWX), fx->b, VA_B,
@@ -503,7 +398,7 @@ static void test_mdb_map_of_nothing_moves_zero_pages(void **state)
 	CHECK(fx->km);
 	assert_int_equal(pages, 0);
 	fx_snap(fx, &after);
-	snap_assert_same(&before, &after);
+	kmt_snap_assert_same(&before, &after, true);
 }
 
 static void test_mdb_map_rights_are_masked(void **state)
@@ -862,7 +757,7 @@ static void test_mdb_unmap_part_of_a_flexpage(void **state)
 static void test_mdb_unmap_of_nothing_changes_nothing(void **state)
 {
 	struct fx *fx = *state;
-	struct snap before, after;
+	struct kmt_snap before, after;
 	uint32_t pages = 0xdeadbeefu;
 
 	build_chain(fx);
@@ -877,7 +772,7 @@ static void test_mdb_unmap_of_nothing_changes_nothing(void **state)
 	CHECK(fx->km);
 	assert_int_equal(pages, 0);
 	fx_snap(fx, &after);
-	snap_assert_same(&before, &after);
+	kmt_snap_assert_same(&before, &after, true);
 }
 
 static void test_mdb_unmap_refusals(void **state)

@@ -19,101 +19,6 @@
 #include "kmtest.h"
 
 
-/* A snapshot of what a refused call must not change.  `global` also
- * compares the model-wide counts; a refused user fault may legitimately
- * have let the default pager draw frames from sigma0 first, so those
- * tests compare only the faulting task. */
-#define SNAP_TASKS 4
-#define SNAP_VAS 8
-
-struct snap_lk {
-	int rc;
-	km_pfn_t pfn;
-	unsigned rights;
-	km_task_t from;
-	uint32_t pte;
-};
-
-struct snap {
-	struct km_stats st;
-	size_t ntasks, nvas;
-	km_task_t task[SNAP_TASKS];
-	km_vaddr_t va[SNAP_VAS];
-	int ts_rc[SNAP_TASKS];
-	struct km_task_stats ts[SNAP_TASKS];
-	struct snap_lk lk[SNAP_TASKS][SNAP_VAS];
-};
-
-static void snap_take(const struct km *km, const km_task_t *tasks, size_t nt,
-                      const km_vaddr_t *vas, size_t nv, struct snap *s)
-{
-	memset(s, 0, sizeof *s);
-	assert_true(nt <= SNAP_TASKS && nv <= SNAP_VAS);
-	km_stats(km, &s->st);
-	s->ntasks = nt;
-	s->nvas = nv;
-	for (size_t i = 0; i < nt; i++) {
-		s->task[i] = tasks[i];
-		s->ts_rc[i] = km_task_stats(km, tasks[i], &s->ts[i]);
-		for (size_t j = 0; j < nv; j++) {
-			struct km_mapping m;
-			struct snap_lk *l = &s->lk[i][j];
-
-			memset(&m, 0, sizeof m);
-			s->va[j] = vas[j];
-			l->rc = km_lookup(km, tasks[i], vas[j], &m);
-			if (l->rc == KM_OK) {
-				l->pfn = m.pfn;
-				l->rights = m.rights;
-				l->from = m.from;
-			}
-			l->pte = km_pte(km, tasks[i], vas[j]);
-		}
-	}
-}
-
-static void snap_assert_same(const struct snap *b, const struct snap *a,
-                             bool global)
-{
-	if (global &&
-	    (b->st.tasks != a->st.tasks || b->st.threads != a->st.threads ||
-	     b->st.kernel_frames != a->st.kernel_frames ||
-	     b->st.kpool_free != a->st.kpool_free ||
-	     b->st.sigma0_free != a->st.sigma0_free))
-		fail_msg("km_stats changed: kernel_frames %u->%u "
-		         "kpool_free %u->%u sigma0_free %u->%u",
-		         b->st.kernel_frames, a->st.kernel_frames,
-		         b->st.kpool_free, a->st.kpool_free,
-		         b->st.sigma0_free, a->st.sigma0_free);
-	for (size_t i = 0; i < b->ntasks; i++) {
-		const struct km_task_stats *x = &b->ts[i], *y = &a->ts[i];
-
-		assert_int_equal(b->ts_rc[i], a->ts_rc[i]);
-		for (int k = 0; k < KM_KT_COUNT; k++)
-			if (x->pages[k] != y->pages[k])
-				fail_msg("task %u: %s pages %u -> %u",
-				         b->task[i],
-				         km_ktype_name((enum km_ktype)k),
-				         x->pages[k], y->pages[k]);
-		if (x->mappings != y->mappings || x->threads != y->threads)
-			fail_msg("task %u: mappings %u -> %u, threads %u -> %u",
-			         b->task[i], x->mappings, y->mappings,
-			         x->threads, y->threads);
-		for (size_t j = 0; j < b->nvas; j++) {
-			const struct snap_lk *p = &b->lk[i][j], *q = &a->lk[i][j];
-
-			if (p->rc != q->rc || p->pfn != q->pfn ||
-			    p->rights != q->rights || p->from != q->from ||
-			    p->pte != q->pte)
-				fail_msg("task %u va %#x: lookup rc %d->%d "
-				         "pfn %u->%u rights %u->%u pte %#x->%#x",
-				         b->task[i], b->va[j], p->rc, q->rc,
-				         p->pfn, q->pfn, p->rights, q->rights,
-				         p->pte, q->pte);
-		}
-	}
-}
-
 /* ---------------------------------------------------------------------- */
 /* Fixture: a fresh model, task a with one thread t served by the default
  * pager, and a fault sink that records everything after setup.            */
@@ -168,25 +73,29 @@ static const km_vaddr_t snap_vas[] = {
 	KM_UTCB_AREA + KM_UTCB_AREA_SIZE - PG, KM_USER_TOP - PG,
 };
 
-static void fx_snap(const struct fx *fx, bool global, struct snap *s)
+/* A snapshot of what a refused call must not change.  `global` also
+ * compares the model-wide counts; a refused user fault may legitimately
+ * have let the default pager draw frames from sigma0 first, so those
+ * tests compare only the faulting task. */
+static void fx_snap(const struct fx *fx, bool global, struct kmt_snap *s)
 {
 	km_task_t all[] = { KM_SIGMA0, fx->dp, fx->a };
+	size_t nvas = sizeof snap_vas / sizeof snap_vas[0];
 
 	if (global)
-		snap_take(fx->km, all, 3, snap_vas,
-		          sizeof snap_vas / sizeof snap_vas[0], s);
+		kmt_snap_take(fx->km, KM_ROOT_KPAGER, all, 3, snap_vas, nvas, s);
 	else
-		snap_take(fx->km, &fx->a, 1, snap_vas,
-		          sizeof snap_vas / sizeof snap_vas[0], s);
+		kmt_snap_take(fx->km, KM_ROOT_KPAGER, &fx->a, 1, snap_vas, nvas,
+		              s);
 }
 
 #define REFUSED(fx, global, expr, want)                                 \
 	do {                                                            \
-		struct snap before_, after_;                            \
+		struct kmt_snap before_, after_;                        \
 		fx_snap((fx), (global), &before_);                      \
 		ERR((expr), (want));                                    \
 		fx_snap((fx), (global), &after_);                       \
-		snap_assert_same(&before_, &after_, (global));          \
+		kmt_snap_assert_same(&before_, &after_, (global));      \
 		CHECK((fx)->km);                                        \
 	} while (0)
 
