@@ -1,0 +1,555 @@
+/*
+ * traces/replay.c: the replayer.  Each event becomes the model call the
+ * emulated machine makes for it (sim/machine.c, sim/syscall.c), in the
+ * same order and with the same charges, so that a recording replays to the
+ * same fault records and cycles.  The trace's ids are mapped to the
+ * kernel's as tasks and threads are created.
+ *
+ * A task whose thread takes a fault nobody can resolve ends as the machine
+ * ends it: its threads in the kernel's id order, then the task; its later
+ * events are skipped (a recording made under the same configuration holds
+ * exactly those ends, which are then skipped too).
+ */
+#include "replay.h"
+#include "pagers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rthread {
+	km_thread_t km;         /* 0: not live in the kernel */
+	uint32_t task;          /* the trace's task id */
+	bool in_call;           /* between a replayed syscall and sysret */
+};
+
+struct rtask {
+	km_task_t km;           /* 0: not live in the kernel */
+	uint32_t res;           /* index in results + 1, or 0 */
+};
+
+struct tr_replay {
+	struct tr_replay_config cfg;
+	struct km *km;
+	km_task_t kpager_task;
+	km_kpager_t kpager;
+	uint32_t max_tasks, max_threads;
+	struct rthread *th;             /* [TR_ID_MAX + 1], by trace id */
+	struct rtask *tk;               /* [TR_ID_MAX + 1], by trace id */
+	uint32_t *trace_thread;         /* [max_threads], by kernel id */
+	uint32_t *task_res;             /* [max_tasks]: results index + 1 */
+	struct tr_task_result *res;
+	size_t nres, res_cap;
+	struct tr_marker *mark;
+	size_t nmark, mark_cap;
+	uint64_t last_seq, next_sample;
+	struct tr_replay_stats st;
+	bool finished, oom;
+};
+
+struct tr_replay_config tr_replay_config_default(uint32_t frames)
+{
+	struct tr_replay_config c;
+
+	memset(&c, 0, sizeof c);
+	c.frames = frames;
+	c.kmem = KM_KMEM_POOL;
+	c.kpager = &kp_fcfs_ops;
+	return c;
+}
+
+/* ---- Accounting ------------------------------------------------------------ */
+
+static struct tr_task_result *result_of_km(struct tr_replay *r, km_task_t t)
+{
+	return t < r->max_tasks && r->task_res[t] ? &r->res[r->task_res[t] - 1]
+	                                          : NULL;
+}
+
+static void on_fault(void *ctx, const struct km_fault_rec *rec)
+{
+	struct tr_replay *r = ctx;
+	struct tr_task_result *res;
+
+	if (rec->seq > r->last_seq)
+		r->last_seq = rec->seq;
+	if (rec->kind != KM_FK_USER && (res = result_of_km(r, rec->task)))
+		res->kcycles += rec->cycles;
+	if (r->cfg.sink != NULL)
+		r->cfg.sink(r->cfg.sink_ctx, rec);
+}
+
+/* Folds the task's kernel memory now into its peak (as the machine does
+ * when a thread ends, and when it reports). */
+static void note_peak(struct tr_replay *r, struct tr_task_result *res)
+{
+	struct km_task_stats now;
+	struct km_task_stats *p = &res->peak;
+
+	if (km_task_stats(r->km, res->km_id, &now) != KM_OK)
+		return;
+	for (int i = 0; i < KM_KT_COUNT; i++)
+		if (now.pages[i] > p->pages[i])
+			p->pages[i] = now.pages[i];
+	for (int i = 0; i < KM_KG_COUNT; i++)
+		if (now.group[i] > p->group[i])
+			p->group[i] = now.group[i];
+	if (now.mappings > p->mappings)
+		p->mappings = now.mappings;
+	if (now.threads > p->threads)
+		p->threads = now.threads;
+	p->kfaults = now.kfaults;
+	p->ufaults = now.ufaults;
+}
+
+static uint32_t kernel_frames(struct tr_replay *r, km_task_t t)
+{
+	struct km_task_stats s;
+	uint32_t n = 0;
+
+	if (km_task_stats(r->km, t, &s) != KM_OK)
+		return 0;
+	for (int i = 0; i < KM_KT_COUNT; i++)
+		n += s.pages[i];
+	return n;
+}
+
+/* Takes the samples whose time has come: `times` sample points passed
+ * since the last (a long event may pass several). */
+static void sample(struct tr_replay *r, uint64_t times)
+{
+	uint64_t at = r->next_sample + (times - 1) * r->cfg.sample_every;
+
+	for (size_t i = 0; i < r->nres; i++) {
+		struct tr_task_result *res = &r->res[i];
+		uint32_t k;
+
+		if (res->ended)
+			continue;
+		k = kernel_frames(r, res->km_id);
+		res->kframes_sum += (uint64_t)k * times;
+		res->samples += times;
+		if (k > res->kframes_peak)
+			res->kframes_peak = k;
+		note_peak(r, res);
+		if (r->cfg.sample != NULL)
+			r->cfg.sample(r->cfg.sample_ctx, at, res->trace_id, k);
+	}
+	r->next_sample = at + r->cfg.sample_every;
+}
+
+static void charge(struct tr_replay *r, enum km_cost c)
+{
+	km_advance(r->km, km_cost_cycles(r->km, c));
+}
+
+/* ---- Creation ---------------------------------------------------------------- */
+
+static int create_kpager(struct tr_replay *r, char *why, size_t why_len)
+{
+	int err;
+
+	if (r->cfg.kmem != KM_KMEM_KPAGER)
+		return 0;
+	if (r->cfg.kpager == NULL) {
+		snprintf(why, why_len, "kernel memory from kpagers needs a "
+		         "kpager policy");
+		return -1;
+	}
+	err = km_task_create(r->km, KM_ROOT_KPAGER, &r->kpager_task);
+	if (err == KM_OK)
+		err = km_kpager_create(r->km, r->cfg.kpager, r->kpager_task,
+		                       r->cfg.kpager_args ? r->cfg.kpager_args :
+		                       "", &r->kpager, why, why_len);
+	if (err != KM_OK) {
+		if (why[0] == '\0')
+			snprintf(why, why_len, "kpager %s: %s",
+			         r->cfg.kpager->name, km_strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+int tr_replay_create(const struct tr_replay_config *cfg,
+                     struct tr_replay **out, char *why, size_t why_len)
+{
+	struct tr_replay *r = calloc(1, sizeof *r);
+	struct km_config kc = km_config_default(cfg->frames);
+
+	*out = NULL;
+	why[0] = '\0';
+	if (r == NULL) {
+		snprintf(why, why_len, "out of host memory");
+		return -1;
+	}
+	r->cfg = *cfg;
+	/* As the machine configures it (sim/machine.c, create_model). */
+	kc.kmem = cfg->kmem;
+	kc.costs = cfg->costs;
+	kc.key_seed = 1;
+	kc.phys_base = 0xC0000000u;     /* SIM_PHYS_BASE_DEFAULT */
+	if (km_create(&kc, &r->km, why, why_len) != KM_OK) {
+		if (why[0] == '\0')
+			snprintf(why, why_len, "the kernel model cannot be "
+			         "created");
+		free(r);
+		return -1;
+	}
+	r->max_tasks = kc.max_tasks;
+	r->max_threads = kc.max_threads;
+	r->th = calloc(TR_ID_MAX + 1, sizeof *r->th);
+	r->tk = calloc(TR_ID_MAX + 1, sizeof *r->tk);
+	r->trace_thread = calloc(r->max_threads, sizeof *r->trace_thread);
+	r->task_res = calloc(r->max_tasks, sizeof *r->task_res);
+	if (!r->th || !r->tk || !r->trace_thread || !r->task_res) {
+		snprintf(why, why_len, "out of host memory");
+		tr_replay_destroy(r);
+		return -1;
+	}
+	km_set_fault_sink(r->km, on_fault, r);
+	if (create_kpager(r, why, why_len) != 0) {
+		tr_replay_destroy(r);
+		return -1;
+	}
+	r->next_sample = cfg->sample_every;
+	*out = r;
+	return 0;
+}
+
+void tr_replay_destroy(struct tr_replay *r)
+{
+	if (r == NULL)
+		return;
+	km_destroy(r->km);
+	free(r->th);
+	free(r->tk);
+	free(r->trace_thread);
+	free(r->task_res);
+	free(r->res);
+	free(r->mark);
+	free(r);
+}
+
+struct km *tr_replay_model(struct tr_replay *r)
+{
+	return r->km;
+}
+
+void tr_replay_stats(const struct tr_replay *r, struct tr_replay_stats *out)
+{
+	*out = r->st;
+	out->cycles = km_now(r->km);
+}
+
+const struct tr_task_result *tr_replay_task(const struct tr_replay *r,
+                                            size_t i)
+{
+	return i < r->nres ? &r->res[i] : NULL;
+}
+
+const struct tr_marker *tr_replay_markers(const struct tr_replay *r,
+                                          size_t *n)
+{
+	*n = r->nmark;
+	return r->mark;
+}
+
+/* ---- Tasks and threads ---------------------------------------------------------- */
+
+static struct tr_task_result *new_result(struct tr_replay *r,
+                                         const struct tr_event *ev)
+{
+	struct tr_task_result *res;
+
+	if (r->nres == r->res_cap) {
+		size_t cap = r->res_cap ? 2 * r->res_cap : 64;
+		struct tr_task_result *n = realloc(r->res, cap * sizeof *n);
+
+		if (n == NULL)
+			return NULL;
+		r->res = n;
+		r->res_cap = cap;
+	}
+	res = &r->res[r->nres++];
+	memset(res, 0, sizeof *res);
+	res->trace_id = ev->a;
+	snprintf(res->name, sizeof res->name, "%s", ev->name);
+	res->first = km_now(r->km);
+	r->tk[ev->a].res = (uint32_t)r->nres;
+	r->st.tasks++;
+	return res;
+}
+
+static struct tr_task_result *result_of(struct tr_replay *r, uint32_t task)
+{
+	return r->tk[task].res ? &r->res[r->tk[task].res - 1] : NULL;
+}
+
+static void end_thread(struct tr_replay *r, uint32_t th)
+{
+	struct rthread *t = &r->th[th];
+	struct tr_task_result *res = result_of(r, t->task);
+
+	if (t->km == 0)
+		return;
+	if (res != NULL)
+		note_peak(r, res);
+	km_thread_destroy(r->km, t->km);
+	r->trace_thread[t->km] = 0;
+	t->km = 0;
+}
+
+/* Ends task `task` in the kernel: its threads in the kernel's id order
+ * (as the machine does), then the task. */
+static void end_task(struct tr_replay *r, uint32_t task, int32_t status,
+                     bool killed, const char *why)
+{
+	struct rtask *k = &r->tk[task];
+	struct tr_task_result *res = result_of(r, task);
+
+	if (k->km == 0)
+		return;
+	for (km_thread_t kt = 1; kt < r->max_threads; kt++) {
+		uint32_t th = r->trace_thread[kt];
+
+		if (th != 0 && r->th[th].task == task)
+			end_thread(r, th);
+	}
+	if (res != NULL) {
+		note_peak(r, res);
+		res->ended = true;
+		res->killed = killed;
+		res->status = status;
+		if (why != NULL)
+			snprintf(res->why, sizeof res->why, "%s", why);
+	}
+	km_task_destroy(r->km, k->km);
+	r->task_res[k->km] = 0;
+	k->km = 0;
+	if (killed)
+		r->st.killed++;
+}
+
+static int ev_task(struct tr_replay *r, const struct tr_event *ev)
+{
+	struct tr_task_result *res = new_result(r, ev);
+	km_task_t id;
+	int err;
+
+	if (res == NULL)
+		return -1;
+	err = km_task_create(r->km, r->kpager, &id);
+	if (err != KM_OK) {
+		res->ended = res->killed = true;
+		res->status = -1;
+		snprintf(res->why, sizeof res->why, "not created: %s",
+		         km_strerror(err));
+		r->st.killed++;
+		return 0;
+	}
+	res->km_id = id;
+	r->tk[ev->a].km = id;
+	r->task_res[id] = r->tk[ev->a].res;
+	return 0;
+}
+
+static void ev_thread(struct tr_replay *r, const struct tr_event *ev)
+{
+	struct rthread *t = &r->th[ev->a];
+	km_thread_t id;
+
+	t->task = ev->b;
+	t->in_call = false;
+	t->km = 0;
+	if (r->tk[ev->b].km == 0 ||
+	    km_thread_create(r->km, r->tk[ev->b].km, 0, &id) != KM_OK)
+		return;         /* its events are skipped */
+	t->km = id;
+	r->trace_thread[id] = ev->a;
+}
+
+/* Does the PTE already allow the access (so the MMU would not fault)? */
+static bool pte_allows(struct tr_replay *r, km_task_t task, uint32_t va,
+                       unsigned access)
+{
+	uint32_t pte = km_pte(r->km, task, va);
+
+	return (pte & KM_PTE_P) && (access != TR_ACC_WRITE ||
+	                            (pte & KM_PTE_RW));
+}
+
+static void ev_touch(struct tr_replay *r, const struct tr_event *ev)
+{
+	struct rthread *t = &r->th[ev->a];
+	km_task_t task = r->tk[t->task].km;
+	char why[160];
+	int err;
+
+	km_advance(r->km, ev->cycles);
+	r->st.guest_insns += ev->insns;
+	r->st.guest_cycles += ev->cycles;
+	if (pte_allows(r, task, ev->va, ev->access))
+		return;
+	err = km_touch(r->km, t->km, ev->va, ev->access);
+	if (err == KM_OK || t->in_call)
+		return;         /* in its own system call, only the call fails */
+	snprintf(why, sizeof why, "%s of 0x%08x: %s", ev->access ==
+	         TR_ACC_WRITE ? "write" : ev->access == TR_ACC_EXEC ?
+	         "fetch" : "read", ev->va, km_strerror(err));
+	end_task(r, t->task, -1, true, why);
+}
+
+static int ev_marker(struct tr_replay *r, const struct tr_event *ev)
+{
+	struct rthread *t = &r->th[ev->a];
+
+	if (r->nmark == r->mark_cap) {
+		size_t cap = r->mark_cap ? 2 * r->mark_cap : 16;
+		struct tr_marker *n = realloc(r->mark, cap * sizeof *n);
+
+		if (n == NULL)
+			return -1;
+		r->mark = n;
+		r->mark_cap = cap;
+	}
+	r->mark[r->nmark++] = (struct tr_marker){
+		.id = ev->id, .cycle = km_now(r->km), .fault_seq = r->last_seq,
+		.task = r->tk[t->task].km, .thread = t->km };
+	return 0;
+}
+
+/* ---- Events -------------------------------------------------------------------- */
+
+/* Is the event's subject gone from the kernel (its task ended by a fault,
+ * or never created)?  Those events are skipped. */
+static bool gone(const struct tr_replay *r, const struct tr_event *ev)
+{
+	switch (ev->kind) {
+	case TR_TASK: case TR_THREAD:
+		return false;
+	case TR_ENDTASK: case TR_UNMAP:
+		return r->tk[ev->a].km == 0;
+	case TR_MAP: case TR_GRANT:
+		return r->tk[ev->a].km == 0 || r->tk[ev->b].km == 0;
+	case TR_IPC:
+		return r->th[ev->a].km == 0 || r->th[ev->b].km == 0;
+	case TR_SYSRET:         /* charged even if the call ended the thread */
+		return !r->th[ev->a].in_call;
+	default:
+		return r->th[ev->a].km == 0;
+	}
+}
+
+/* The trace task an event is charged to. */
+static uint32_t owner(const struct tr_replay *r, const struct tr_event *ev)
+{
+	switch (ev->kind) {
+	case TR_TASK: case TR_ENDTASK: case TR_MAP: case TR_GRANT:
+	case TR_UNMAP:
+		return ev->a;
+	case TR_THREAD:
+		return ev->b;
+	default:
+		return r->th[ev->a].task;
+	}
+}
+
+int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
+                    char *why, size_t why_len)
+{
+	uint64_t t0 = km_now(r->km), now;
+	struct tr_task_result *res;
+	uint32_t pages = 0;
+	int err = 0;
+
+	if (r->finished) {
+		snprintf(why, why_len, "the replay has finished");
+		return -1;
+	}
+	r->st.events++;
+	if (gone(r, ev)) {
+		r->st.skipped++;
+		if (ev->kind == TR_ENDTHREAD)
+			r->th[ev->a].in_call = false;
+		return 0;
+	}
+	switch (ev->kind) {
+	case TR_TASK:
+		err = ev_task(r, ev);
+		break;
+	case TR_ENDTASK:
+		end_task(r, ev->a, ev->status, false, NULL);
+		break;
+	case TR_THREAD:
+		ev_thread(r, ev);
+		break;
+	case TR_ENDTHREAD:
+		end_thread(r, ev->a);
+		break;
+	case TR_USER:
+		km_advance(r->km, ev->cycles);
+		r->st.guest_insns += ev->insns;
+		r->st.guest_cycles += ev->cycles;
+		break;
+	case TR_TOUCH:
+		ev_touch(r, ev);
+		break;
+	case TR_SYSCALL:
+		r->th[ev->a].in_call = true;
+		r->st.syscalls++;
+		charge(r, KM_C_TRAP_ENTRY);
+		break;
+	case TR_SYSRET:
+		r->th[ev->a].in_call = false;
+		charge(r, KM_C_TRAP_EXIT);
+		break;
+	case TR_TIMER:
+		charge(r, KM_C_TRAP_ENTRY);
+		charge(r, KM_C_TRAP_EXIT);
+		break;
+	case TR_IPC:
+		r->st.ipcs++;
+		charge(r, KM_C_FAULT_IPC);
+		break;
+	case TR_MAP: case TR_GRANT:
+		if (km_map(r->km, r->tk[ev->a].km,
+		           km_fpage(ev->base, ev->log2, ev->rights),
+		           r->tk[ev->b].km, ev->va, ev->kind == TR_GRANT ?
+		           KM_GRANT : KM_MAP, &pages) != KM_OK)
+			r->st.maps_failed++;
+		break;
+	case TR_UNMAP:
+		if (km_unmap(r->km, r->tk[ev->a].km,
+		             km_fpage(ev->base, ev->log2, ev->rights),
+		             ev->self ? KM_UNMAP_SELF : 0, &pages) != KM_OK)
+			r->st.maps_failed++;
+		break;
+	case TR_MARKER:
+		err = ev_marker(r, ev);
+		break;
+	default:
+		break;
+	}
+	if (err != 0) {
+		snprintf(why, why_len, "out of host memory");
+		return -1;
+	}
+	now = km_now(r->km);
+	if ((res = result_of(r, owner(r, ev))) != NULL) {
+		res->cycles += now - t0;
+		res->last = now;
+	}
+	if (r->cfg.sample_every != 0 && now >= r->next_sample)
+		sample(r, (now - r->next_sample) / r->cfg.sample_every + 1);
+	return 0;
+}
+
+void tr_replay_finish(struct tr_replay *r)
+{
+	if (r->finished)
+		return;
+	for (size_t i = 0; i < r->nres; i++)
+		if (!r->res[i].ended)
+			note_peak(r, &r->res[i]);
+	r->finished = true;
+}
