@@ -64,6 +64,90 @@ void sim_m_charge(struct sim_machine *m, enum km_cost c)
 	km_advance(m->km, km_cost_cycles(m->km, c));
 }
 
+/* ---- The trace of the run ---------------------------------------------- */
+
+/*
+ * Recording: each model call and charge the machine makes is one event
+ * (traces/FORMAT.md), written before the call, so that a replay that makes
+ * the same calls in the same order gets the same faults and cycles.  User
+ * work is kept until the next event: a touch by the same thread carries
+ * it, anything else is preceded by a `user` event.
+ */
+static void flush_user(struct sim_machine *m)
+{
+	struct tr_event ev;
+
+	if (m->rec_th == KM_NO_THREAD)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = TR_USER;
+	ev.a = m->rec_th;
+	ev.insns = m->rec_insns;
+	ev.cycles = m->rec_cycles;
+	m->rec_th = KM_NO_THREAD;
+	m->rec_insns = m->rec_cycles = 0;
+	m->cfg.record(m->cfg.record_ctx, &ev);
+}
+
+void sim_m_record(struct sim_machine *m, const struct tr_event *ev)
+{
+	struct tr_event t;
+
+	if (m->cfg.record == NULL)
+		return;
+	if (ev->kind == TR_TOUCH && m->rec_th == ev->a) {
+		t = *ev;
+		t.insns = m->rec_insns;
+		t.cycles = m->rec_cycles;
+		m->rec_th = KM_NO_THREAD;
+		m->rec_insns = m->rec_cycles = 0;
+		m->cfg.record(m->cfg.record_ctx, &t);
+		return;
+	}
+	flush_user(m);
+	m->cfg.record(m->cfg.record_ctx, ev);
+}
+
+void sim_m_record_user(struct sim_machine *m, km_thread_t th,
+                       uint64_t insns, uint64_t cycles)
+{
+	if (m->cfg.record == NULL || (insns == 0 && cycles == 0))
+		return;
+	if (m->rec_th != th)
+		flush_user(m);
+	m->rec_th = th;
+	m->rec_insns += insns;
+	m->rec_cycles += cycles;
+}
+
+/* Records an event with ids only. */
+static void record_ids(struct sim_machine *m, enum tr_kind kind, uint32_t a,
+                       uint32_t b)
+{
+	struct tr_event ev;
+
+	if (m->cfg.record == NULL)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = kind;
+	ev.a = a;
+	ev.b = b;
+	sim_m_record(m, &ev);
+}
+
+static void record_endtask(struct sim_machine *m, km_task_t id, int status)
+{
+	struct tr_event ev;
+
+	if (m->cfg.record == NULL)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = TR_ENDTASK;
+	ev.a = id;
+	ev.status = status;
+	sim_m_record(m, &ev);
+}
+
 /* ---- Aliases in step with the model's PTEs ------------------------------ */
 
 static void on_pte_change(void *ctx, km_task_t task, km_vaddr_t va,
@@ -509,7 +593,19 @@ int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
 	struct mtask *t = &m->task[id];
 	struct km_mapping map;
 	bool fresh = km_lookup(m->km, id, va & ~0xfffu, &map) == KM_ENOMAP;
-	int err = km_touch(m->km, th, va, access);
+	int err;
+
+	if (m->cfg.record != NULL) {
+		struct tr_event ev;
+
+		memset(&ev, 0, sizeof ev);
+		ev.kind = TR_TOUCH;
+		ev.a = th;
+		ev.va = va;
+		ev.access = (uint8_t)access;
+		sim_m_record(m, &ev);
+	}
+	err = km_touch(m->km, th, va, access);
 
 	if (err == KM_OK && fresh && t->img != NULL &&
 	    km_lookup(m->km, id, va & ~0xfffu, &map) == KM_OK)
@@ -587,6 +683,7 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 	note_peak(m, id);
 	t->st = MT_FREE;
 	sim_m_ipc_gone(m, th);
+	record_ids(m, TR_ENDTHREAD, th, 0);
 	km_thread_destroy(m->km, th);
 	if (--k->nthreads == 0 && k->live) {
 		/* The last thread ends the task with status 0, unless an
@@ -596,6 +693,7 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 			k->status = 0;
 		}
 		task_release(m, k);
+		record_endtask(m, id, k->status);
 		if ((err = km_task_destroy(m->km, id)) != KM_OK)
 			sim_m_note(m, SIM_ESTATE, "task %u (%s) ended, but the "
 			           "kernel kept it: %s", id, k->name,
@@ -665,6 +763,7 @@ static void abandon_task(struct sim_machine *m, km_task_t id)
 {
 	task_release(m, &m->task[id]);
 	m->task[id].name[0] = '\0';
+	record_endtask(m, id, -1);
 	km_task_destroy(m->km, id);
 }
 
@@ -690,6 +789,15 @@ static int spawn_task(struct sim_machine *m, const char *name,
 	t = &m->task[*id];
 	memset(t, 0, sizeof *t);
 	snprintf(t->name, sizeof t->name, "%s", name);
+	if (m->cfg.record != NULL) {
+		struct tr_event ev;
+
+		memset(&ev, 0, sizeof ev);
+		ev.kind = TR_TASK;
+		ev.a = *id;
+		tr_name_sanitize(ev.name, name);
+		sim_m_record(m, &ev);
+	}
 	err = sim_engine_create(&m->ecfg, &t->e, why, why_len);
 	if (err == SIM_OK) {
 		t->live = true;
@@ -714,6 +822,7 @@ static int new_thread(struct sim_machine *m, km_task_t id, uint32_t eip,
 
 	if (err != KM_OK)
 		return err;
+	record_ids(m, TR_THREAD, *th, id);
 	t = &m->thread[*th];
 	{
 		/* An ended thread with this id may still sit in the run
@@ -765,6 +874,7 @@ int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
 	err = build_stack(m, th, argc, argv, &esp, why, why_len);
 	if (err != SIM_OK) {
 		m->thread[th].st = MT_FREE;
+		record_ids(m, TR_ENDTHREAD, th, 0);
 		km_thread_destroy(m->km, th);
 		abandon_task(m, id);
 		return err;
@@ -892,6 +1002,7 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 
 		if (now >= end) {
 			/* The timer interrupt ends the slice. */
+			record_ids(m, TR_TIMER, th, 0);
 			sim_m_charge(m, KM_C_TRAP_ENTRY);
 			sim_m_charge(m, KM_C_TRAP_EXIT);
 			break;
@@ -919,6 +1030,7 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 		m->st.guest_insns += ev.icount;
 		m->st.guest_cycles += ev.cycles;
 		km_advance(m->km, ev.cycles);
+		sim_m_record_user(m, th, ev.icount, ev.cycles);
 		switch (ev.kind) {
 		case SIM_EV_PAGE_FAULT:
 			page_fault(m, th, &ev);
@@ -987,6 +1099,8 @@ int sim_machine_run(struct sim_machine *m, char *why, size_t why_len)
 			break;
 		run_slice(m, th);
 	}
+	if (m->cfg.record != NULL)
+		flush_user(m);
 	if (m->fatal == SIM_OK && m->why[0] == '\0' &&
 	    (n = blocked_threads(m, blocked, sizeof blocked)) > 0 &&
 	    m->rq_len == 0)

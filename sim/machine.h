@@ -21,6 +21,7 @@
 #include "engine.h"      /* enum sim_err: the results below */
 #include "kmodel.h"
 #include "sim.h"
+#include "trace.h"
 
 /* The default time slice, in cycles: 250 us at 400 MHz.  A choice, not a
  * measurement: L4 gave threads 10 ms, but the workloads are short, and a
@@ -56,6 +57,10 @@ struct sim_machine_config {
 	void *find_ctx;
 	km_fault_sink sink;     /* fault records; NULL: none */
 	void *sink_ctx;
+	/* The trace of the run (traces/FORMAT.md), event by event, for
+	 * kpsim run --record; NULL: none.  The events are checked. */
+	void (*record)(void *ctx, const struct tr_event *ev);
+	void *record_ctx;
 	bool raw_engine;        /* benchmarks only: engines without their
 	                         * block hook, so no instruction count, no
 	                         * guest cycles and no time slices (a guest

@@ -88,6 +88,9 @@ struct sim_machine {
 	bool yielded;                   /* the running thread gave up its slice */
 	km_thread_t current;            /* the running thread, or 0 */
 	struct sim_machine_stats st;
+	/* User work not yet recorded: it goes with the next event. */
+	km_thread_t rec_th;
+	uint64_t rec_insns, rec_cycles;
 	int fatal;                      /* an engine or host failure: stop */
 	char why[320];                  /* the first reason a run went wrong */
 };
@@ -106,6 +109,9 @@ int sim_m_read_guest(struct sim_machine *m, km_thread_t th, uint32_t va,
 int sim_m_thread_create(struct sim_machine *m, km_thread_t parent,
                         uint32_t eip, uint32_t esp, uint32_t arg,
                         km_thread_t *th);
+void sim_m_record(struct sim_machine *m, const struct tr_event *ev);
+void sim_m_record_user(struct sim_machine *m, km_thread_t th,
+                       uint64_t insns, uint64_t cycles);
 int sim_m_spawn_args(struct sim_machine *m, const char *cmdline,
                      km_thread_t *thread, char *why, size_t why_len);
 

@@ -44,6 +44,42 @@ static bool fpage_ok(uint32_t w)
 	       (w & 0xc00u) == 0;
 }
 
+/* Records an event of this file's kinds. */
+static void record(struct sim_machine *m, enum tr_kind kind, uint32_t a,
+                   uint32_t b, uint32_t id)
+{
+	struct tr_event ev;
+
+	if (m->cfg.record == NULL)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = kind;
+	ev.a = a;
+	ev.b = b;
+	ev.id = id;
+	sim_m_record(m, &ev);
+}
+
+static void record_fpage(struct sim_machine *m, enum tr_kind kind,
+                         km_task_t a, struct km_fpage fp, km_task_t b,
+                         uint32_t dst, bool self)
+{
+	struct tr_event ev;
+
+	if (m->cfg.record == NULL)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = kind;
+	ev.a = a;
+	ev.b = b;
+	ev.base = fp.base;
+	ev.log2 = fp.log2;
+	ev.rights = fp.rights;
+	ev.va = dst;
+	ev.self = self;
+	sim_m_record(m, &ev);
+}
+
 static bool thread_live(const struct sim_machine *m, uint32_t th)
 {
 	return th != 0 && th < m->max_threads && m->thread[th].st != MT_FREE;
@@ -73,16 +109,21 @@ static uint32_t deliver(struct sim_machine *m, km_thread_t s, km_thread_t r)
 			uint32_t dst = KPS_FPAGE_BASE(tr->window) +
 			               (KPS_FPAGE_BASE(ts->item) &
 			                ((1u << wl) - 1));
-			int err = km_map(m->km, ts->task,
-			                 km_fpage(KPS_FPAGE_BASE(ts->item), il,
-			                          KPS_FPAGE_RIGHTS(ts->item)),
-			                 tr->task, dst,
-			                 (ts->item & KPS_FPAGE_GRANT) ? KM_GRANT :
-			                 KM_MAP, &pages);
+			struct km_fpage fp = km_fpage(KPS_FPAGE_BASE(ts->item),
+			                              il,
+			                              KPS_FPAGE_RIGHTS(ts->item));
+			bool grant = (ts->item & KPS_FPAGE_GRANT) != 0;
+			int err;
+
+			record_fpage(m, grant ? TR_GRANT : TR_MAP, ts->task, fp,
+			             tr->task, dst, false);
+			err = km_map(m->km, ts->task, fp, tr->task, dst,
+			             grant ? KM_GRANT : KM_MAP, &pages);
 
 			status = guest_err(err);
 		}
 	}
+	record(m, TR_IPC, s, r, 0);
 	sim_m_charge(m, KM_C_FAULT_IPC);
 	m->st.ipcs++;
 	tr->regs.eax = status;
@@ -239,6 +280,7 @@ static void sys_marker(struct sim_machine *m, km_thread_t th)
 		m->mark = n;
 		m->mark_cap = cap;
 	}
+	record(m, TR_MARKER, th, 0, r->ebx);
 	m->mark[m->nmark++] = (struct sim_marker){
 		.id = r->ebx, .cycle = km_now(m->km), .fault_seq = m->last_seq,
 		.task = m->thread[th].task, .thread = th };
@@ -283,6 +325,7 @@ static void sys_thread_create(struct sim_machine *m, km_thread_t th)
 static void sys_unmap(struct sim_machine *m, km_thread_t th)
 {
 	struct sim_regs *r = &m->thread[th].regs;
+	struct km_fpage fp;
 	uint32_t pages = 0;
 	int err;
 
@@ -290,9 +333,11 @@ static void sys_unmap(struct sim_machine *m, km_thread_t th)
 		r->eax = (uint32_t)-KPS_EINVAL;
 		return;
 	}
-	err = km_unmap(m->km, m->thread[th].task,
-	               km_fpage(KPS_FPAGE_BASE(r->ebx), KPS_FPAGE_LOG2(r->ebx),
-	                        KPS_FPAGE_RIGHTS(r->ebx)),
+	fp = km_fpage(KPS_FPAGE_BASE(r->ebx), KPS_FPAGE_LOG2(r->ebx),
+	              KPS_FPAGE_RIGHTS(r->ebx));
+	record_fpage(m, TR_UNMAP, m->thread[th].task, fp, 0, 0,
+	             (r->ecx & KPS_UNMAP_SELF) != 0);
+	err = km_unmap(m->km, m->thread[th].task, fp,
 	               (r->ecx & KPS_UNMAP_SELF) ? KM_UNMAP_SELF : 0, &pages);
 	r->eax = err == KM_OK ? pages : guest_err(err);
 }
@@ -304,10 +349,11 @@ void sim_m_syscall(struct sim_machine *m, km_thread_t th)
 	uint64_t now;
 
 	m->st.syscalls++;
-	sim_m_charge(m, KM_C_TRAP_ENTRY);
 	/* Only IPC takes flags. */
 	if (flags != 0 && nr != KPS_SYS_IPC)
 		nr = KPS_SYS_COUNT;
+	record(m, TR_SYSCALL, th, 0, nr < KPS_SYS_COUNT ? nr : TR_SYS_INVALID);
+	sim_m_charge(m, KM_C_TRAP_ENTRY);
 	switch (nr) {
 	case KPS_SYS_EXIT:
 		sim_m_kill_task(m, m->thread[th].task, (int)r->ebx);
@@ -352,5 +398,6 @@ void sim_m_syscall(struct sim_machine *m, km_thread_t th)
 		r->eax = (uint32_t)-KPS_ENOSYS;
 		break;
 	}
+	record(m, TR_SYSRET, th, 0, 0);
 	sim_m_charge(m, KM_C_TRAP_EXIT);
 }
