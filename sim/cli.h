@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "kmodel.h"
 
@@ -24,5 +26,17 @@ void fault_log_add(struct fault_log *log, const struct km_fault_rec *r);
 int kpsim_demo(int argc, char **argv);
 int kpsim_run(int argc, char **argv);
 int kpsim_paper(int argc, char **argv);
+int kpsim_replay(int argc, char **argv);
+
+/* Progress on stderr for work longer than a second, on a terminal only. */
+struct progress {
+	bool on;
+	struct timespec start;
+	bool shown;
+};
+void progress_start(struct progress *p);
+void progress_show(struct progress *p, const char *what, uint64_t events,
+                   uint64_t done, uint64_t total);
+void progress_end(struct progress *p);
 
 #endif /* KPSIM_CLI_H */

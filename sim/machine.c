@@ -307,6 +307,10 @@ static void on_fault(void *ctx, const struct km_fault_rec *rec)
 
 	if (rec->seq > m->last_seq)
 		m->last_seq = rec->seq;
+	if (rec->kind == KM_FK_USER && rec->decision == KM_D_MAPPED) {
+		m->fresh_task = rec->task;
+		m->fresh_va = rec->addr & ~0xfffu;
+	}
 	if (m->cfg.sink != NULL)
 		m->cfg.sink(m->cfg.sink_ctx, rec);
 }
@@ -581,9 +585,12 @@ static km_thread_t rq_pop(struct sim_machine *m)
 /*
  * Resolves thread th's access to va as the MMU and the kernel would: a
  * page the PTE allows needs nothing, anything else is a user page fault
- * for the model.  A page the pager has just mapped for the first time gets
- * the image's bytes if it lies in one of its segments (the task's pager
- * backs the image on demand; the model's pager hands out zeroed frames).
+ * for the model.  A page the pager has just mapped (a fresh, zeroed
+ * frame: its fault record says KM_D_MAPPED) gets the image's bytes if it
+ * lies in one of its segments: the task's pager backs the image on
+ * demand.  The machine learns that from the record, not by looking the
+ * mapping up: a lookup is a kernel operation (it brings revoked pages back
+ * and counts as their use), which a replay of the run would not make.
  * Returns a KM_* code.
  */
 int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
@@ -591,8 +598,7 @@ int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
 {
 	km_task_t id = m->thread[th].task;
 	struct mtask *t = &m->task[id];
-	struct km_mapping map;
-	bool fresh = km_lookup(m->km, id, va & ~0xfffu, &map) == KM_ENOMAP;
+	uint32_t pte;
 	int err;
 
 	if (m->cfg.record != NULL) {
@@ -605,11 +611,13 @@ int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
 		ev.access = (uint8_t)access;
 		sim_m_record(m, &ev);
 	}
+	m->fresh_task = 0;
 	err = km_touch(m->km, th, va, access);
-
-	if (err == KM_OK && fresh && t->img != NULL &&
-	    km_lookup(m->km, id, va & ~0xfffu, &map) == KM_OK)
-		sim_elf_page(t->img, va, km_frame_ptr(m->km, map.pfn));
+	if (err == KM_OK && t->img != NULL && m->fresh_task == id &&
+	    m->fresh_va == (va & ~0xfffu) &&
+	    ((pte = km_pte(m->km, id, va)) & KM_PTE_P))
+		sim_elf_page(t->img, va, km_frame_ptr(m->km,
+		             ((pte & ~0xfffu) - SIM_PHYS_BASE_DEFAULT) >> 12));
 	return err;
 }
 

@@ -84,6 +84,8 @@ struct sim_machine {
 	struct sim_marker *mark;
 	size_t nmark, mark_cap;
 	uint64_t last_seq;              /* the last fault record's seq */
+	km_task_t fresh_task;           /* the last user fault the pager */
+	uint32_t fresh_va;              /* resolved with a fresh frame */
 	uint64_t block_seq;             /* orders blocked senders */
 	bool yielded;                   /* the running thread gave up its slice */
 	km_thread_t current;            /* the running thread, or 0 */

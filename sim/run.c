@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "machine.h"
 #include "pagers.h"
+#include "report.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_MEM (64u << 20)
 #define MAX_PROGRAMS 16
 
 /* Images loaded for a run: the programs named on the command line and the
@@ -102,95 +102,22 @@ struct records {
 	FILE *csv;
 };
 
-static void csv_row(FILE *f, const struct km_fault_rec *r)
-{
-	const char *sep = "";
-
-	fprintf(f, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%u,%s,", r->seq,
-	        r->parent, r->cycle, r->task, r->thread,
-	        km_fault_kind_name(r->kind));
-	if (r->kind == KM_FK_USER)
-		fprintf(f, "0x%08x,,,", r->addr);
-	else
-		fprintf(f, ",0x%016" PRIx64 ",%s,%u", km_kpage_kva(r->kpage),
-		        km_ktype_name(r->kpage.type), r->kpage.task);
-	fprintf(f, ",%s,", km_decision_name(r->decision));
-	if (r->pfn != KM_NO_PFN)
-		fprintf(f, "%u", r->pfn);
-	fprintf(f, ",%" PRIu64 ",", r->cycles);
-	for (int c = 0; c < KM_C_COUNT; c++) {
-		if (r->count[c] == 0)
-			continue;
-		fprintf(f, "%s%s*%u", sep, km_cost_name((enum km_cost)c),
-		        r->count[c]);
-		sep = " ";
-	}
-	fputc('\n', f);
-}
-
 static void on_fault(void *ctx, const struct km_fault_rec *r)
 {
 	struct records *rs = ctx;
 
 	if (rs->csv != NULL)
-		csv_row(rs->csv, r);
+		faults_csv_row(rs->csv, r);
 	fault_log_add(&rs->log, r);
 }
 
 /* ---- Options ---------------------------------------------------------------- */
 
 struct run_opts {
+	struct model_opts mo;
 	struct sim_machine_config mc;
-	const char *kpager;             /* "POLICY[:ARGS]" */
-	const char *costs_path;
-	const char *faults_path;
-	bool json;
-	char *costs;                    /* the file's text */
-	struct kp_policy policy;        /* --kpager's, built in or loaded */
+	const char *record_path;
 };
-
-static int parse_size(const char *s, uint32_t *frames)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno != 0 || end == s)
-		return -1;
-	if (*end == 'K' || *end == 'k')
-		v <<= 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		v <<= 20, end++;
-	else if (*end == 'G' || *end == 'g')
-		v <<= 30, end++;
-	if (*end != '\0' || v % 4096 != 0 || v / 4096 > UINT32_MAX)
-		return -1;
-	*frames = (uint32_t)(v / 4096);
-	return 0;
-}
-
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	long len;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 &&
-	    len < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)len + 1)) != NULL) {
-		if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[len] = '\0';
-		}
-	}
-	fclose(f);
-	return buf;
-}
 
 static void run_usage(FILE *out)
 {
@@ -201,48 +128,17 @@ static void run_usage(FILE *out)
 	"bundled workload by name or a static i386 ELF file by path (it holds\n"
 	"a '/'), with its arguments in the same word: 'touch 256 sparse read'.\n\n"
 	"options:\n"
-	"  --kmem pool|kpager     kernel memory from the in-kernel pool\n"
-	"                         (default) or from a user-level kpager\n"
-	"  --kpager POLICY[:ARGS] the kpager policy, built in or a shared\n"
-	"                         object's path (implies --kmem kpager);\n"
-	"                         default fcfs\n"
-	"  --mem SIZE             simulated RAM, e.g. 64M (default), 1G - 8K max\n"
-	"  --costs FILE           the cost table (default: Pentium II/400)\n"
-	"  --faults FILE.csv      one row per fault: seq, parent, cycle, task,\n"
-	"                         thread, kind, address, kernel page, data\n"
-	"                         type, its task, decision, pfn, cycles, and\n"
-	"                         the costs charged (name*count)\n"
+	MODEL_OPTIONS_HELP
+	"                         (guest output then goes to stderr)\n"
+	"  --record FILE          write the run's trace (traces/FORMAT.md;\n"
+	"                         gzip if FILE ends in .gz) for kpsim replay\n"
 	"  --slice CYCLES         the time slice (default %u)\n"
 	"  --max-cycles N         stop the run at this simulated clock\n"
-	"  --json                 a summary on stdout (guest output goes to\n"
-	"                         stderr)\n"
 	"  --help                 this text\n\n"
 	"bundled workloads:", SIM_SLICE_DEFAULT);
 	for (const struct kps_bundled *b = kps_bundled; b->name; b++)
 		fprintf(out, " %s", b->name);
 	fprintf(out, "\n");
-}
-
-/* --kpager POLICY[:ARGS]: finds the policy, built in or a shared object
- * by path; kernel memory then comes from kpagers.  Returns 0, or -1 after
- * printing why. */
-static int parse_kpager(struct run_opts *o, bool kmem_set)
-{
-	char why[256];
-
-	if (kp_policy_open(o->kpager, &o->policy, why, sizeof why) != KM_OK) {
-		fprintf(stderr, "kpsim run: --kpager %s: %s\n", o->kpager, why);
-		return -1;
-	}
-	o->mc.kpager = o->policy.ops;
-	o->mc.kpager_args = o->policy.args;
-	if (kmem_set && o->mc.kmem == KM_KMEM_POOL) {
-		fprintf(stderr, "kpsim run: --kpager needs --kmem kpager, not "
-		        "pool\n");
-		return -1;
-	}
-	o->mc.kmem = KM_KMEM_KPAGER;
-	return 0;
 }
 
 /* A positive number for --slice or --max-cycles; 0 after printing why. */
@@ -253,7 +149,7 @@ static uint64_t parse_count(const char *opt, const char *arg)
 
 	errno = 0;
 	v = strtoull(arg, &end, 0);
-	if (errno || end == arg || *end || v == 0) {
+	if (errno || end == arg || *end || v == 0 || *arg == '-') {
 		fprintf(stderr, "kpsim run: --%s needs a positive number, not "
 		        "'%s'\n", opt, arg);
 		return 0;
@@ -266,51 +162,28 @@ static uint64_t parse_count(const char *opt, const char *arg)
 static int parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longs[] = {
-		{ "kmem", required_argument, NULL, 'k' },
-		{ "kpager", required_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "costs", required_argument, NULL, 'c' },
-		{ "faults", required_argument, NULL, 'f' },
+		MODEL_OPTIONS,
+		{ "record", required_argument, NULL, 'r' },
 		{ "slice", required_argument, NULL, 's' },
 		{ "max-cycles", required_argument, NULL, 'x' },
-		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	bool kmem_set = false;
-	int c;
+	int c, mine;
 
-	o->mc = sim_machine_config_default(DEFAULT_MEM / 4096);
+	model_opts_init(&o->mo, "kpsim run");
+	o->mc = sim_machine_config_default(o->mo.frames);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", longs, NULL)) != -1) {
+		if ((mine = model_opt(&o->mo, c, optarg)) != 0) {
+			if (mine < 0)
+				return -1;
+			continue;
+		}
 		switch (c) {
-		case 'k':
-			if (strcmp(optarg, "pool") != 0 &&
-			    strcmp(optarg, "kpager") != 0) {
-				fprintf(stderr, "kpsim run: --kmem must be pool "
-				        "or kpager, not '%s'\n", optarg);
-				return -1;
-			}
-			o->mc.kmem = strcmp(optarg, "pool") == 0 ?
-			             KM_KMEM_POOL : KM_KMEM_KPAGER;
-			kmem_set = true;
-			break;
-		case 'p':
-			o->kpager = optarg;
-			break;
-		case 'm':
-			if (parse_size(optarg, &o->mc.frames) != 0) {
-				fprintf(stderr, "kpsim run: --mem '%s' is not a "
-				        "size in whole pages (e.g. 64M)\n", optarg);
-				return -1;
-			}
-			break;
-		case 'c':
-			o->costs_path = optarg;
-			break;
-		case 'f':
-			o->faults_path = optarg;
+		case 'r':
+			o->record_path = optarg;
 			break;
 		case 's':
 			if ((o->mc.slice = parse_count("slice", optarg)) == 0)
@@ -320,9 +193,6 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			if ((o->mc.max_cycles = parse_count("max-cycles",
 			                                    optarg)) == 0)
 				return -1;
-			break;
-		case 'j':
-			o->json = true;
 			break;
 		case 'h':
 			run_usage(stdout);
@@ -334,8 +204,6 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			return -1;
 		}
 	}
-	if (o->kpager != NULL && parse_kpager(o, kmem_set) != 0)
-		return -1;
 	if (optind >= argc) {
 		fprintf(stderr, "kpsim run: no PROGRAM given\n\n");
 		run_usage(stderr);
@@ -346,127 +214,66 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		        MAX_PROGRAMS);
 		return -1;
 	}
-	if (o->costs_path != NULL &&
-	    (o->costs = read_text(o->costs_path)) == NULL) {
-		fprintf(stderr, "kpsim run: cannot read the cost table %s: "
-		        "%s\n", o->costs_path, strerror(errno ? errno : EIO));
+	if (model_opts_finish(&o->mo) != 0)
 		return -1;
+	o->mc.frames = o->mo.frames;
+	o->mc.kmem = o->mo.kmem;
+	if (o->mo.policy.ops != NULL) {
+		o->mc.kpager = o->mo.policy.ops;
+		o->mc.kpager_args = o->mo.policy.args;
 	}
-	o->mc.costs = o->costs;
+	o->mc.costs = o->mo.costs;
 	return optind;
 }
 
 /* ---- Reports ---------------------------------------------------------------- */
 
-static void json_string(FILE *f, const char *s)
+/* The report of a machine's run. */
+static void report(struct sim_machine *m, bool json, const char *error,
+                   const char *check)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
+	struct sim_machine_stats st;
+	struct report_task task[256];
+	struct tr_marker mark[64];
+	const struct sim_marker *mk;
+	struct report r;
+	size_t nmark;
+
+	memset(&r, 0, sizeof r);
+	sim_machine_stats(m, &st);
+	km_stats(sim_machine_model(m), &r.ks);
+	r.cycles = st.cycles;
+	r.guest_insns = st.guest_insns;
+	r.guest_cycles = st.guest_cycles;
+	r.syscalls = st.syscalls;
+	r.ipcs = st.ipcs;
+	for (km_task_t t = sim_machine_task_next(m, 0);
+	     t != 0 && r.ntask < sizeof task / sizeof task[0];
+	     t = sim_machine_task_next(m, t)) {
+		struct report_task *rt = &task[r.ntask++];
+		int status = 0;
+
+		rt->id = t;
+		rt->name = sim_machine_task_name(m, t);
+		sim_machine_task_stats(m, t, &rt->st);
+		if (sim_machine_exit_status(m, t, &status))
+			snprintf(rt->exit, sizeof rt->exit, "%d", status);
 		else
-			fputc(*s, f);
+			snprintf(rt->exit, sizeof rt->exit, "running");
 	}
-	fputc('"', f);
-}
-
-static void report_text(struct sim_machine *m, const char *error,
-                        const char *check)
-{
-	struct sim_machine_stats st;
-	struct km_stats ks;
-	size_t nmark;
-	const struct sim_marker *mk = sim_machine_markers(m, &nmark);
-
-	sim_machine_stats(m, &st);
-	km_stats(sim_machine_model(m), &ks);
-	printf("\nkpsim: %" PRIu64 " cycles: %" PRIu64 " guest instructions "
-	       "(%" PRIu64 " cycles), kernel %" PRIu64 "\n", st.cycles,
-	       st.guest_insns, st.guest_cycles, st.cycles - st.guest_cycles);
-	printf("faults: %" PRIu64 " user, %" PRIu64 " kernel page faults, %"
-	       PRIu64 " denied; %" PRIu64 " system calls, %" PRIu64
-	       " messages\n", ks.ufaults, ks.kfaults, ks.denied, st.syscalls,
-	       st.ipcs);
-	printf("kernel pages each task held at most, by Figure 2's groups: "
-	       "P page tables,\nN node tables, M mapping database, U UTCBs, "
-	       "K KTCBs\n");
-	printf("%-4s %-12s %6s %5s %5s %5s %5s %5s %8s %8s\n", "task",
-	       "program", "exit", "P", "N", "M", "U", "K", "ufaults",
-	       "kfaults");
-	for (km_task_t t = sim_machine_task_next(m, 0); t != 0;
-	     t = sim_machine_task_next(m, t)) {
-		struct km_task_stats ts;
-		int status = 0;
-		char ex[16] = "running";
-
-		sim_machine_task_stats(m, t, &ts);
-		if (sim_machine_exit_status(m, t, &status))
-			snprintf(ex, sizeof ex, "%d", status);
-		printf("%-4u %-12.12s %6s %5u %5u %5u %5u %5u %8" PRIu64
-		       " %8" PRIu64 "\n", t, sim_machine_task_name(m, t), ex,
-		       ts.group[KM_KG_P], ts.group[KM_KG_N], ts.group[KM_KG_M],
-		       ts.group[KM_KG_U], ts.group[KM_KG_K], ts.ufaults,
-		       ts.kfaults);
-	}
-	for (size_t i = 0; i < nmark; i++)
-		printf("marker %u: cycle %" PRIu64 " (task %u thread %u)\n",
-		       mk[i].id, mk[i].cycle, mk[i].task, mk[i].thread);
-	printf("km_check: %s\n", check);
-	if (error != NULL)
-		printf("error: %s\n", error);
-}
-
-static void report_json(struct sim_machine *m, const char *error,
-                        const char *check)
-{
-	struct sim_machine_stats st;
-	struct km_stats ks;
-	size_t nmark;
-	const struct sim_marker *mk = sim_machine_markers(m, &nmark);
-	const char *sep = "";
-
-	sim_machine_stats(m, &st);
-	km_stats(sim_machine_model(m), &ks);
-	printf("{\"cycles\": %" PRIu64 ", \"guest_instructions\": %" PRIu64
-	       ", \"guest_cycles\": %" PRIu64 ", \"kernel_cycles\": %" PRIu64
-	       ", \"user_faults\": %" PRIu64 ", \"kernel_faults\": %" PRIu64
-	       ", \"denied\": %" PRIu64 ", \"syscalls\": %" PRIu64
-	       ", \"messages\": %" PRIu64 ", \"tasks\": [", st.cycles,
-	       st.guest_insns, st.guest_cycles, st.cycles - st.guest_cycles,
-	       ks.ufaults, ks.kfaults, ks.denied, st.syscalls, st.ipcs);
-	for (km_task_t t = sim_machine_task_next(m, 0); t != 0;
-	     t = sim_machine_task_next(m, t)) {
-		struct km_task_stats ts;
-		int status = 0;
-
-		sim_machine_task_stats(m, t, &ts);
-		printf("%s{\"id\": %u, \"program\": ", sep, t);
-		json_string(stdout, sim_machine_task_name(m, t));
-		if (sim_machine_exit_status(m, t, &status))
-			printf(", \"exit\": %d", status);
-		printf(", \"P\": %u, \"N\": %u, \"M\": %u, \"U\": %u, "
-		       "\"K\": %u, \"user_faults\": %" PRIu64
-		       ", \"kernel_faults\": %" PRIu64 "}",
-		       ts.group[KM_KG_P], ts.group[KM_KG_N], ts.group[KM_KG_M],
-		       ts.group[KM_KG_U], ts.group[KM_KG_K], ts.ufaults,
-		       ts.kfaults);
-		sep = ", ";
-	}
-	printf("], \"markers\": [");
-	for (size_t i = 0; i < nmark; i++)
-		printf("%s{\"id\": %u, \"cycle\": %" PRIu64 ", \"task\": %u, "
-		       "\"thread\": %u}", i ? ", " : "", mk[i].id, mk[i].cycle,
-		       mk[i].task, mk[i].thread);
-	printf("], \"km_check\": ");
-	json_string(stdout, check);
-	printf(", \"error\": ");
-	if (error != NULL)
-		json_string(stdout, error);
+	mk = sim_machine_markers(m, &nmark);
+	for (size_t i = 0; i < nmark && r.nmark < sizeof mark / sizeof mark[0];
+	     i++)
+		mark[r.nmark++] = (struct tr_marker){ mk[i].id, mk[i].cycle,
+		        mk[i].fault_seq, mk[i].task, mk[i].thread };
+	r.task = task;
+	r.mark = mark;
+	r.check = check;
+	r.error = error;
+	if (json)
+		report_json(stdout, &r);
 	else
-		printf("null");
-	printf("}\n");
+		report_text(stdout, &r);
 }
 
 /* ---- A host fault inside a guest's reservation --------------------------------- */
@@ -556,13 +363,44 @@ static int all_exited_ok(struct sim_machine *m)
 	return 0;
 }
 
+/* Writes each event of the run to the trace; the first failure stops the
+ * writer, which tr_finish then reports. */
+static void on_record(void *ctx, const struct tr_event *ev)
+{
+	tr_write(ctx, ev);
+}
+
+/* Opens the --record trace and says what made it. */
+static struct tr_writer *record_open(const char *path, int argc, char **argv)
+{
+	struct tr_writer *w;
+	char why[TR_WHY_SIZE], line[TR_LINE_MAX - 2];
+	size_t n;
+
+	if (tr_create(path, &w, why, sizeof why) != 0) {
+		fprintf(stderr, "kpsim run: --record: %s\n", why);
+		return NULL;
+	}
+	n = (size_t)snprintf(line, sizeof line, "kpsim run");
+	for (int i = 1; i < argc && n < sizeof line; i++)
+		n += (size_t)snprintf(line + n, sizeof line - n,
+		                      strchr(argv[i], ' ') ? " '%s'" : " %s",
+		                      argv[i]);
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	tr_comment(w, line);
+	return w;
+}
+
 int kpsim_run(int argc, char **argv)
 {
 	struct run_opts o;
 	struct images im;
 	struct records rs;
 	struct sim_machine *m = NULL;
-	char why[320];
+	struct tr_writer *rec = NULL;
+	char why[TR_WHY_SIZE];
 	int first, rc = 1, err;
 
 	memset(&o, 0, sizeof o);
@@ -570,27 +408,27 @@ int kpsim_run(int argc, char **argv)
 	memset(&rs, 0, sizeof rs);
 	first = parse_run(argc, argv, &o);
 	if (first <= 0) {
-		free(o.costs);
-		kp_policy_close(&o.policy);
+		model_opts_free(&o.mo);
 		return first == 0 ? 0 : 2;
 	}
-	if (o.faults_path != NULL) {
-		rs.csv = fopen(o.faults_path, "w");
-		if (rs.csv == NULL) {
-			fprintf(stderr, "kpsim run: cannot write %s: %s\n",
-			        o.faults_path, strerror(errno));
-			free(o.costs);
-			kp_policy_close(&o.policy);
-			return 2;
-		}
-		fprintf(rs.csv, "seq,parent,cycle,task,thread,kind,address,"
-		        "kpage,type,kpage_task,decision,pfn,cycles,breakdown\n");
+	if ((o.mo.faults_path != NULL &&
+	     (rs.csv = faults_csv_open(o.mo.faults_path, "kpsim run")) == NULL) ||
+	    (o.record_path != NULL &&
+	     (rec = record_open(o.record_path, argc, argv)) == NULL)) {
+		if (rs.csv != NULL)
+			fclose(rs.csv);
+		model_opts_free(&o.mo);
+		return 2;
 	}
-	o.mc.out = o.json ? stderr : stdout;
+	o.mc.out = o.mo.json ? stderr : stdout;
 	o.mc.find = find_program;
 	o.mc.find_ctx = &im;
 	o.mc.sink = on_fault;
 	o.mc.sink_ctx = &rs;
+	if (rec != NULL) {
+		o.mc.record = on_record;
+		o.mc.record_ctx = rec;
+	}
 	err = sim_machine_create(&o.mc, &m, why, sizeof why);
 	if (err != SIM_OK) {
 		fprintf(stderr, "kpsim run: %s\n", why);
@@ -605,21 +443,22 @@ int kpsim_run(int argc, char **argv)
 		fflush(o.mc.out);
 		/* The model's invariants after the guests, as the demo shows. */
 		ok = km_check(sim_machine_model(m), check, sizeof check);
-		if (o.json)
-			report_json(m, err == SIM_OK ? NULL : why, check);
-		else
-			report_text(m, err == SIM_OK ? NULL : why, check);
+		report(m, o.mo.json, err == SIM_OK ? NULL : why, check);
 		rc = err == SIM_OK && ok ? all_exited_ok(m) : 1;
 	}
 	sim_machine_destroy(m);
 	images_free(&im);
 	if (rs.csv != NULL && fclose(rs.csv) != 0) {
-		fprintf(stderr, "kpsim run: writing %s failed\n", o.faults_path);
+		fprintf(stderr, "kpsim run: writing %s failed\n",
+		        o.mo.faults_path);
+		rc = 1;
+	}
+	if (tr_finish(rec, why, sizeof why) != 0) {
+		fprintf(stderr, "kpsim run: --record: %s\n", why);
 		rc = 1;
 	}
 	free(rs.log.rec);
-	free(o.costs);
-	kp_policy_close(&o.policy);     /* after the model that ran it */
+	model_opts_free(&o.mo);         /* after the model that ran it */
 	return rc;
 }
 
