@@ -701,6 +701,8 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 			k->status = 0;
 		}
 		task_release(m, k);
+		/* Ending its threads may have brought revoked pages back. */
+		note_peak(m, id);
 		record_endtask(m, id, k->status);
 		if ((err = km_task_destroy(m->km, id)) != KM_OK)
 			sim_m_note(m, SIM_ESTATE, "task %u (%s) ended, but the "
