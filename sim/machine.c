@@ -148,6 +148,32 @@ static void record_endtask(struct sim_machine *m, km_task_t id, int status)
 	sim_m_record(m, &ev);
 }
 
+/*
+ * A task or thread whose creation failed: the kernel page faults of the
+ * attempt are in the fault records, so a replay must attempt it too.  It
+ * has no id; the trace calls it TR_ID_MAX (the model's ids are smaller)
+ * and ends it at once.
+ */
+static void record_failed(struct sim_machine *m, enum tr_kind kind,
+                          const char *name, km_task_t task)
+{
+	struct tr_event ev;
+
+	if (m->cfg.record == NULL)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = kind;
+	ev.a = TR_ID_MAX;
+	ev.b = task;
+	if (name != NULL)
+		tr_name_sanitize(ev.name, name);
+	sim_m_record(m, &ev);
+	if (kind == TR_TASK)
+		record_endtask(m, TR_ID_MAX, -1);
+	else
+		record_ids(m, TR_ENDTHREAD, TR_ID_MAX, 0);
+}
+
 /* ---- Aliases in step with the model's PTEs ------------------------------ */
 
 static void on_pte_change(void *ctx, km_task_t task, km_vaddr_t va,
@@ -792,6 +818,7 @@ static int spawn_task(struct sim_machine *m, const char *name,
 	/* The model's task ids are below its max_tasks, m->task's size. */
 	err = km_task_create(m->km, m->kpager, id);
 	if (err != KM_OK) {
+		record_failed(m, TR_TASK, name, 0);
 		snprintf(why, why_len, "creating task %s: %s", name,
 		         km_strerror(err));
 		return err == KM_ELIMIT ? SIM_EARG : SIM_ESTATE;
@@ -830,8 +857,10 @@ static int new_thread(struct sim_machine *m, km_task_t id, uint32_t eip,
 	 * m->thread. */
 	int err = km_thread_create(m->km, id, 0, th);
 
-	if (err != KM_OK)
+	if (err != KM_OK) {
+		record_failed(m, TR_THREAD, NULL, id);
 		return err;
+	}
 	record_ids(m, TR_THREAD, *th, id);
 	t = &m->thread[*th];
 	{
@@ -946,6 +975,29 @@ static void kill_for(struct sim_machine *m, km_thread_t th, const char *fmt,
 	sim_m_kill_task(m, id, -1);
 }
 
+/*
+ * A page fault the kernel could not resolve.  For lack of kernel memory
+ * (the kpager denied it, or its pool is empty) the thread stays blocked in
+ * the fault, as an L4 thread whose pager never answers does, and its task
+ * keeps all it holds: that is what a denial-of-service attacker does to
+ * its victims, and what happens to a victim.  Any other failure kills the
+ * task.
+ */
+static void fault_failed(struct sim_machine *m, km_thread_t th, int err,
+                         unsigned access, uint32_t va, uint32_t eip)
+{
+	const char *what = access == KM_ACC_WRITE ? "write" :
+	                   access == KM_ACC_EXEC ? "fetch" : "read";
+
+	if (err == KM_ENOMEM || err == KM_EDENIED) {
+		m->thread[th].st = MT_FAULTED;
+		m->thread[th].faulted_at = va;
+		return;
+	}
+	kill_for(m, th, "%s of %#x at eip %#x: %s", what, va, eip,
+	         km_strerror(err));
+}
+
 static void page_fault(struct sim_machine *m, km_thread_t th,
                        const struct sim_event *ev)
 {
@@ -973,10 +1025,7 @@ static void page_fault(struct sim_machine *m, km_thread_t th,
 	}
 	err = sim_m_resolve(m, th, ev->cr2, access);
 	if (err != KM_OK)
-		kill_for(m, th, "%s of %#x at eip %#x: %s",
-		         access == KM_ACC_WRITE ? "write" :
-		         access == KM_ACC_EXEC ? "fetch" : "read",
-		         ev->cr2, ev->eip, km_strerror(err));
+		fault_failed(m, th, err, access, ev->cr2, ev->eip);
 }
 
 /* The directory of a task can be revoked by its kpager; it must come back
@@ -1018,8 +1067,8 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 			break;
 		}
 		if ((err = ensure_directory(m, th)) != KM_OK) {
-			kill_for(m, th, "its page directory: %s",
-			         km_strerror(err));
+			fault_failed(m, th, err, KM_ACC_EXEC, t->regs.eip,
+			             t->regs.eip);
 			break;
 		}
 		if ((err = sync_task(m, t->task)) != SIM_OK) {
@@ -1078,7 +1127,14 @@ static uint32_t blocked_threads(const struct sim_machine *m, char *buf,
 
 		if (t->st == MT_FREE)
 			continue;
-		if (n++ < 4 && used < len)
+		if (n++ >= 4 || used >= len)
+			continue;
+		if (t->st == MT_FAULTED)
+			used += (size_t)snprintf(buf + used, len - used,
+			        "%s thread %u (%s) in a page fault at %#x, for "
+			        "lack of kernel memory", n > 1 ? ";" : "", th,
+			        m->task[t->task].name, t->faulted_at);
+		else
 			used += (size_t)snprintf(buf + used, len - used,
 			        "%s thread %u (%s) %s %u", n > 1 ? ";" : "", th,
 			        m->task[t->task].name, t->st == MT_SENDING ?
@@ -1114,8 +1170,8 @@ int sim_machine_run(struct sim_machine *m, char *why, size_t why_len)
 	if (m->fatal == SIM_OK && m->why[0] == '\0' &&
 	    (n = blocked_threads(m, blocked, sizeof blocked)) > 0 &&
 	    m->rq_len == 0)
-		sim_m_note(m, SIM_ESTATE, "deadlock: %u threads blocked in "
-		           "IPC:%s", n, blocked);
+		sim_m_note(m, SIM_ESTATE, "deadlock: %u threads blocked "
+		           "for good:%s", n, blocked);
 	if (why != NULL && why_len > 0)
 		snprintf(why, why_len, "%s", m->why);
 	if (m->fatal != SIM_OK)

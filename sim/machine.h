@@ -99,7 +99,8 @@ int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
 
 /*
  * Runs until every thread has ended.  Returns SIM_OK; SIM_ESTATE when the
- * run stopped early (every live thread blocked in IPC, or past max_cycles)
+ * run stopped early (every live thread blocked for good: in IPC, or in a
+ * page fault for lack of kernel memory; or past max_cycles)
  * or a guest was killed (a fault its pager could not resolve, an
  * exception), with the reason in why; SIM_EUC/SIM_EHOST/SIM_EQUIRK when an
  * engine failed.  Guests killed do not stop the others: the first reason

@@ -53,7 +53,9 @@ enum mthread_state {
 	MT_FREE = 0,
 	MT_READY,                       /* runnable (queued or running) */
 	MT_SENDING,                     /* blocked in a send phase */
-	MT_RECEIVING                    /* blocked in a receive phase */
+	MT_RECEIVING,                   /* blocked in a receive phase */
+	MT_FAULTED                      /* blocked for good in a page fault:
+	                                 * no kernel memory for it */
 };
 
 struct mthread {
@@ -67,6 +69,7 @@ struct mthread {
 	uint64_t since;                 /* when it blocked: FIFO among senders */
 	/* Guards against a fault the model resolved that the engine repeats. */
 	uint32_t fault_eip, fault_cr2, fault_repeat;
+	uint32_t faulted_at;            /* MT_FAULTED: the address */
 };
 
 struct sim_machine {

@@ -20,6 +20,8 @@ static const struct command commands[] = {
 	{ "run", kpsim_run,
 	  "IA-32 guest programs on the kernel model, with every fault's "
 	  "cycles" },
+	{ "compare", kpsim_compare,
+	  "the same work under several kpager policies, side by side" },
 	{ "replay", kpsim_replay,
 	  "a trace replayed on the kernel model, without emulation" },
 	{ "paper", kpsim_paper,

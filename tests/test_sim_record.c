@@ -252,12 +252,14 @@ static void test_linuxlike(void **s) { (void)s; every_policy("linuxlike"); }
 static void test_pingpong(void **s) { (void)s; every_policy("pingpong 200"); }
 static void test_spawn(void **s) { (void)s; every_policy("spawn 64"); }
 static void test_mapper(void **s) { (void)s; every_policy("mapper 4"); }
+static void test_shell(void **s) { (void)s; every_policy("shell 3 200000"); }
 
 /* Every bundled workload has a case above. */
 static void test_all_covered(void **s)
 {
 	static const char *const covered[] = { "hello", "touch", "ptbomb",
-		"fig3", "linuxlike", "pingpong", "spawn", "mapper", NULL };
+		"fig3", "linuxlike", "pingpong", "spawn", "mapper", "shell",
+		NULL };
 
 	(void)s;
 	for (const struct kps_bundled *b = kps_bundled; b->name; b++) {
@@ -283,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_pingpong),
 		cmocka_unit_test(test_spawn),
 		cmocka_unit_test(test_mapper),
+		cmocka_unit_test(test_shell),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

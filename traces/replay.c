@@ -8,7 +8,12 @@
  * A task whose thread takes a fault nobody can resolve ends as the machine
  * ends it: its threads in the kernel's id order, then the task; its later
  * events are skipped (a recording made under the same configuration holds
- * exactly those ends, which are then skipped too).
+ * exactly those ends, which are then skipped too).  A fault denied for
+ * lack of kernel memory blocks its thread for good instead, as on the
+ * machine: the thread's later events are skipped, its task keeps what it
+ * holds, until the trace ends the thread (on the machine a sibling's exit
+ * does; a trace made elsewhere may say the thread ended of itself, and
+ * then it ends at that time).
  */
 #include "replay.h"
 #include "pagers.h"
@@ -21,11 +26,13 @@ struct rthread {
 	km_thread_t km;         /* 0: not live in the kernel */
 	uint32_t task;          /* the trace's task id */
 	bool in_call;           /* between a replayed syscall and sysret */
+	bool blocked;           /* in a page fault, for good */
 };
 
 struct rtask {
 	km_task_t km;           /* 0: not live in the kernel */
 	uint32_t res;           /* index in results + 1, or 0 */
+	uint32_t blocked;       /* its threads blocked for good */
 };
 
 struct tr_replay {
@@ -43,6 +50,10 @@ struct tr_replay {
 	struct tr_marker *mark;
 	size_t nmark, mark_cap;
 	uint64_t last_seq, next_sample;
+	/* Tasks whose kernel memory changed during the event (their peaks
+	 * are taken after it); overflow: all of them. */
+	km_task_t changed[8];
+	uint32_t nchanged;
 	struct tr_replay_stats st;
 	bool finished, oom;
 };
@@ -73,8 +84,17 @@ static void on_fault(void *ctx, const struct km_fault_rec *rec)
 
 	if (rec->seq > r->last_seq)
 		r->last_seq = rec->seq;
-	if (rec->kind != KM_FK_USER && (res = result_of_km(r, rec->task)))
+	if (rec->kind != KM_FK_USER && (res = result_of_km(r, rec->task))) {
 		res->kcycles += rec->cycles;
+		if (r->nchanged <= 8) {
+			uint32_t i = 0;
+
+			while (i < r->nchanged && r->changed[i] != rec->task)
+				i++;
+			if (i == r->nchanged && r->nchanged++ < 8)
+				r->changed[i] = rec->task;
+		}
+	}
 	if (r->cfg.sink != NULL)
 		r->cfg.sink(r->cfg.sink_ctx, rec);
 }
@@ -138,6 +158,29 @@ static void sample(struct tr_replay *r, uint64_t times)
 	r->next_sample = at + r->cfg.sample_every;
 }
 
+/* After an event with kernel faults: the kernel frames of the tasks they
+ * were for, at their most. */
+static void peak_of(struct tr_replay *r, struct tr_task_result *res)
+{
+	uint32_t k;
+
+	if (res != NULL && !res->ended &&
+	    (k = kernel_frames(r, res->km_id)) > res->kframes_peak)
+		res->kframes_peak = k;
+}
+
+static void take_peaks(struct tr_replay *r)
+{
+	if (r->nchanged <= 8) {
+		for (uint32_t i = 0; i < r->nchanged; i++)
+			peak_of(r, result_of_km(r, r->changed[i]));
+	} else {
+		for (size_t i = 0; i < r->nres; i++)
+			peak_of(r, &r->res[i]);
+	}
+	r->nchanged = 0;
+}
+
 static void charge(struct tr_replay *r, enum km_cost c)
 {
 	km_advance(r->km, km_cost_cycles(r->km, c));
@@ -186,6 +229,8 @@ int tr_replay_create(const struct tr_replay_config *cfg,
 	/* As the machine configures it (sim/machine.c, create_model). */
 	kc.kmem = cfg->kmem;
 	kc.costs = cfg->costs;
+	if (cfg->kpool_frames != 0)
+		kc.kpool_frames = cfg->kpool_frames;
 	kc.key_seed = 1;
 	kc.phys_base = 0xC0000000u;     /* SIM_PHYS_BASE_DEFAULT */
 	if (km_create(&kc, &r->km, why, why_len) != KM_OK) {
@@ -292,6 +337,12 @@ static void end_thread(struct tr_replay *r, uint32_t th)
 
 	if (t->km == 0)
 		return;
+	if (t->blocked) {
+		t->blocked = false;
+		r->tk[t->task].blocked--;
+		if (res != NULL)
+			res->blocked--;
+	}
 	if (res != NULL)
 		note_peak(r, res);
 	km_thread_destroy(r->km, t->km);
@@ -360,6 +411,7 @@ static void ev_thread(struct tr_replay *r, const struct tr_event *ev)
 
 	t->task = ev->b;
 	t->in_call = false;
+	t->blocked = false;
 	t->km = 0;
 	if (r->tk[ev->b].km == 0 ||
 	    km_thread_create(r->km, r->tk[ev->b].km, 0, &id) != KM_OK)
@@ -382,7 +434,7 @@ static void ev_touch(struct tr_replay *r, const struct tr_event *ev)
 {
 	struct rthread *t = &r->th[ev->a];
 	km_task_t task = r->tk[t->task].km;
-	char why[160];
+	char why[140];
 	int err;
 
 	km_advance(r->km, ev->cycles);
@@ -396,6 +448,18 @@ static void ev_touch(struct tr_replay *r, const struct tr_event *ev)
 	snprintf(why, sizeof why, "%s of 0x%08x: %s", ev->access ==
 	         TR_ACC_WRITE ? "write" : ev->access == TR_ACC_EXEC ?
 	         "fetch" : "read", ev->va, km_strerror(err));
+	if (err == KM_ENOMEM || err == KM_EDENIED) {
+		struct tr_task_result *res = result_of(r, t->task);
+
+		t->blocked = true;
+		r->tk[t->task].blocked++;
+		r->st.blocked++;
+		if (res != NULL) {
+			res->blocked++;
+			snprintf(res->why, sizeof res->why, "blocked: %s", why);
+		}
+		return;
+	}
 	end_task(r, t->task, -1, true, why);
 }
 
@@ -429,14 +493,17 @@ static bool gone(const struct tr_replay *r, const struct tr_event *ev)
 		return false;
 	case TR_ENDTASK: case TR_UNMAP:
 		return r->tk[ev->a].km == 0;
+	case TR_ENDTHREAD:      /* blocked threads end when the trace says */
+		return r->th[ev->a].km == 0;
 	case TR_MAP: case TR_GRANT:
 		return r->tk[ev->a].km == 0 || r->tk[ev->b].km == 0;
 	case TR_IPC:
-		return r->th[ev->a].km == 0 || r->th[ev->b].km == 0;
+		return r->th[ev->a].km == 0 || r->th[ev->b].km == 0 ||
+		       r->th[ev->a].blocked || r->th[ev->b].blocked;
 	case TR_SYSRET:         /* charged even if the call ended the thread */
 		return !r->th[ev->a].in_call;
 	default:
-		return r->th[ev->a].km == 0;
+		return r->th[ev->a].km == 0 || r->th[ev->a].blocked;
 	}
 }
 
@@ -535,6 +602,8 @@ int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
 		return -1;
 	}
 	now = km_now(r->km);
+	if (r->nchanged > 0)
+		take_peaks(r);
 	if ((res = result_of(r, owner(r, ev))) != NULL) {
 		res->cycles += now - t0;
 		res->last = now;

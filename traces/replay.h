@@ -28,6 +28,7 @@ struct tr_replay_config {
 	const struct kp_ops *kpager;    /* KM_KMEM_KPAGER: the policy */
 	const char *kpager_args;        /* its "key=value,..." or NULL */
 	const char *costs;              /* cost table text; NULL: default */
+	uint32_t kpool_frames;          /* the in-kernel pool; 0: default */
 	km_fault_sink sink;             /* fault records; NULL: none */
 	void *sink_ctx;
 	uint64_t sample_every;          /* 0: no samples */
@@ -72,6 +73,9 @@ struct tr_replay_stats {
 	uint64_t syscalls, ipcs;
 	uint64_t maps_failed;           /* map, grant, unmap that failed */
 	uint32_t tasks, killed;         /* tasks created; ended by a fault */
+	uint32_t blocked;               /* threads blocked for good in a
+	                                 * fault denied for lack of kernel
+	                                 * memory */
 };
 void tr_replay_stats(const struct tr_replay *r, struct tr_replay_stats *out);
 
@@ -83,17 +87,18 @@ struct tr_task_result {
 	bool ended;                     /* endtask, or killed */
 	bool killed;                    /* ended by a fault it could not
 	                                 * survive; why says which */
+	uint32_t blocked;               /* threads blocked for good now */
 	int32_t status;
-	char why[160];
+	char why[160];                  /* why it was killed or blocked */
 	struct km_task_stats peak;      /* most kernel pages by type and
 	                                 * group, threads, mappings; faults */
 	uint64_t cycles;                /* clock spent on its events */
 	uint64_t kcycles;               /* of which in its kernel faults */
 	uint64_t first, last;           /* the clock at its first and last
 	                                 * event */
-	uint32_t kframes_peak;          /* kernel frames, sampled */
+	uint32_t kframes_peak;          /* kernel frames at most (exact) */
 	uint64_t kframes_sum;           /* sum over samples (mean: / samples) */
-	uint64_t samples;
+	uint64_t samples;               /* samples taken while it lived */
 };
 
 /* Tasks in the order the trace created them; NULL past the end. */
