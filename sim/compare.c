@@ -24,6 +24,9 @@
 #define MAX_INPUTS 8
 #define SAMPLE_DEFAULT 100000u  /* cycles between kernel-frame samples */
 #define BUDGET_DEFAULT 128u     /* frames: the victims fit, the bomb not */
+#define QUOTA_CLIENT_DEFAULT 16u /* quota's frames per client: a Linux 2.4
+                                  * task needs 13 (Figure 2: P5 N5 M1 U1,
+                                  * and a KTCB page) */
 
 /* ---- Scenarios ------------------------------------------------------------------ */
 
@@ -124,6 +127,20 @@ static void compare_usage(FILE *out)
 		        scenarios[i].summary);
 }
 
+/* Is key=... among the "key=value,..." arguments? */
+static bool arg_given(const char *args, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *p = args; p != NULL && *p;) {
+		if (strncmp(p, key, n) == 0 && p[n] == '=')
+			return true;
+		p = strchr(p, ',');
+		p = p ? p + 1 : NULL;
+	}
+	return false;
+}
+
 /* The argument that carries a built-in policy's pool size. */
 static const char *budget_key(const char *name)
 {
@@ -186,7 +203,6 @@ static int apply_budget(struct opts *o)
 	for (size_t i = 0; i < o->npol; i++) {
 		struct policy *p = &o->pol[i];
 		const char *key;
-		char probe[64];
 
 		if (p->kmem == KM_KMEM_POOL)
 			continue;
@@ -199,12 +215,19 @@ static int apply_budget(struct opts *o)
 				        "does not apply to it\n", p->label);
 			continue;
 		}
-		snprintf(probe, sizeof probe, "%s=", key);
-		if (strstr(p->args, probe) != NULL)
-			continue;
-		snprintf(p->args + strlen(p->args),
-		         sizeof p->args - strlen(p->args), "%s%s=%u",
-		         p->args[0] ? "," : "", key, o->budget);
+		if (!arg_given(p->args, key))
+			snprintf(p->args + strlen(p->args),
+			         sizeof p->args - strlen(p->args), "%s%s=%u",
+			         p->args[0] ? "," : "", key, o->budget);
+		/* Quota's own default, 8 frames a client, is less than the
+		 * first fault of a Linux-like task needs (directories, a
+		 * stack page table and node table, its MDB page, UTCB and
+		 * KTCB: 9 pages), so such a task could never start. */
+		if (strcmp(p->pol.ops->name, "quota") == 0 &&
+		    !arg_given(p->args, "frames"))
+			snprintf(p->args + strlen(p->args),
+			         sizeof p->args - strlen(p->args),
+			         ",frames=%u", QUOTA_CLIENT_DEFAULT);
 	}
 	if (o->budget < 16 || o->budget > o->frames / 2) {
 		fprintf(stderr, "kpsim compare: --budget must be 16 .. %u "
@@ -826,7 +849,7 @@ static void slowdown_text(const struct result *r, char *buf, size_t len)
 	if (!r->has_attacker)
 		snprintf(buf, len, "-");
 	else if (r->victims_killed > r->alone_killed)
-		snprintf(buf, len, "%u killed", r->victims_killed -
+		snprintf(buf, len, "%u lost", r->victims_killed -
 		         r->alone_killed);
 	else
 		snprintf(buf, len, "%.3fx", r->slowdown);
@@ -844,7 +867,7 @@ static void print_text(const struct opts *o, const struct input *in,
 	       "denials", "tasks", "kernel-mem", "share", "victims'");
 	printf("%-14s %12s %9s %7s %7s %7s %6s %7s %6s %12s %6s %10s\n",
 	       "", "peak", "mean", "faults", "ations", "stores", "", "",
-	       "killed", "cycles", "", "slowdown");
+	       "lost", "cycles", "", "slowdown");
 	for (size_t i = 0; i < o->npol; i++) {
 		const struct result *r = &res[i];
 
@@ -857,7 +880,7 @@ static void print_text(const struct opts *o, const struct input *in,
 		       r->kmm_cycles, share(r), sd);
 	}
 	printf("\nkernel frames per task, peak/mean (sampled every %" PRIu64
-	       " cycles); * attacker, ! killed\n", o->sample);
+	       " cycles); * attacker, ! lost\n", o->sample);
 	printf("%-20s", "task");
 	for (size_t i = 0; i < o->npol; i++)
 		printf(" %13.13s", o->pol[i].label);
@@ -881,11 +904,13 @@ static void print_text(const struct opts *o, const struct input *in,
 		}
 		printf("\n");
 	}
-	printf("\nkernel-mem cycles: kernel page faults, in-kernel pool takes "
-	       "and revocations;\nshare: of all %" PRIu64 " .. cycles. "
-	       "Victims' slowdown: cycles spent on the\nother tasks' events "
-	       "with the attackers (%s) over without them, same policy.\n\n",
-	       res[0].cycles, in->attackers[0] ? in->attackers : "none");
+	printf("\nkframes: kernel frames of all tasks together, sampled.  "
+	       "Tasks lost: killed,\nor never created for want of kernel "
+	       "memory.  Kernel-mem cycles: kernel page\nfaults, in-kernel "
+	       "pool takes and revocations; share: of the policy's total\n"
+	       "cycles.  Victims' slowdown: cycles spent on the other tasks' "
+	       "events with the\nattackers (%s) over without them, under the "
+	       "same policy.\n\n", in->attackers[0] ? in->attackers : "none");
 }
 
 static void print_csv_header(void)

@@ -619,15 +619,15 @@ static km_thread_t rq_pop(struct sim_machine *m)
  * and counts as their use), which a replay of the run would not make.
  * Returns a KM_* code.
  */
-int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
-                  unsigned access)
+static int resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
+                   unsigned access, bool record)
 {
 	km_task_t id = m->thread[th].task;
 	struct mtask *t = &m->task[id];
 	uint32_t pte;
 	int err;
 
-	if (m->cfg.record != NULL) {
+	if (record && m->cfg.record != NULL) {
 		struct tr_event ev;
 
 		memset(&ev, 0, sizeof ev);
@@ -645,6 +645,12 @@ int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
 		sim_elf_page(t->img, va, km_frame_ptr(m->km,
 		             ((pte & ~0xfffu) - SIM_PHYS_BASE_DEFAULT) >> 12));
 	return err;
+}
+
+int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
+                  unsigned access)
+{
+	return resolve(m, th, va, access, true);
 }
 
 /* Copies guest bytes [va, va + len) as thread th sees them, faulting
@@ -715,10 +721,13 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 	int err;
 
 	note_peak(m, id);
+	if (t->st == MT_WAITMEM)
+		m->waiting--;
 	t->st = MT_FREE;
 	sim_m_ipc_gone(m, th);
 	record_ids(m, TR_ENDTHREAD, th, 0);
 	km_thread_destroy(m->km, th);
+	sim_m_retry_waiting(m);
 	if (--k->nthreads == 0 && k->live) {
 		/* The last thread ends the task with status 0, unless an
 		 * exit or a kill set one. */
@@ -734,6 +743,7 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 			sim_m_note(m, SIM_ESTATE, "task %u (%s) ended, but the "
 			           "kernel kept it: %s", id, k->name,
 			           km_strerror(err));
+		sim_m_retry_waiting(m);
 	}
 }
 
@@ -801,6 +811,7 @@ static void abandon_task(struct sim_machine *m, km_task_t id)
 	m->task[id].name[0] = '\0';
 	record_endtask(m, id, -1);
 	km_task_destroy(m->km, id);
+	sim_m_retry_waiting(m);
 }
 
 static int spawn_task(struct sim_machine *m, const char *name,
@@ -915,6 +926,7 @@ int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
 		m->thread[th].st = MT_FREE;
 		record_ids(m, TR_ENDTHREAD, th, 0);
 		km_thread_destroy(m->km, th);
+		sim_m_retry_waiting(m);
 		abandon_task(m, id);
 		return err;
 	}
@@ -977,25 +989,72 @@ static void kill_for(struct sim_machine *m, km_thread_t th, const char *fmt,
 
 /*
  * A page fault the kernel could not resolve.  For lack of kernel memory
- * (the kpager denied it, or its pool is empty) the thread stays blocked in
- * the fault, as an L4 thread whose pager never answers does, and its task
- * keeps all it holds: that is what a denial-of-service attacker does to
- * its victims, and what happens to a victim.  Any other failure kills the
- * task.
+ * (the kpager denied it, or its pool is empty) the thread waits in the
+ * fault, its task keeping all it holds, and the fault is retried whenever
+ * memory may have come free (sim_m_retry_waiting): a denial-of-service
+ * attacker waits for memory as patiently as its victims.  Any other
+ * failure kills the task.
  */
 static void fault_failed(struct sim_machine *m, km_thread_t th, int err,
                          unsigned access, uint32_t va, uint32_t eip)
 {
 	const char *what = access == KM_ACC_WRITE ? "write" :
 	                   access == KM_ACC_EXEC ? "fetch" : "read";
+	struct mthread *t = &m->thread[th];
 
 	if (err == KM_ENOMEM || err == KM_EDENIED) {
-		m->thread[th].st = MT_FAULTED;
-		m->thread[th].faulted_at = va;
+		if (t->st != MT_WAITMEM)
+			m->waiting++;
+		t->st = MT_WAITMEM;
+		t->wait_va = va;
+		t->wait_access = access;
+		t->since = ++m->block_seq;
 		return;
 	}
 	kill_for(m, th, "%s of %#x at eip %#x: %s", what, va, eip,
 	         km_strerror(err));
+}
+
+/*
+ * Retries the faults of the threads waiting for kernel memory, longest
+ * waiting first, once each: after a thread or task ended, an unmap, and a
+ * timer interrupt (traces/FORMAT.md says the same, so that a replay makes
+ * the same retries).  The retries are not recorded: a replay derives
+ * them.  Not nested: what a retry ends triggers no retry of its own.
+ */
+void sim_m_retry_waiting(struct sim_machine *m)
+{
+	uint64_t after = 0;
+
+	if (m->retrying || m->waiting == 0)
+		return;
+	m->retrying = true;
+	for (;;) {
+		km_thread_t next = KM_NO_THREAD;
+		struct mthread *t;
+		int err;
+
+		for (km_thread_t th = 1; th < m->max_threads; th++)
+			if (m->thread[th].st == MT_WAITMEM &&
+			    m->thread[th].since > after &&
+			    (next == KM_NO_THREAD ||
+			     m->thread[th].since < m->thread[next].since))
+				next = th;
+		if (next == KM_NO_THREAD)
+			break;
+		t = &m->thread[next];
+		after = t->since;
+		err = resolve(m, next, t->wait_va, t->wait_access, false);
+		if (err == KM_OK) {
+			t->fault_repeat = 0;
+			m->waiting--;
+			sim_m_wake(m, next);
+		} else if (err != KM_ENOMEM && err != KM_EDENIED) {
+			fault_failed(m, next, err, t->wait_access, t->wait_va,
+			             t->regs.eip);
+		}
+	}
+	m->retrying = false;
 }
 
 static void page_fault(struct sim_machine *m, km_thread_t th,
@@ -1064,6 +1123,7 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 			record_ids(m, TR_TIMER, th, 0);
 			sim_m_charge(m, KM_C_TRAP_ENTRY);
 			sim_m_charge(m, KM_C_TRAP_EXIT);
+			sim_m_retry_waiting(m);
 			break;
 		}
 		if ((err = ensure_directory(m, th)) != KM_OK) {
@@ -1129,11 +1189,11 @@ static uint32_t blocked_threads(const struct sim_machine *m, char *buf,
 			continue;
 		if (n++ >= 4 || used >= len)
 			continue;
-		if (t->st == MT_FAULTED)
+		if (t->st == MT_WAITMEM)
 			used += (size_t)snprintf(buf + used, len - used,
-			        "%s thread %u (%s) in a page fault at %#x, for "
-			        "lack of kernel memory", n > 1 ? ";" : "", th,
-			        m->task[t->task].name, t->faulted_at);
+			        "%s thread %u (%s) waiting for kernel memory for "
+			        "a fault at %#x", n > 1 ? ";" : "", th,
+			        m->task[t->task].name, t->wait_va);
 		else
 			used += (size_t)snprintf(buf + used, len - used,
 			        "%s thread %u (%s) %s %u", n > 1 ? ";" : "", th,

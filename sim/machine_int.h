@@ -54,8 +54,9 @@ enum mthread_state {
 	MT_READY,                       /* runnable (queued or running) */
 	MT_SENDING,                     /* blocked in a send phase */
 	MT_RECEIVING,                   /* blocked in a receive phase */
-	MT_FAULTED                      /* blocked for good in a page fault:
-	                                 * no kernel memory for it */
+	MT_WAITMEM                      /* in a page fault denied for lack
+	                                 * of kernel memory: it is retried
+	                                 * when memory may have come free */
 };
 
 struct mthread {
@@ -69,7 +70,7 @@ struct mthread {
 	uint64_t since;                 /* when it blocked: FIFO among senders */
 	/* Guards against a fault the model resolved that the engine repeats. */
 	uint32_t fault_eip, fault_cr2, fault_repeat;
-	uint32_t faulted_at;            /* MT_FAULTED: the address */
+	uint32_t wait_va, wait_access;  /* MT_WAITMEM: the fault */
 };
 
 struct sim_machine {
@@ -91,6 +92,8 @@ struct sim_machine {
 	uint32_t fresh_va;              /* resolved with a fresh frame */
 	uint64_t block_seq;             /* orders blocked senders */
 	bool yielded;                   /* the running thread gave up its slice */
+	bool retrying;                  /* in sim_m_retry_waiting */
+	uint32_t waiting;               /* threads in MT_WAITMEM */
 	km_thread_t current;            /* the running thread, or 0 */
 	struct sim_machine_stats st;
 	/* User work not yet recorded: it goes with the next event. */
@@ -109,6 +112,7 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th);
 void sim_m_charge(struct sim_machine *m, enum km_cost c);
 int sim_m_resolve(struct sim_machine *m, km_thread_t th, uint32_t va,
                   unsigned access);
+void sim_m_retry_waiting(struct sim_machine *m);
 int sim_m_read_guest(struct sim_machine *m, km_thread_t th, uint32_t va,
                      void *buf, uint32_t len);
 int sim_m_thread_create(struct sim_machine *m, km_thread_t parent,

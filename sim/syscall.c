@@ -339,6 +339,7 @@ static void sys_unmap(struct sim_machine *m, km_thread_t th)
 	             (r->ecx & KPS_UNMAP_SELF) != 0);
 	err = km_unmap(m->km, m->thread[th].task, fp,
 	               (r->ecx & KPS_UNMAP_SELF) ? KM_UNMAP_SELF : 0, &pages);
+	sim_m_retry_waiting(m);
 	r->eax = err == KM_OK ? pages : guest_err(err);
 }
 

@@ -10,10 +10,13 @@
  * events are skipped (a recording made under the same configuration holds
  * exactly those ends, which are then skipped too).  A fault denied for
  * lack of kernel memory blocks its thread for good instead, as on the
- * machine: the thread's later events are skipped, its task keeps what it
- * holds, until the trace ends the thread (on the machine a sibling's exit
- * does; a trace made elsewhere may say the thread ended of itself, and
- * then it ends at that time).
+ * machine: the thread waits in the fault, its task keeping what it holds,
+ * and the fault is retried, longest waiting first, whenever memory may
+ * have come free: after a thread or task ended, an unmap, a timer
+ * interrupt (the machine does the same; retries are not in traces).  The
+ * waiting thread's own events are held back meanwhile and replayed once
+ * its fault is resolved: it runs late, as it would have.  Its end and its
+ * task's come when the trace says.
  */
 #include "replay.h"
 #include "pagers.h"
@@ -26,14 +29,20 @@ struct rthread {
 	km_thread_t km;         /* 0: not live in the kernel */
 	uint32_t task;          /* the trace's task id */
 	bool in_call;           /* between a replayed syscall and sysret */
-	bool blocked;           /* in a page fault, for good */
+	bool waiting;           /* in a fault denied for lack of memory */
+	uint8_t wait_access;
+	uint32_t wait_va;
+	struct tr_event *q;     /* its events while it waits, in order */
+	size_t qhead, qlen, qcap;
 };
 
 struct rtask {
 	km_task_t km;           /* 0: not live in the kernel */
 	uint32_t res;           /* index in results + 1, or 0 */
-	uint32_t blocked;       /* its threads blocked for good */
 };
+
+/* Events a waiting thread may hold back before later ones are dropped. */
+#define QUEUE_MAX (1u << 20)
 
 struct tr_replay {
 	struct tr_replay_config cfg;
@@ -55,6 +64,12 @@ struct tr_replay {
 	km_task_t changed[8];
 	uint32_t nchanged;
 	struct tr_replay_stats st;
+	uint32_t *waitq;                /* waiting threads, longest first */
+	size_t nwait, waitcap;
+	bool retrying;                  /* no retries from inside retries */
+	uint64_t diverted;              /* cycles of retries, charged to the
+	                                 * waiting threads' tasks instead of
+	                                 * the event that triggered them */
 	bool finished, oom;
 };
 
@@ -67,6 +82,21 @@ struct tr_replay_config tr_replay_config_default(uint32_t frames)
 	c.kmem = KM_KMEM_POOL;
 	c.kpager = &kp_fcfs_ops;
 	return c;
+}
+
+static bool grow_array(void **v, size_t *cap, size_t n, size_t size)
+{
+	void *p;
+	size_t c;
+
+	if (n < *cap)
+		return true;
+	c = *cap ? 2 * *cap : 16;
+	if ((p = realloc(*v, c * size)) == NULL)
+		return false;
+	*v = p;
+	*cap = c;
+	return true;
 }
 
 /* ---- Accounting ------------------------------------------------------------ */
@@ -266,10 +296,13 @@ void tr_replay_destroy(struct tr_replay *r)
 	if (r == NULL)
 		return;
 	km_destroy(r->km);
+	for (uint32_t i = 0; r->th != NULL && i <= TR_ID_MAX; i++)
+		free(r->th[i].q);
 	free(r->th);
 	free(r->tk);
 	free(r->trace_thread);
 	free(r->task_res);
+	free(r->waitq);
 	free(r->res);
 	free(r->mark);
 	free(r);
@@ -330,6 +363,122 @@ static struct tr_task_result *result_of(struct tr_replay *r, uint32_t task)
 	return r->tk[task].res ? &r->res[r->tk[task].res - 1] : NULL;
 }
 
+/* ---- Threads waiting for kernel memory --------------------------------------------- */
+
+static int process(struct tr_replay *r, const struct tr_event *ev,
+                   char *why, size_t why_len);
+static void retry_waiting(struct tr_replay *r);
+static void end_task(struct tr_replay *r, uint32_t task, int32_t status,
+                     bool killed, const char *why);
+
+static void start_waiting(struct tr_replay *r, uint32_t th, uint32_t va,
+                          uint8_t access)
+{
+	struct rthread *t = &r->th[th];
+	struct tr_task_result *res = result_of(r, t->task);
+
+	if (!grow_array((void **)&r->waitq, &r->waitcap, r->nwait,
+	                sizeof *r->waitq)) {
+		r->oom = true;
+		return;
+	}
+	t->waiting = true;
+	t->wait_va = va;
+	t->wait_access = access;
+	r->waitq[r->nwait++] = th;
+	r->st.waits++;
+	if (res != NULL)
+		res->waits++;
+}
+
+static void stop_waiting(struct tr_replay *r, uint32_t th)
+{
+	size_t i = 0;
+
+	while (i < r->nwait && r->waitq[i] != th)
+		i++;
+	if (i < r->nwait) {
+		memmove(&r->waitq[i], &r->waitq[i + 1],
+		        (r->nwait - i - 1) * sizeof *r->waitq);
+		r->nwait--;
+	}
+	r->th[th].waiting = false;
+}
+
+/* Holds back an event of a waiting thread. */
+static void hold(struct tr_replay *r, struct rthread *t,
+                 const struct tr_event *ev)
+{
+	if (t->qhead == t->qlen)
+		t->qhead = t->qlen = 0;
+	if (t->qlen - t->qhead >= QUEUE_MAX) {
+		r->st.skipped++;
+		return;
+	}
+	if (!grow_array((void **)&t->q, &t->qcap, t->qlen, sizeof *t->q)) {
+		r->oom = true;
+		return;
+	}
+	t->q[t->qlen++] = *ev;
+}
+
+/* Replays what a thread held back while it waited, until it waits again. */
+static void release(struct tr_replay *r, uint32_t th)
+{
+	struct rthread *t = &r->th[th];
+	char why[64];
+
+	while (!t->waiting && t->km != 0 && t->qhead < t->qlen) {
+		struct tr_event ev = t->q[t->qhead++];
+
+		if (process(r, &ev, why, sizeof why) != 0)
+			r->oom = true;
+	}
+}
+
+/* As the machine's sim_m_retry_waiting: each waiting thread's fault once,
+ * longest waiting first; not from inside a retry. */
+static void retry_waiting(struct tr_replay *r)
+{
+	size_t n = r->nwait;
+	uint32_t *snap;
+
+	if (r->retrying || n == 0)
+		return;
+	if ((snap = malloc(n * sizeof *snap)) == NULL) {
+		r->oom = true;
+		return;
+	}
+	memcpy(snap, r->waitq, n * sizeof *snap);
+	r->retrying = true;
+	for (size_t i = 0; i < n; i++) {
+		struct rthread *t = &r->th[snap[i]];
+		char why[140];
+		int err;
+
+		uint64_t d0 = km_now(r->km);
+		struct tr_task_result *res;
+
+		if (!t->waiting)
+			continue;
+		err = km_touch(r->km, t->km, t->wait_va, t->wait_access);
+		/* The retry is the waiting task's work, not the trigger's. */
+		if ((res = result_of(r, t->task)) != NULL)
+			res->cycles += km_now(r->km) - d0;
+		if (err == KM_OK) {
+			stop_waiting(r, snap[i]);
+			release(r, snap[i]);
+		} else if (err != KM_ENOMEM && err != KM_EDENIED) {
+			snprintf(why, sizeof why, "retried fault at 0x%08x: %s",
+			         t->wait_va, km_strerror(err));
+			end_task(r, t->task, -1, true, why);
+		}
+		r->diverted += km_now(r->km) - d0;
+	}
+	r->retrying = false;
+	free(snap);
+}
+
 static void end_thread(struct tr_replay *r, uint32_t th)
 {
 	struct rthread *t = &r->th[th];
@@ -337,17 +486,16 @@ static void end_thread(struct tr_replay *r, uint32_t th)
 
 	if (t->km == 0)
 		return;
-	if (t->blocked) {
-		t->blocked = false;
-		r->tk[t->task].blocked--;
-		if (res != NULL)
-			res->blocked--;
-	}
+	if (t->waiting)
+		stop_waiting(r, th);
+	r->st.skipped += t->qlen - t->qhead;    /* never replayed */
+	t->qhead = t->qlen = 0;
 	if (res != NULL)
 		note_peak(r, res);
 	km_thread_destroy(r->km, t->km);
 	r->trace_thread[t->km] = 0;
 	t->km = 0;
+	retry_waiting(r);
 }
 
 /* Ends task `task` in the kernel: its threads in the kernel's id order
@@ -379,6 +527,7 @@ static void end_task(struct tr_replay *r, uint32_t task, int32_t status,
 	k->km = 0;
 	if (killed)
 		r->st.killed++;
+	retry_waiting(r);
 }
 
 static int ev_task(struct tr_replay *r, const struct tr_event *ev)
@@ -411,7 +560,6 @@ static void ev_thread(struct tr_replay *r, const struct tr_event *ev)
 
 	t->task = ev->b;
 	t->in_call = false;
-	t->blocked = false;
 	t->km = 0;
 	if (r->tk[ev->b].km == 0 ||
 	    km_thread_create(r->km, r->tk[ev->b].km, 0, &id) != KM_OK)
@@ -449,15 +597,7 @@ static void ev_touch(struct tr_replay *r, const struct tr_event *ev)
 	         TR_ACC_WRITE ? "write" : ev->access == TR_ACC_EXEC ?
 	         "fetch" : "read", ev->va, km_strerror(err));
 	if (err == KM_ENOMEM || err == KM_EDENIED) {
-		struct tr_task_result *res = result_of(r, t->task);
-
-		t->blocked = true;
-		r->tk[t->task].blocked++;
-		r->st.blocked++;
-		if (res != NULL) {
-			res->blocked++;
-			snprintf(res->why, sizeof res->why, "blocked: %s", why);
-		}
+		start_waiting(r, ev->a, ev->va, ev->access);
 		return;
 	}
 	end_task(r, t->task, -1, true, why);
@@ -493,17 +633,16 @@ static bool gone(const struct tr_replay *r, const struct tr_event *ev)
 		return false;
 	case TR_ENDTASK: case TR_UNMAP:
 		return r->tk[ev->a].km == 0;
-	case TR_ENDTHREAD:      /* blocked threads end when the trace says */
+	case TR_ENDTHREAD:      /* waiting threads end when the trace says */
 		return r->th[ev->a].km == 0;
 	case TR_MAP: case TR_GRANT:
 		return r->tk[ev->a].km == 0 || r->tk[ev->b].km == 0;
 	case TR_IPC:
-		return r->th[ev->a].km == 0 || r->th[ev->b].km == 0 ||
-		       r->th[ev->a].blocked || r->th[ev->b].blocked;
+		return r->th[ev->a].km == 0 || r->th[ev->b].km == 0;
 	case TR_SYSRET:         /* charged even if the call ended the thread */
 		return !r->th[ev->a].in_call;
 	default:
-		return r->th[ev->a].km == 0 || r->th[ev->a].blocked;
+		return r->th[ev->a].km == 0;
 	}
 }
 
@@ -521,19 +660,50 @@ static uint32_t owner(const struct tr_replay *r, const struct tr_event *ev)
 	}
 }
 
+/* The waiting thread an event belongs to, if it must be held back. */
+static struct rthread *held_by(struct tr_replay *r, const struct tr_event *ev)
+{
+	switch (ev->kind) {
+	case TR_USER: case TR_TOUCH: case TR_SYSCALL: case TR_SYSRET:
+	case TR_TIMER: case TR_MARKER:
+		return r->th[ev->a].waiting ? &r->th[ev->a] : NULL;
+	case TR_IPC:
+		return r->th[ev->a].waiting ? &r->th[ev->a] :
+		       r->th[ev->b].waiting ? &r->th[ev->b] : NULL;
+	default:
+		return NULL;
+	}
+}
+
 int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
                     char *why, size_t why_len)
 {
-	uint64_t t0 = km_now(r->km), now;
-	struct tr_task_result *res;
-	uint32_t pages = 0;
-	int err = 0;
+	struct rthread *t;
 
 	if (r->finished) {
 		snprintf(why, why_len, "the replay has finished");
 		return -1;
 	}
 	r->st.events++;
+	if ((t = held_by(r, ev)) != NULL)
+		hold(r, t, ev);
+	else if (process(r, ev, why, why_len) != 0)
+		return -1;
+	if (r->oom) {
+		snprintf(why, why_len, "out of host memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int process(struct tr_replay *r, const struct tr_event *ev,
+                   char *why, size_t why_len)
+{
+	uint64_t t0 = km_now(r->km), div0 = r->diverted, now;
+	struct tr_task_result *res;
+	uint32_t pages = 0;
+	int err = 0;
+
 	if (gone(r, ev)) {
 		r->st.skipped++;
 		if (ev->kind == TR_ENDTHREAD)
@@ -573,6 +743,7 @@ int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
 	case TR_TIMER:
 		charge(r, KM_C_TRAP_ENTRY);
 		charge(r, KM_C_TRAP_EXIT);
+		retry_waiting(r);
 		break;
 	case TR_IPC:
 		r->st.ipcs++;
@@ -590,6 +761,7 @@ int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
 		             km_fpage(ev->base, ev->log2, ev->rights),
 		             ev->self ? KM_UNMAP_SELF : 0, &pages) != KM_OK)
 			r->st.maps_failed++;
+		retry_waiting(r);
 		break;
 	case TR_MARKER:
 		err = ev_marker(r, ev);
@@ -605,7 +777,7 @@ int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
 	if (r->nchanged > 0)
 		take_peaks(r);
 	if ((res = result_of(r, owner(r, ev))) != NULL) {
-		res->cycles += now - t0;
+		res->cycles += now - t0 - (r->diverted - div0);
 		res->last = now;
 	}
 	if (r->cfg.sample_every != 0 && now >= r->next_sample)
@@ -617,6 +789,13 @@ void tr_replay_finish(struct tr_replay *r)
 {
 	if (r->finished)
 		return;
+	r->st.waiting = (uint32_t)r->nwait;
+	for (size_t i = 0; i < r->nwait; i++) {
+		struct rthread *t = &r->th[r->waitq[i]];
+
+		r->st.skipped += t->qlen - t->qhead;
+		t->qhead = t->qlen = 0;
+	}
 	for (size_t i = 0; i < r->nres; i++)
 		if (!r->res[i].ended)
 			note_peak(r, &r->res[i]);

@@ -67,15 +67,19 @@ struct km *tr_replay_model(struct tr_replay *r);
 
 struct tr_replay_stats {
 	uint64_t events;                /* replayed, skipped included */
-	uint64_t skipped;               /* of tasks ended by a failed touch */
+	uint64_t skipped;               /* of tasks ended by a failed touch,
+	                                 * and held back by a thread that
+	                                 * ended waiting */
 	uint64_t cycles;                /* the clock */
 	uint64_t guest_insns, guest_cycles;
 	uint64_t syscalls, ipcs;
 	uint64_t maps_failed;           /* map, grant, unmap that failed */
 	uint32_t tasks, killed;         /* tasks created; ended by a fault */
-	uint32_t blocked;               /* threads blocked for good in a
-	                                 * fault denied for lack of kernel
-	                                 * memory */
+	uint64_t waits;                 /* faults denied for lack of kernel
+	                                 * memory, whose threads then waited
+	                                 * for it */
+	uint32_t waiting;               /* threads still waiting at the end
+	                                 * (tr_replay_finish) */
 };
 void tr_replay_stats(const struct tr_replay *r, struct tr_replay_stats *out);
 
@@ -87,9 +91,9 @@ struct tr_task_result {
 	bool ended;                     /* endtask, or killed */
 	bool killed;                    /* ended by a fault it could not
 	                                 * survive; why says which */
-	uint32_t blocked;               /* threads blocked for good now */
+	uint64_t waits;                 /* its threads' waits for memory */
 	int32_t status;
-	char why[160];                  /* why it was killed or blocked */
+	char why[160];                  /* why it was killed */
 	struct km_task_stats peak;      /* most kernel pages by type and
 	                                 * group, threads, mappings; faults */
 	uint64_t cycles;                /* clock spent on its events */
