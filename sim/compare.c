@@ -629,7 +629,7 @@ struct sampler {
 	bool keep;
 };
 
-static void on_sample(void *ctx, uint64_t cycle, uint32_t task,
+static void on_sample(void *ctx, uint64_t cycle, size_t task,
                       uint32_t kframes)
 {
 	struct sampler *s = ctx;
@@ -653,7 +653,8 @@ static void on_sample(void *ctx, uint64_t cycle, uint32_t task,
 		res->oom = true;
 		return;
 	}
-	res->smp[res->nsmp++] = (struct sample){ cycle, task, kframes };
+	res->smp[res->nsmp++] = (struct sample){ cycle, (uint32_t)task,
+	                                         kframes };
 }
 
 /* An event's task, for leaving the attackers out. */
@@ -1100,7 +1101,7 @@ static int plot(const struct opts *o, const struct input *in,
 			fprintf(f, "# %s#%u\n", r->task[t].name,
 			        r->task[t].trace_id);
 			for (size_t k = 0; k < r->nsmp; k++)
-				if (r->smp[k].task == r->task[t].trace_id)
+				if (r->smp[k].task == t)
 					fprintf(f, "%" PRIu64 " %u\n",
 					        r->smp[k].cycle,
 					        r->smp[k].kframes);
@@ -1109,10 +1110,28 @@ static int plot(const struct opts *o, const struct input *in,
 		fclose(f);
 		fprintf(gp, "set output '%s/%s-%s-kframes.svg'\nset title "
 		        "'kernel frames per task under %s, %s'\nset xlabel "
-		        "'cycle'\nset ylabel 'kernel frames'\nplot for [i=0:%zu] "
-		        "'%s' index i with steps title columnheader(1)\n",
-		        o->plot_dir, base, pol, o->pol[i].label, in->name,
-		        r->ntask ? r->ntask - 1 : 0, path);
+		        "'cycle'\nset ylabel 'kernel frames'\nplot ", o->plot_dir,
+		        base, pol, o->pol[i].label, in->name);
+		/* Tasks never sampled (never created) have empty blocks. */
+		{
+			const char *sep = "";
+
+			for (size_t t = 0; t < r->ntask; t++) {
+				bool any = false;
+
+				for (size_t k = 0; k < r->nsmp && !any; k++)
+					any = r->smp[k].task == t;
+				if (!any)
+					continue;
+				fprintf(gp, "%s'%s' index %zu with steps title "
+				        "'%s%s#%u (%zu)'", sep, path, t,
+				        r->task[t].attacker ? "*" : "",
+				        r->task[t].name, r->task[t].trace_id,
+				        t + 1);
+				sep = ", ";
+			}
+			fprintf(gp, "%s\n", sep[0] ? "" : "0 notitle");
+		}
 	}
 	fclose(gp);
 	snprintf(path, sizeof path, "%s/%s.gp", o->plot_dir, base);

@@ -183,7 +183,7 @@ static void sample(struct tr_replay *r, uint64_t times)
 			res->kframes_peak = k;
 		note_peak(r, res);
 		if (r->cfg.sample != NULL)
-			r->cfg.sample(r->cfg.sample_ctx, at, res->trace_id, k);
+			r->cfg.sample(r->cfg.sample_ctx, at, i, k);
 	}
 	r->next_sample = at + r->cfg.sample_every;
 }

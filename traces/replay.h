@@ -18,8 +18,9 @@
 
 struct tr_replay;
 
-/* Called every sample_every cycles with each live task's kernel frames. */
-typedef void (*tr_sample_fn)(void *ctx, uint64_t cycle, uint32_t task,
+/* Called every sample_every cycles with each live task's kernel frames;
+ * the task is its index for tr_replay_task. */
+typedef void (*tr_sample_fn)(void *ctx, uint64_t cycle, size_t task,
                              uint32_t kframes);
 
 struct tr_replay_config {

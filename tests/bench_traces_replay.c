@@ -1,0 +1,195 @@
+/*
+ * Replay speed: a generated trace of many Linux-like tasks (1M events by
+ * default, KPSIM_BENCH_EVENTS) is written to a file, then read twice in
+ * the same run: parse only (tr_next), and parse and replay against the
+ * kernel model (with the in-kernel pool, and with an FCFS kpager).  Prints
+ * events per second and the ratio to the parse-only pass.  A benchmark,
+ * not a test: it prints figures and fails only if something breaks.
+ *
+ * The mix: 64 tasks live at a time, each with a Linux 2.4 layout (text at
+ * 0x08048000, a library at 0x40000000, heap, stack below 0xC0000000);
+ * between touches a `user` event; a quarter of the touches are of pages
+ * already mapped (the PTE allows them: no fault); tasks end and new ones
+ * start, so kernel memory is freed and taken again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kmodel.h"
+#include "pagers.h"
+#include "replay.h"
+#include "trace.h"
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static uint64_t rng(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1Dull;
+}
+
+#define LIVE 64
+#define PAGES_PER_TASK 96
+
+/* A page of the layout: text, library, heap or stack. */
+static uint32_t layout_page(uint64_t *s, uint32_t i)
+{
+	switch (i % 4) {
+	case 0: return 0x08048000u + (uint32_t)(rng(s) % 40) * 4096u;
+	case 1: return 0x40000000u + (uint32_t)(rng(s) % 48) * 4096u;
+	case 2: return 0x0804a000u + 0x100000u + (uint32_t)(rng(s) % 64) * 4096u;
+	default: return 0xbfff0000u - (uint32_t)(rng(s) % 8) * 4096u;
+	}
+}
+
+static int generate(const char *path, uint64_t events)
+{
+	struct tr_writer *w;
+	struct tr_event ev;
+	char why[TR_WHY_SIZE];
+	uint32_t touched[LIVE + 1] = { 0 };
+	uint64_t s = 0x9E3779B97F4A7C15ull, n = 0;
+	uint32_t next_name = 0;
+
+	if (tr_create(path, &w, why, sizeof why) != 0) {
+		fprintf(stderr, "bench: %s\n", why);
+		return -1;
+	}
+	for (uint32_t t = 1; t <= LIVE; t++) {
+		memset(&ev, 0, sizeof ev);
+		ev.kind = TR_TASK;
+		ev.a = t;
+		snprintf(ev.name, sizeof ev.name, "p%u", next_name++);
+		tr_write(w, &ev);
+		ev.kind = TR_THREAD;
+		ev.b = t;
+		tr_write(w, &ev);
+		n += 2;
+	}
+	while (n < events) {
+		uint32_t t = 1 + (uint32_t)(rng(&s) % LIVE);
+
+		memset(&ev, 0, sizeof ev);
+		if (touched[t] == PAGES_PER_TASK) {
+			/* It ends; a new process takes its ids. */
+			ev.kind = TR_ENDTASK;
+			ev.a = t;
+			tr_write(w, &ev);
+			ev.kind = TR_TASK;
+			snprintf(ev.name, sizeof ev.name, "p%u", next_name++);
+			tr_write(w, &ev);
+			ev.kind = TR_THREAD;
+			ev.b = t;
+			tr_write(w, &ev);
+			touched[t] = 0;
+			n += 3;
+			continue;
+		}
+		ev.kind = TR_USER;
+		ev.a = t;
+		ev.insns = 50 + rng(&s) % 2000;
+		ev.cycles = ev.insns + ev.insns / 4;
+		tr_write(w, &ev);
+		memset(&ev, 0, sizeof ev);
+		ev.kind = TR_TOUCH;
+		ev.a = t;
+		ev.va = layout_page(&s, touched[t]++);
+		ev.access = touched[t] % 3 ? TR_ACC_WRITE : TR_ACC_READ;
+		tr_write(w, &ev);
+		n += 2;
+	}
+	if (tr_finish(w, why, sizeof why) != 0) {
+		fprintf(stderr, "bench: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* One pass: parse only, or parse and replay.  Returns events/s. */
+static double pass(const char *path, const struct tr_replay_config *cfg,
+                   uint64_t *events, uint64_t *faults)
+{
+	struct tr_reader *rd;
+	struct tr_replay *r = NULL;
+	struct tr_event ev;
+	char why[TR_WHY_SIZE];
+	double t0, t;
+	int got;
+
+	*events = 0;
+	if (tr_open(path, &rd, why, sizeof why) != 0) {
+		fprintf(stderr, "bench: %s\n", why);
+		exit(1);
+	}
+	if (cfg != NULL && tr_replay_create(cfg, &r, why, sizeof why) != 0) {
+		fprintf(stderr, "bench: %s\n", why);
+		exit(1);
+	}
+	t0 = now_s();
+	while ((got = tr_next(rd, &ev)) == 1) {
+		(*events)++;
+		if (r != NULL && tr_replay_event(r, &ev, why, sizeof why) != 0) {
+			fprintf(stderr, "bench: %s\n", why);
+			exit(1);
+		}
+	}
+	t = now_s() - t0;
+	if (got < 0) {
+		fprintf(stderr, "bench: %s\n", tr_error(rd));
+		exit(1);
+	}
+	if (r != NULL) {
+		struct km_stats ks;
+
+		km_stats(tr_replay_model(r), &ks);
+		*faults = ks.ufaults + ks.kfaults;
+	}
+	tr_replay_destroy(r);
+	tr_close(rd);
+	return (double)*events / t;
+}
+
+int main(void)
+{
+	const char *env = getenv("KPSIM_BENCH_EVENTS");
+	uint64_t events = env ? strtoull(env, NULL, 0) : 1000000;
+	char path[] = "/tmp/kpsim-bench-XXXXXX";
+	struct tr_replay_config pool = tr_replay_config_default(65536);
+	struct tr_replay_config fcfs = pool;
+	uint64_t n = 0, faults = 0;
+	double parse, rp, rf;
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return 1;
+	close(fd);
+	fcfs.kmem = KM_KMEM_KPAGER;
+	fcfs.kpager = &kp_fcfs_ops;
+	fcfs.kpager_args = "frames=16384";
+	if (generate(path, events) != 0)
+		return 1;
+	parse = pass(path, NULL, &n, &faults);
+	printf("trace: %llu events (%s)\n", (unsigned long long)n, path);
+	printf("%-28s %12.0f events/s\n", "parse only", parse);
+	rp = pass(path, &pool, &n, &faults);
+	printf("%-28s %12.0f events/s  %.3f of parse-only  (%llu faults)\n",
+	       "replay, in-kernel pool", rp, rp / parse,
+	       (unsigned long long)faults);
+	rf = pass(path, &fcfs, &n, &faults);
+	printf("%-28s %12.0f events/s  %.3f of parse-only  (%llu faults)\n",
+	       "replay, fcfs kpager", rf, rf / parse,
+	       (unsigned long long)faults);
+	unlink(path);
+	return 0;
+}
