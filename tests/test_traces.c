@@ -467,8 +467,11 @@ static void test_open_errors(void **state)
 		snprintf(cmd, sizeof cmd, "head -c 2000 %s > %s", whole, path);
 		assert_int_equal(system(cmd), 0);
 	}
-	assert_int_equal(tr_open(path, &r, why, sizeof why), 0);
-	{
+	/* zlib may find the cut at the first read (the header's) or later:
+	 * either way an error naming the file, never a clean end. */
+	if (tr_open(path, &r, why, sizeof why) != 0) {
+		assert_non_null(strstr(why, "cut.trace.gz:"));
+	} else {
 		struct tr_event ev;
 		int got;
 
@@ -476,8 +479,8 @@ static void test_open_errors(void **state)
 			;
 		assert_int_equal(got, -1);
 		assert_non_null(strstr(tr_error(r), "cut.trace.gz:"));
+		tr_close(r);
 	}
-	tr_close(r);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fclose(f);

@@ -69,8 +69,16 @@ static int refill(struct tr_reader *r)
 		return fail(r, "reading failed: %s", zerr == Z_ERRNO ?
 		            strerror(errno) : m);
 	}
-	if (n == 0)
+	if (n == 0) {
+		int zerr;
+		const char *m = gzerror(r->gz, &zerr);
+
+		/* A gzip stream cut short ends with an error, not an end. */
+		if (zerr != Z_OK)
+			return fail(r, "the gzip stream is damaged or cut short: "
+			            "%s", m);
 		r->eof = true;
+	}
 	r->p = r->buf;
 	r->end = r->buf + keep + n;
 	return 0;
