@@ -22,6 +22,9 @@ static const struct command commands[] = {
 	  "cycles" },
 	{ "compare", kpsim_compare,
 	  "the same work under several kpager policies, side by side" },
+	{ "import", kpsim_import,
+	  "a trace of a real program: a valgrind lackey log, a /proc "
+	  "snapshot" },
 	{ "replay", kpsim_replay,
 	  "a trace replayed on the kernel model, without emulation" },
 	{ "paper", kpsim_paper,

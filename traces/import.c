@@ -1,0 +1,412 @@
+/*
+ * traces/import.c: the importers of import.h.  Both stream their input
+ * (a lackey log of a long run is gigabytes), keep one byte per IA-32 user
+ * page (768 KiB) for what was touched, and write through the checked
+ * writer, so what they make is a trace kpsim reads.
+ */
+#include "import.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PAGES (TR_USER_TOP >> 12)       /* IA-32 user pages */
+#define PG_SEEN 1u                      /* read or fetched */
+#define PG_WRITTEN 2u
+
+/* What an import has made so far. */
+struct imp {
+	struct tr_writer *w;
+	struct tr_import_stats *st;
+	uint8_t *page;                  /* [PAGES]: PG_* */
+	char name[TR_NAME_MAX + 1];
+	bool started;
+	char *why;
+	size_t why_len;
+};
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct imp *im, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(im->why, im->why_len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int put(struct imp *im, const struct tr_event *ev)
+{
+	if (tr_write(im->w, ev) != 0)
+		return fail(im, "%s", tr_writer_error(im->w));
+	im->st->events++;
+	return 0;
+}
+
+/* task 1 NAME, thread 1 1: once, before the first touch. */
+static int start(struct imp *im)
+{
+	struct tr_event ev;
+
+	if (im->started)
+		return 0;
+	im->started = true;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = TR_TASK;
+	ev.a = 1;
+	tr_name_sanitize(ev.name, im->name);
+	if (put(im, &ev) != 0)
+		return -1;
+	ev.kind = TR_THREAD;
+	ev.b = 1;
+	return put(im, &ev);
+}
+
+/* user 1 N if N > 0, then endthread 1, endtask 1. */
+static int finish(struct imp *im, uint64_t insns)
+{
+	struct tr_event ev;
+
+	if (start(im) != 0)
+		return -1;
+	memset(&ev, 0, sizeof ev);
+	ev.a = 1;
+	if (insns > 0) {
+		ev.kind = TR_USER;
+		ev.insns = ev.cycles = insns;
+		if (put(im, &ev) != 0)
+			return -1;
+	}
+	ev.insns = ev.cycles = 0;
+	ev.kind = TR_ENDTHREAD;
+	if (put(im, &ev) != 0)
+		return -1;
+	ev.kind = TR_ENDTASK;
+	return put(im, &ev);
+}
+
+/* A touch of page `pg` if it is new to this kind of access.  Returns 1
+ * if one was written, 0 if not, -1 on failure. */
+static int touch(struct imp *im, uint32_t pg, uint8_t access,
+                 uint64_t insns)
+{
+	uint8_t want = access == TR_ACC_WRITE ? PG_WRITTEN : PG_SEEN;
+	struct tr_event ev;
+
+	if (im->page[pg] & want)
+		return 0;
+	if (im->page[pg] == 0)
+		im->st->pages++;
+	im->page[pg] |= PG_SEEN | want;
+	if (start(im) != 0)
+		return -1;
+	memset(&ev, 0, sizeof ev);
+	ev.kind = TR_TOUCH;
+	ev.a = 1;
+	ev.va = pg << 12;
+	ev.access = access;
+	ev.insns = ev.cycles = insns;
+	return put(im, &ev) == 0 ? 1 : -1;
+}
+
+static int imp_init(struct imp *im, struct tr_writer *w,
+                    struct tr_import_stats *st, char *why, size_t why_len)
+{
+	memset(im, 0, sizeof *im);
+	memset(st, 0, sizeof *st);
+	im->w = w;
+	im->st = st;
+	im->why = why;
+	im->why_len = why_len;
+	im->page = calloc(PAGES, 1);
+	if (im->page == NULL)
+		return fail(im, "out of host memory");
+	return 0;
+}
+
+/* ---- valgrind lackey -------------------------------------------------------- */
+
+/* Parses "ADDR,SIZE" (hex, decimal) at s; returns 0 or -1. */
+static int addr_size(const char *s, uint64_t *addr, uint64_t *size)
+{
+	uint64_t a = 0, z = 0;
+	int n = 0;
+
+	for (; *s != ','; s++, n++) {
+		unsigned d;
+
+		if (*s >= '0' && *s <= '9')
+			d = (unsigned)(*s - '0');
+		else if (*s >= 'a' && *s <= 'f')
+			d = (unsigned)(*s - 'a' + 10);
+		else if (*s >= 'A' && *s <= 'F')
+			d = (unsigned)(*s - 'A' + 10);
+		else
+			return -1;
+		if (n == 16)
+			return -1;
+		a = a << 4 | d;
+	}
+	if (n == 0)
+		return -1;
+	s++;
+	for (n = 0; *s >= '0' && *s <= '9'; s++, n++) {
+		if (n == 6)
+			return -1;
+		z = z * 10 + (uint64_t)(*s - '0');
+	}
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	if (n == 0 || *s != '\0')
+		return -1;
+	*addr = a;
+	*size = z;
+	return 0;
+}
+
+/* The program's name from valgrind's "Command: PATH ARGS" line. */
+static void command_name(struct imp *im, const char *cmd)
+{
+	char word[256];
+	const char *base;
+	size_t n = strcspn(cmd, " \t\r\n");
+
+	if (n == 0 || n >= sizeof word)
+		return;
+	memcpy(word, cmd, n);
+	word[n] = '\0';
+	base = strrchr(word, '/');
+	tr_name_sanitize(im->name, base ? base + 1 : word);
+}
+
+int tr_import_lackey(FILE *in, const char *in_name, const char *name,
+                     struct tr_writer *w, struct tr_import_stats *st,
+                     char *why, size_t why_len)
+{
+	struct imp im;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	uint64_t lineno = 0, completed = 0;
+	bool current = false;           /* an instruction is under way */
+	bool named = name != NULL;
+	int rc = -1;
+
+	if (imp_init(&im, w, st, why, why_len) != 0)
+		return -1;
+	tr_name_sanitize(im.name, named ? name : "lackey");
+	while ((len = getline(&line, &cap, in)) >= 0) {
+		uint64_t addr, size, last;
+		uint8_t access;
+		const char *p;
+		char kind;
+
+		lineno++;
+		if ((size_t)len != strlen(line)) {
+			fail(&im, "%s:%" PRIu64 ": a NUL byte in the line",
+			     in_name, lineno);
+			goto out;
+		}
+		if (line[0] == '=' && line[1] == '=') {
+			p = strstr(line, "== Command: ");
+			if (p != NULL && !named && !im.started)
+				command_name(&im, p + strlen("== Command: "));
+			continue;
+		}
+		if (strspn(line, " \t\r\n") == (size_t)len)
+			continue;
+		if (line[0] == 'I' && line[1] == ' ') {
+			kind = 'I';
+			p = line + 1;
+		} else if (line[0] == ' ' && (line[1] == 'L' || line[1] == 'S' ||
+		           line[1] == 'M') && line[2] == ' ') {
+			kind = line[1];
+			p = line + 2;
+		} else {
+			fail(&im, "%s:%" PRIu64 ": not a lackey line (\"I  ADDR,"
+			     "SIZE\" or \" L|S|M ADDR,SIZE\"); give valgrind "
+			     "--log-file so the program's own output stays out "
+			     "of the log", in_name, lineno);
+			goto out;
+		}
+		while (*p == ' ')
+			p++;
+		if (addr_size(p, &addr, &size) != 0 || size > 4096) {
+			fail(&im, "%s:%" PRIu64 ": '%.*s' is not ADDR,SIZE (hex "
+			     "address, size 0 .. 4096)", in_name, lineno,
+			     (int)strcspn(p, "\r\n"), p);
+			goto out;
+		}
+		last = addr + (size ? size - 1 : 0);
+		if (last >= TR_USER_TOP) {
+			fail(&im, "%s:%" PRIu64 ": address 0x%" PRIx64 " (%"
+			     PRIu64 " bytes) is not in IA-32 user space "
+			     "(below 0xc0000000): trace an i386 program run "
+			     "under setarch i386 -3 -R", in_name, lineno, addr,
+			     size);
+			goto out;
+		}
+		if (kind == 'I') {
+			/* The previous instruction has completed. */
+			completed += current;
+			current = true;
+			st->insns++;
+			access = TR_ACC_EXEC;
+		} else {
+			st->accesses++;
+			access = kind == 'L' ? TR_ACC_READ : TR_ACC_WRITE;
+		}
+		/* Each page the access covers, in order. */
+		for (uint64_t pg = addr >> 12; pg <= last >> 12; pg++) {
+			int t = touch(&im, (uint32_t)pg, access, completed);
+
+			if (t < 0)
+				goto out;
+			if (t > 0)
+				completed = 0;
+		}
+	}
+	if (ferror(in)) {
+		fail(&im, "%s: reading failed: %s", in_name, strerror(errno));
+		goto out;
+	}
+	st->lines = lineno;
+	rc = finish(&im, completed + current);
+out:
+	st->lines = lineno;
+	free(line);
+	free(im.page);
+	return rc;
+}
+
+/* ---- /proc snapshots ------------------------------------------------------------ */
+
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+
+int tr_import_proc_files(const char *maps_path, const char *pagemap_path,
+                         const char *name, struct tr_writer *w,
+                         struct tr_import_stats *st, char *why,
+                         size_t why_len)
+{
+	struct imp im;
+	FILE *maps = NULL;
+	int pm = -1, rc = -1;
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t lineno = 0;
+
+	if (imp_init(&im, w, st, why, why_len) != 0)
+		return -1;
+	tr_name_sanitize(im.name, name ? name : "proc");
+	if ((maps = fopen(maps_path, "r")) == NULL) {
+		fail(&im, "%s: %s", maps_path, strerror(errno));
+		goto out;
+	}
+	if ((pm = open(pagemap_path, O_RDONLY | O_CLOEXEC)) < 0) {
+		fail(&im, "%s: %s", pagemap_path, strerror(errno));
+		goto out;
+	}
+	/* First the check: one mapping out of reach refuses the process. */
+	while (getline(&line, &cap, maps) >= 0) {
+		unsigned long long lo, hi;
+		int off = 0;
+
+		lineno++;
+		if (sscanf(line, "%llx-%llx %n", &lo, &hi, &off) != 2 ||
+		    off == 0 || lo >= hi || (lo & 0xfff) || (hi & 0xfff)) {
+			fail(&im, "%s:%" PRIu64 ": not a maps line (START-END "
+			     "PERMS ...)", maps_path, lineno);
+			goto out;
+		}
+		if (hi > TR_USER_TOP) {
+			line[strcspn(line, "\n")] = '\0';
+			fail(&im, "%s:%" PRIu64 ": not an IA-32 process: the "
+			     "mapping '%s' lies above 0xc0000000 (a 64-bit "
+			     "process, or an i386 one not run under setarch "
+			     "i386 -3)", maps_path, lineno, line);
+			goto out;
+		}
+	}
+	rewind(maps);
+	lineno = 0;
+	while (getline(&line, &cap, maps) >= 0) {
+		unsigned long long lo, hi;
+		char perms[8] = "";
+		uint8_t access;
+
+		lineno++;
+		if (sscanf(line, "%llx-%llx %7s", &lo, &hi, perms) != 3 ||
+		    strlen(perms) != 4) {
+			fail(&im, "%s:%" PRIu64 ": not a maps line (START-END "
+			     "PERMS ...)", maps_path, lineno);
+			goto out;
+		}
+		access = perms[2] == 'x' ? TR_ACC_EXEC : perms[1] == 'w' ?
+		         TR_ACC_WRITE : TR_ACC_READ;
+		for (uint64_t pg = lo >> 12; pg < hi >> 12;) {
+			uint64_t ent[512];
+			size_t n = (size_t)((hi >> 12) - pg);
+			ssize_t got;
+
+			if (n > 512)
+				n = 512;
+			got = pread(pm, ent, n * 8, (off_t)(pg * 8));
+			if (got < 0 || (size_t)got != n * 8) {
+				fail(&im, "%s: reading the entries of pages "
+				     "0x%" PRIx64 ".. failed: %s", pagemap_path,
+				     pg << 12, got < 0 ? strerror(errno) :
+				     "the file ends there");
+				goto out;
+			}
+			for (size_t i = 0; i < n; i++, pg++)
+				if ((ent[i] & (PM_PRESENT | PM_SWAPPED)) &&
+				    touch(&im, (uint32_t)pg, access, 0) < 0)
+					goto out;
+		}
+	}
+	st->lines = lineno;
+	rc = finish(&im, 0);
+out:
+	free(line);
+	if (maps != NULL)
+		fclose(maps);
+	if (pm >= 0)
+		close(pm);
+	free(im.page);
+	return rc;
+}
+
+int tr_import_proc(int pid, const char *name, struct tr_writer *w,
+                   struct tr_import_stats *st, char *why, size_t why_len)
+{
+	char maps[64], pagemap[64], comm_path[64], comm[64] = "";
+	FILE *f;
+
+	if (pid <= 0) {
+		snprintf(why, why_len, "%d is not a process id", pid);
+		return -1;
+	}
+	snprintf(maps, sizeof maps, "/proc/%d/maps", pid);
+	snprintf(pagemap, sizeof pagemap, "/proc/%d/pagemap", pid);
+	snprintf(comm_path, sizeof comm_path, "/proc/%d/comm", pid);
+	if (name == NULL && (f = fopen(comm_path, "r")) != NULL) {
+		if (fgets(comm, sizeof comm, f) != NULL)
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+	}
+	if (access(maps, R_OK) != 0) {
+		snprintf(why, why_len, "process %d: %s: %s", pid, maps,
+		         strerror(errno));
+		return -1;
+	}
+	return tr_import_proc_files(maps, pagemap, name ? name :
+	                            comm[0] ? comm : "proc", w, st, why,
+	                            why_len);
+}
