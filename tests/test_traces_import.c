@@ -1,0 +1,387 @@
+/*
+ * The importers (traces/import.h), on real inputs kept in tests/data:
+ * - busybox-true.lackey: the first 420 lines of valgrind lackey's log of
+ *   Debian's busybox-static:i386 running `true` (this machine runs i386
+ *   code only under qemu-i386, where valgrind gets this far);
+ * - amd64-true.lackey: lackey's log of a 64-bit /bin/true, refused;
+ * - i386-busybox.maps: /proc/self/maps as an i386 busybox saw it (under
+ *   qemu-i386 -R 0xC0000000), with a pagemap made here;
+ * and on small made-up inputs for what real ones rarely show (accesses
+ * straddling pages, writes after reads, every malformed line).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "import.h"
+#include "trace.h"
+
+#ifndef DATA_DIR
+#error "DATA_DIR must name tests/data"
+#endif
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/kpsim-import-XXXXXX");
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The events of a trace file, read back with the checking reader. */
+struct events {
+	struct tr_event v[4096];
+	size_t n;
+};
+
+static void read_back(const char *path, struct events *e)
+{
+	struct tr_reader *r;
+	char why[TR_WHY_SIZE];
+	int got;
+
+	if (tr_open(path, &r, why, sizeof why) != 0)
+		fail_msg("%s", why);
+	e->n = 0;
+	while ((got = tr_next(r, &e->v[e->n])) == 1)
+		assert_true(++e->n < 4096);
+	if (got < 0)
+		fail_msg("the import does not read back: %s", tr_error(r));
+	tr_close(r);
+}
+
+/* Imports text (or a file when text is NULL) with the lackey importer;
+ * returns its result, the events in e when it succeeded. */
+static int lackey(const char *text, const char *file, const char *name,
+                  struct events *e, struct tr_import_stats *st, char *why,
+                  size_t why_len, size_t text_len)
+{
+	char out[128];
+	struct tr_writer *w;
+	FILE *in;
+	int rc;
+
+	snprintf(out, sizeof out, "%s/out.trace", tmpdir);
+	if (text != NULL)
+		in = fmemopen((void *)text, text_len ? text_len : strlen(text),
+		              "r");
+	else
+		in = fopen(file, "r");
+	assert_non_null(in);
+	assert_int_equal(tr_create(out, &w, why, why_len), 0);
+	rc = tr_import_lackey(in, text ? "t.lackey" : strrchr(file, '/') + 1,
+	                      name, w, st, why, why_len);
+	fclose(in);
+	tr_finish(w, why + (rc ? strlen(why) : 0), rc ? 1 : why_len);
+	if (rc == 0)
+		read_back(out, e);
+	return rc;
+}
+
+static void expect_touch(const struct tr_event *ev, uint32_t va,
+                         uint8_t access, uint64_t insns)
+{
+	if (ev->kind != TR_TOUCH || ev->va != va || ev->access != access ||
+	    ev->insns != insns || ev->cycles != insns) {
+		char line[TR_LINE_MAX + 1];
+
+		tr_format(ev, line);
+		fail_msg("got '%s', expected touch 1 0x%08x %c %llu", line, va,
+		         access == TR_ACC_WRITE ? 'w' : access == TR_ACC_EXEC ?
+		         'x' : 'r', (unsigned long long)insns);
+	}
+}
+
+/* Every instruction is counted once: in a touch, or in the last user. */
+static uint64_t counted(const struct events *e)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < e->n; i++)
+		if (e->v[i].kind == TR_TOUCH || e->v[i].kind == TR_USER)
+			n += e->v[i].insns;
+	return n;
+}
+
+static void test_lackey_real_busybox(void **state)
+{
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE];
+
+	(void)state;
+	if (lackey(NULL, DATA_DIR "/busybox-true.lackey", NULL, &e, &st, why,
+	           sizeof why, 0) != 0)
+		fail_msg("%s", why);
+	/* The name from valgrind's "Command:" line. */
+	assert_int_equal(e.v[0].kind, TR_TASK);
+	assert_string_equal(e.v[0].name, "busybox");
+	assert_int_equal(e.v[1].kind, TR_THREAD);
+	/* The first instruction's fetch; its stack load (the instruction
+	 * at 08049b02 has completed one before it); the first store to the
+	 * same page three instructions later; the next code page. */
+	expect_touch(&e.v[2], 0x08049000, TR_ACC_EXEC, 0);
+	expect_touch(&e.v[3], 0x3f800000, TR_ACC_READ, 1);
+	expect_touch(&e.v[4], 0x3f800000, TR_ACC_WRITE, 3);
+	expect_touch(&e.v[5], 0x0804b000, TR_ACC_EXEC, 14);
+	/* What the 414 trace lines hold, counted independently with
+	 * grep: 314 instructions, 100 data accesses, 8 pages. */
+	assert_int_equal(st.lines, 420);
+	assert_int_equal(st.insns, 314);
+	assert_int_equal(st.accesses, 100);
+	assert_int_equal(st.pages, 8);
+	assert_int_equal(counted(&e), st.insns);
+	assert_int_equal(e.v[e.n - 2].kind, TR_ENDTHREAD);
+	assert_int_equal(e.v[e.n - 1].kind, TR_ENDTASK);
+	assert_int_equal(st.events, e.n);
+}
+
+static void test_lackey_straddles_and_writes(void **state)
+{
+	static const char text[] =
+		"==1== Command: /opt/x/prog arg\n"
+		"I  08048ffe,4\n"               /* fetch over two pages */
+		" L 0804affc,8\n"               /* load over two pages */
+		"I  08049002,2\n"
+		" S 0804a000,4\n"               /* write after read: w */
+		"I  08049004,1\n"
+		" M 0804c000,4\n"               /* modify: w at once */
+		"I  08049005,1\n"
+		" L 0804c004,4\n"               /* read after write: nothing */
+		"I  08049006,1\n"
+		"I  08049007,1\n";
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE];
+
+	(void)state;
+	if (lackey(text, NULL, NULL, &e, &st, why, sizeof why, 0) != 0)
+		fail_msg("%s", why);
+	assert_string_equal(e.v[0].name, "prog");
+	expect_touch(&e.v[2], 0x08048000, TR_ACC_EXEC, 0);
+	expect_touch(&e.v[3], 0x08049000, TR_ACC_EXEC, 0);
+	expect_touch(&e.v[4], 0x0804a000, TR_ACC_READ, 0);
+	expect_touch(&e.v[5], 0x0804b000, TR_ACC_READ, 0);
+	expect_touch(&e.v[6], 0x0804a000, TR_ACC_WRITE, 1);
+	expect_touch(&e.v[7], 0x0804c000, TR_ACC_WRITE, 1);
+	/* Three more instructions completed, the last at the end. */
+	assert_int_equal(e.v[8].kind, TR_USER);
+	assert_int_equal(e.v[8].insns, 4);
+	assert_int_equal(counted(&e), 6);
+	assert_int_equal(st.pages, 5);
+	assert_int_equal(e.n, 11);
+}
+
+static void test_lackey_name_given(void **state)
+{
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE];
+
+	(void)state;
+	assert_int_equal(lackey("I  00001000,1\n", NULL, "my prog/2", &e, &st,
+	                        why, sizeof why, 0), 0);
+	assert_string_equal(e.v[0].name, "my_prog_2");
+	assert_int_equal(lackey("", NULL, NULL, &e, &st, why, sizeof why, 0),
+	                 0);
+	assert_string_equal(e.v[0].name, "lackey");     /* no Command: */
+	assert_int_equal(e.n, 4);       /* task, thread, endthread, endtask */
+}
+
+static const struct {
+	const char *text;
+	const char *want;
+} refusals[] = {
+	{ "I  bffffffe,4\n", "t.lackey:1: address 0xbffffffe (4 bytes) is "
+	  "not in IA-32 user space (below 0xc0000000): trace an i386 program "
+	  "run under setarch i386 -3 -R" },
+	{ "I  08048000,2\n L c0000000,1\n", "t.lackey:2: address 0xc0000000" },
+	{ "I  08048000,2\nhello world\n", "t.lackey:2: not a lackey line" },
+	{ "I  08048000\n", "t.lackey:1: '08048000' is not ADDR,SIZE" },
+	{ "I  zz,3\n", "t.lackey:1: 'zz,3' is not ADDR,SIZE" },
+	{ "I  08048000,5000\n", "t.lackey:1: '08048000,5000' is not ADDR,SIZE" },
+	{ "I  08048000,3x\n", "t.lackey:1: '08048000,3x' is not ADDR,SIZE" },
+	{ "I  12345678901234567,3\n", "t.lackey:1: '12345678901234567,3'" },
+	{ " X 08048000,3\n", "t.lackey:1: not a lackey line" },
+	{ "IL 08048000,3\n", "t.lackey:1: not a lackey line" },
+};
+
+static void test_lackey_refusals(void **state)
+{
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+		why[0] = '\0';
+		if (lackey(refusals[i].text, NULL, NULL, &e, &st, why,
+		           sizeof why, 0) == 0)
+			fail_msg("accepted: %s", refusals[i].text);
+		if (strncmp(why, refusals[i].want, strlen(refusals[i].want)))
+			fail_msg("for %s\nwanted '%s'\ngot    '%s'",
+			         refusals[i].text, refusals[i].want, why);
+	}
+	/* A NUL byte. */
+	assert_int_equal(lackey("I  0804\0" "8000,2\n", NULL, NULL, &e, &st,
+	                        why, sizeof why, 15), -1);
+	assert_string_equal(why, "t.lackey:1: a NUL byte in the line");
+	/* A real 64-bit program: its stack is far above 3 GiB. */
+	assert_int_equal(lackey(NULL, DATA_DIR "/amd64-true.lackey", NULL, &e,
+	                        &st, why, sizeof why, 0), -1);
+	assert_string_equal(why, "amd64-true.lackey:9: address 0x1fff000628 "
+	                    "(8 bytes) is not in IA-32 user space (below "
+	                    "0xc0000000): trace an i386 program run under "
+	                    "setarch i386 -3 -R");
+}
+
+/* ---- /proc snapshots --------------------------------------------------------- */
+
+/* A pagemap for the i386 maps: the pages in present[] are present, the
+ * one in swapped is swapped out, every other is absent. */
+static void make_pagemap(const char *path, const uint32_t *present,
+                         size_t n, uint32_t swapped)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	uint64_t ent;
+
+	assert_true(fd >= 0);
+	/* Every page of the maps must be readable: a sparse file of zero
+	 * entries up to 3 GiB's worth. */
+	assert_int_equal(ftruncate(fd, (off_t)(0xC0000000ull >> 12) * 8), 0);
+	for (size_t i = 0; i < n; i++) {
+		ent = 1ull << 63 | 0x1234;
+		assert_int_equal(pwrite(fd, &ent, 8, (off_t)(present[i] >> 12)
+		                        * 8), 8);
+	}
+	ent = 1ull << 62;
+	assert_int_equal(pwrite(fd, &ent, 8, (off_t)(swapped >> 12) * 8), 8);
+	close(fd);
+}
+
+static void test_proc_i386_snapshot(void **state)
+{
+	static const uint32_t present[] = {
+		0x08048000, 0x08049000, 0x08239000,     /* text (r--p) */
+		0x0823e000,                             /* data (rw-p) */
+		0x3ffff000,                             /* r-xp */
+		0x40800000,                             /* the stack */
+		0x40000000,                             /* ---p: as given */
+	};
+	static struct events e;
+	struct tr_import_stats st;
+	struct tr_writer *w;
+	char pm[128], out[128], why[TR_WHY_SIZE];
+
+	(void)state;
+	snprintf(pm, sizeof pm, "%s/pagemap", tmpdir);
+	snprintf(out, sizeof out, "%s/proc.trace", tmpdir);
+	make_pagemap(pm, present, sizeof present / sizeof present[0],
+	             0x08240000);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	if (tr_import_proc_files(DATA_DIR "/i386-busybox.maps", pm, "busybox",
+	                         w, &st, why, sizeof why) != 0)
+		fail_msg("%s", why);
+	assert_int_equal(tr_finish(w, why, sizeof why), 0);
+	read_back(out, &e);
+	assert_string_equal(e.v[0].name, "busybox");
+	/* In address order, with the mapping's access kind. */
+	expect_touch(&e.v[2], 0x08048000, TR_ACC_READ, 0);
+	expect_touch(&e.v[3], 0x08049000, TR_ACC_READ, 0);
+	expect_touch(&e.v[4], 0x08239000, TR_ACC_READ, 0);
+	expect_touch(&e.v[5], 0x0823e000, TR_ACC_WRITE, 0);
+	expect_touch(&e.v[6], 0x08240000, TR_ACC_WRITE, 0);   /* swapped */
+	expect_touch(&e.v[7], 0x3ffff000, TR_ACC_EXEC, 0);
+	expect_touch(&e.v[8], 0x40000000, TR_ACC_READ, 0);
+	expect_touch(&e.v[9], 0x40800000, TR_ACC_WRITE, 0);
+	assert_int_equal(e.v[10].kind, TR_ENDTHREAD);
+	assert_int_equal(e.n, 12);
+	assert_int_equal(st.pages, 8);
+	assert_int_equal(st.lines, 8);
+}
+
+/* This test itself is a 64-bit process: refused, naming a mapping. */
+static void test_proc_refuses_64_bit(void **state)
+{
+	struct tr_import_stats st;
+	struct tr_writer *w;
+	char out[128], why[TR_WHY_SIZE];
+
+	(void)state;
+	snprintf(out, sizeof out, "%s/self.trace", tmpdir);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	assert_int_equal(tr_import_proc(getpid(), NULL, w, &st, why,
+	                                sizeof why), -1);
+	assert_non_null(strstr(why, ": not an IA-32 process: the mapping '"));
+	assert_non_null(strstr(why, "lies above 0xc0000000"));
+	tr_finish(w, why, sizeof why);
+	assert_int_equal(tr_import_proc(999999999, NULL, NULL, &st, why,
+	                                sizeof why), -1);
+	assert_non_null(strstr(why, "process 999999999: /proc/999999999/maps"));
+	assert_int_equal(tr_import_proc(0, NULL, NULL, &st, why, sizeof why),
+	                 -1);
+}
+
+static void test_proc_bad_maps(void **state)
+{
+	struct tr_import_stats st;
+	struct tr_writer *w;
+	char maps[128], pm[128], out[128], why[TR_WHY_SIZE];
+	FILE *f;
+
+	(void)state;
+	snprintf(maps, sizeof maps, "%s/bad.maps", tmpdir);
+	snprintf(pm, sizeof pm, "%s/pagemap", tmpdir);
+	snprintf(out, sizeof out, "%s/bad.trace", tmpdir);
+	f = fopen(maps, "w");
+	fprintf(f, "08048000-08049000 r-xp 0 0:0 0 /x\nnonsense\n");
+	fclose(f);
+	make_pagemap(pm, NULL, 0, 0x08048000);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	assert_int_equal(tr_import_proc_files(maps, pm, NULL, w, &st, why,
+	                                      sizeof why), -1);
+	assert_non_null(strstr(why, "bad.maps:2: not a maps line"));
+	tr_finish(w, why, sizeof why);
+	/* A pagemap that ends before the mappings do. */
+	f = fopen(pm, "w");
+	fclose(f);
+	f = fopen(maps, "w");
+	fprintf(f, "08048000-08049000 r-xp 0 0:0 0 /x\n");
+	fclose(f);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	assert_int_equal(tr_import_proc_files(maps, pm, NULL, w, &st, why,
+	                                      sizeof why), -1);
+	assert_non_null(strstr(why, "the file ends there"));
+	tr_finish(w, why, sizeof why);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lackey_real_busybox),
+		cmocka_unit_test(test_lackey_straddles_and_writes),
+		cmocka_unit_test(test_lackey_name_given),
+		cmocka_unit_test(test_lackey_refusals),
+		cmocka_unit_test(test_proc_i386_snapshot),
+		cmocka_unit_test(test_proc_refuses_64_bit),
+		cmocka_unit_test(test_proc_bad_maps),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
