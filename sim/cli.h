@@ -29,6 +29,7 @@ int kpsim_paper(int argc, char **argv);
 int kpsim_replay(int argc, char **argv);
 int kpsim_compare(int argc, char **argv);
 int kpsim_import(int argc, char **argv);
+int kpsim_paper_fig2(int argc, char **argv);
 
 /* Progress on stderr for work longer than a second, on a terminal only. */
 struct progress {

@@ -28,7 +28,7 @@ static const struct command commands[] = {
 	{ "replay", kpsim_replay,
 	  "a trace replayed on the kernel model, without emulation" },
 	{ "paper", kpsim_paper,
-	  "the paper's figures beside kpsim's (fig3)" },
+	  "the paper's figures beside kpsim's (fig2, fig3)" },
 };
 
 static void usage(FILE *out)

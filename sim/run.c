@@ -568,14 +568,19 @@ int kpsim_paper(int argc, char **argv)
 
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
 	                  strcmp(argv[1], "-h") == 0)) {
-		printf("usage: kpsim paper fig3 [--costs FILE]\n\n"
-		       "Runs the fig3 workload with the in-kernel allocator "
-		       "and with an FCFS\nkpager and prints the paper's "
-		       "Figure 3 beside kpsim's cycles.\n");
+		printf("usage: kpsim paper fig2|fig3 [--costs FILE]\n\n"
+		       "fig2: a process mix shaped like the paper's Figure 2, "
+		       "replayed, with\n      its kernel memory per address "
+		       "space beside the paper's\n"
+		       "fig3: the fig3 workload with the in-kernel allocator "
+		       "and with an FCFS\n      kpager, the paper's Figure 3 "
+		       "beside kpsim's cycles\n");
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "fig2") == 0)
+		return kpsim_paper_fig2(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "fig3") != 0) {
-		fprintf(stderr, "kpsim paper: which figure? (fig3)\n");
+		fprintf(stderr, "kpsim paper: which figure? (fig2, fig3)\n");
 		return 2;
 	}
 	if (argc == 4 && strcmp(argv[2], "--costs") == 0) {
