@@ -1035,6 +1035,20 @@ static bool have_gnuplot(void)
 	return false;
 }
 
+/* Creates DIR/BASE-POLICY-WHAT.dat (its path in path), or prints why. */
+static FILE *open_data(const struct opts *o, const char *base,
+                       const char *pol, const char *what, char *path,
+                       size_t len)
+{
+	FILE *f;
+
+	snprintf(path, len, "%s/%s-%s-%s.dat", o->plot_dir, base, pol, what);
+	if ((f = fopen(path, "w")) == NULL)
+		fprintf(stderr, "kpsim compare: %s: %s\n", path,
+		        strerror(errno));
+	return f;
+}
+
 /* Writes the data and the gnuplot script of one input's plots; runs
  * gnuplot if it is there.  0, or -1 after printing why. */
 static int plot(const struct opts *o, const struct input *in,
@@ -1066,11 +1080,8 @@ static int plot(const struct opts *o, const struct input *in,
 		struct result *r = &res[i];
 
 		file_part(pol, sizeof pol, o->pol[i].label);
-		snprintf(path, sizeof path, "%s/%s-%s-faults.dat", o->plot_dir,
-		         base, pol);
-		if ((f = fopen(path, "w")) == NULL) {
-			fprintf(stderr, "kpsim compare: %s: %s\n", path,
-			        strerror(errno));
+		if ((f = open_data(o, base, pol, "faults", path,
+		                   sizeof path)) == NULL) {
 			fclose(gp);
 			return -1;
 		}
@@ -1088,11 +1099,8 @@ static int plot(const struct opts *o, const struct input *in,
 		struct result *r = &res[i];
 
 		file_part(pol, sizeof pol, o->pol[i].label);
-		snprintf(path, sizeof path, "%s/%s-%s-kframes.dat", o->plot_dir,
-		         base, pol);
-		if ((f = fopen(path, "w")) == NULL) {
-			fprintf(stderr, "kpsim compare: %s: %s\n", path,
-			        strerror(errno));
+		if ((f = open_data(o, base, pol, "kframes", path,
+		                   sizeof path)) == NULL) {
 			fclose(gp);
 			return -1;
 		}

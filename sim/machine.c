@@ -120,9 +120,9 @@ void sim_m_record_user(struct sim_machine *m, km_thread_t th,
 	m->rec_cycles += cycles;
 }
 
-/* Records an event with ids only. */
-static void record_ids(struct sim_machine *m, enum tr_kind kind, uint32_t a,
-                       uint32_t b)
+/* Records an event of ids and a number (marker, system call). */
+void sim_m_record_ids(struct sim_machine *m, enum tr_kind kind, uint32_t a,
+                      uint32_t b, uint32_t id)
 {
 	struct tr_event ev;
 
@@ -132,7 +132,14 @@ static void record_ids(struct sim_machine *m, enum tr_kind kind, uint32_t a,
 	ev.kind = kind;
 	ev.a = a;
 	ev.b = b;
+	ev.id = id;
 	sim_m_record(m, &ev);
+}
+
+static void record_ids(struct sim_machine *m, enum tr_kind kind, uint32_t a,
+                       uint32_t b)
+{
+	sim_m_record_ids(m, kind, a, b, 0);
 }
 
 static void record_endtask(struct sim_machine *m, km_task_t id, int status)

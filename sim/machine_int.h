@@ -119,6 +119,8 @@ int sim_m_thread_create(struct sim_machine *m, km_thread_t parent,
                         uint32_t eip, uint32_t esp, uint32_t arg,
                         km_thread_t *th);
 void sim_m_record(struct sim_machine *m, const struct tr_event *ev);
+void sim_m_record_ids(struct sim_machine *m, enum tr_kind kind, uint32_t a,
+                      uint32_t b, uint32_t id);
 void sim_m_record_user(struct sim_machine *m, km_thread_t th,
                        uint64_t insns, uint64_t cycles);
 int sim_m_spawn_args(struct sim_machine *m, const char *cmdline,

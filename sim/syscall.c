@@ -44,22 +44,6 @@ static bool fpage_ok(uint32_t w)
 	       (w & 0xc00u) == 0;
 }
 
-/* Records an event of this file's kinds. */
-static void record(struct sim_machine *m, enum tr_kind kind, uint32_t a,
-                   uint32_t b, uint32_t id)
-{
-	struct tr_event ev;
-
-	if (m->cfg.record == NULL)
-		return;
-	memset(&ev, 0, sizeof ev);
-	ev.kind = kind;
-	ev.a = a;
-	ev.b = b;
-	ev.id = id;
-	sim_m_record(m, &ev);
-}
-
 static void record_fpage(struct sim_machine *m, enum tr_kind kind,
                          km_task_t a, struct km_fpage fp, km_task_t b,
                          uint32_t dst, bool self)
@@ -123,7 +107,7 @@ static uint32_t deliver(struct sim_machine *m, km_thread_t s, km_thread_t r)
 			status = guest_err(err);
 		}
 	}
-	record(m, TR_IPC, s, r, 0);
+	sim_m_record_ids(m, TR_IPC, s, r, 0);
 	sim_m_charge(m, KM_C_FAULT_IPC);
 	m->st.ipcs++;
 	tr->regs.eax = status;
@@ -280,7 +264,7 @@ static void sys_marker(struct sim_machine *m, km_thread_t th)
 		m->mark = n;
 		m->mark_cap = cap;
 	}
-	record(m, TR_MARKER, th, 0, r->ebx);
+	sim_m_record_ids(m, TR_MARKER, th, 0, r->ebx);
 	m->mark[m->nmark++] = (struct sim_marker){
 		.id = r->ebx, .cycle = km_now(m->km), .fault_seq = m->last_seq,
 		.task = m->thread[th].task, .thread = th };
@@ -353,7 +337,8 @@ void sim_m_syscall(struct sim_machine *m, km_thread_t th)
 	/* Only IPC takes flags. */
 	if (flags != 0 && nr != KPS_SYS_IPC)
 		nr = KPS_SYS_COUNT;
-	record(m, TR_SYSCALL, th, 0, nr < KPS_SYS_COUNT ? nr : TR_SYS_INVALID);
+	sim_m_record_ids(m, TR_SYSCALL, th, 0,
+	                 nr < KPS_SYS_COUNT ? nr : TR_SYS_INVALID);
 	sim_m_charge(m, KM_C_TRAP_ENTRY);
 	switch (nr) {
 	case KPS_SYS_EXIT:
@@ -399,6 +384,6 @@ void sim_m_syscall(struct sim_machine *m, km_thread_t th)
 		r->eax = (uint32_t)-KPS_ENOSYS;
 		break;
 	}
-	record(m, TR_SYSRET, th, 0, 0);
+	sim_m_record_ids(m, TR_SYSRET, th, 0, 0);
 	sim_m_charge(m, KM_C_TRAP_EXIT);
 }
