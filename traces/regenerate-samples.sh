@@ -13,7 +13,9 @@
 # the environment empty, so a rerun gives the same traces.
 #
 # usage: traces/regenerate-samples.sh [KPSIM]   (as root: it installs
-#        busybox-static:i386, valgrind and, if needed, qemu-user)
+#        valgrind and, if needed, qemu-user; it downloads and unpacks
+#        busybox-static:i386 without installing it, and takes the i386
+#        architecture it enables for that away again)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 kpsim=${1:-$here/../build/sim/kpsim}
@@ -22,17 +24,28 @@ out=$here/samples
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+apt-get install -y valgrind file >/dev/null
+# Debian's i386 busybox, unpacked here: an i386 package index must not
+# outlive the script (a mirror's stale i386 index fails apt-get update).
+had_i386=$(dpkg --print-foreign-architectures | grep -c '^i386$' || true)
 dpkg --add-architecture i386
 apt-get update >/dev/null || true      # one stale index must not stop us
-apt-get install -y busybox-static:i386 valgrind >/dev/null
-bb=/bin/busybox
-if ! file -L "$bb" | grep -q 'Intel 80386'; then
+(cd "$work" && apt-get download busybox-static:i386 >/dev/null)
+if [ "$had_i386" = 0 ]; then
+	dpkg --remove-architecture i386
+	apt-get update >/dev/null || true
+fi
+dpkg-deb -x "$work"/busybox-static_*_i386.deb "$work/root"
+mkdir -p "$work/files"
+cp "$work/root/bin/busybox" "$work/files/busybox"
+bb=./busybox            # run from $work/files: the same argv[0] every time
+if ! file -L "$work/files/busybox" | grep -q 'Intel 80386'; then
 	echo "regenerate-samples: $bb is not the i386 busybox" >&2
 	exit 1
 fi
 
 # How to trace: valgrind natively, or qemu-i386 with the plugin.
-if setarch i386 -3 -R "$bb" true 2>/dev/null; then
+if (cd "$work/files" && setarch i386 -3 -R "$bb" true) 2>/dev/null; then
 	tool=valgrind-lackey
 else
 	tool=qemu-lackey
