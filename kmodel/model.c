@@ -29,8 +29,8 @@ static const char *const err_text[KM_ERR_COUNT] = {
 	[KM_EKPAGER] = "kernel refused the kpager's decision",
 	[KM_EIO] = "host failure",
 	[KM_EPARSE] = "malformed cost table",
-	[KM_EDEADLK] = "deadlock: the kernel page fault's kpager waits on "
-	               "this operation; aborted",
+	[KM_EDEADLK] = ("deadlock: the kernel page fault's kpager waits on "
+	                "this operation; aborted"),
 };
 
 const char *km_strerror(int err)

@@ -506,6 +506,19 @@ static struct icache_slot *learn_block(struct sim_engine *e, uint32_t addr,
 						   uc_strerror(err));
 		return NULL;
 	}
+	if (tb.pc == addr && tb.size != size && tb.icount != 0 &&
+	    count_insns(e, addr, size, &n, &s.cycles)) {
+		/*
+		 * Unicorn holds another block for this address: one cut
+		 * short when an instruction in it faulted (the fuzzer found
+		 * this with a thread started on a page of zeroed "add"s).
+		 * The decoder counts the block being run instead.
+		 */
+		s.icount = n;
+		s.checked = true;
+		e->stats.blocks_learned++;
+		goto put;
+	}
 	if (tb.pc != addr || tb.size != size || tb.icount == 0) {
 		e->hook_err = fail(e, SIM_EQUIRK,
 						   "block %#x+%u: Unicorn's cache gave %#llx+%u",
@@ -519,6 +532,7 @@ static struct icache_slot *learn_block(struct sim_engine *e, uint32_t addr,
 		s.cycles = tb.icount;
 	}
 	e->stats.blocks_learned++;
+put:
 	if (2 * (e->used + 1) > e->nslots &&
 		!icache_rebuild(e, 2 * e->nslots, 0, 0)) {
 		e->hook_err = fail(e, SIM_EHOST, "out of memory for the block cache");
