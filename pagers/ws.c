@@ -124,8 +124,18 @@ static void ws_fault(void *state, const struct kp_fault *f,
 		kp_pool_lend(p, i, f, d);
 		return;
 	}
-	/* Dry: the largest client's page outside its working set, anyone's
-	 * outside theirs, and with load=shrink the largest client's. */
+	/* Dry.  The largest client never takes others' frames: it pays with
+	 * its own least recently used page, or waits (a node table or MDB
+	 * page it needs back is then entered from the kernel's pool).  Any
+	 * other client takes the largest client's page outside its working
+	 * set, anyone's outside theirs, or (load=shrink) the largest
+	 * client's. */
+	if (hog == f->kpage.task) {
+		if ((i = kp_pool_lru(p, hog, outside)) == KP_NONE)
+			i = kp_pool_lru(p, hog, UINT64_MAX);
+		kp_pool_evict_or_deny(p, i, f, d);
+		return;
+	}
 	if ((i = kp_pool_lru(p, hog, outside)) == KP_NONE)
 		i = kp_pool_lru(p, KP_ANY_TASK, outside);
 	/* If the working sets fill the pool and want more: load control. */
