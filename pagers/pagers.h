@@ -139,6 +139,15 @@ struct kp_policy {
 int kp_policy_open(const char *spec, struct kp_policy *out, char *why,
                    size_t why_len);
 
+/*
+ * Starts a kpager running `ops` with `args` ("" for none) in a task of its
+ * own, whose kernel memory comes from the in-kernel pool: how a run and a
+ * replay start theirs, so that both give the kernel the same ids.
+ * Returns KM_OK with *task and *kp, or an error with the reason in why.
+ */
+int kp_start(struct km *km, const struct kp_ops *ops, const char *args,
+             km_task_t *task, km_kpager_t *kp, char *why, size_t why_len);
+
 /* Unloads a policy's shared object.  Call it only when no kpager of the
  * model runs it (after km_destroy); accepts NULL and built-ins. */
 void kp_policy_close(struct kp_policy *p);

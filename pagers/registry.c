@@ -33,6 +33,27 @@ const char *const *kp_names(void)
 	return builtin_names;
 }
 
+int kp_start(struct km *km, const struct kp_ops *ops, const char *args,
+             km_task_t *task, km_kpager_t *kp, char *why, size_t why_len)
+{
+	int err;
+
+	why[0] = '\0';
+	if (ops == NULL) {
+		snprintf(why, why_len, "kernel memory from kpagers needs a "
+		         "kpager policy");
+		return KM_EINVAL;
+	}
+	err = km_task_create(km, KM_ROOT_KPAGER, task);
+	if (err == KM_OK)
+		err = km_kpager_create(km, ops, *task, args ? args : "", kp,
+		                       why, why_len);
+	if (err != KM_OK && why[0] == '\0')
+		snprintf(why, why_len, "kpager %s: %s", ops->name,
+		         km_strerror(err));
+	return err;
+}
+
 int kp_spec_split(const char *spec, char *name, size_t name_len,
                   const char **args, char *why, size_t why_len)
 {

@@ -313,23 +313,9 @@ static int create_kpager(struct sim_machine *m, char *why, size_t why_len)
 
 	if (m->cfg.kmem != KM_KMEM_KPAGER)
 		return SIM_OK;
-	if (m->cfg.kpager == NULL) {
-		snprintf(why, why_len, "kernel memory from kpagers needs a "
-		         "kpager policy");
-		return SIM_EARG;
-	}
-	err = km_task_create(m->km, KM_ROOT_KPAGER, &m->kpager_task);
-	if (err == KM_OK)
-		err = km_kpager_create(m->km, m->cfg.kpager, m->kpager_task,
-		                       m->cfg.kpager_args ? m->cfg.kpager_args :
-		                       "", &m->kpager, why, why_len);
-	if (err != KM_OK) {
-		if (why[0] == '\0')
-			snprintf(why, why_len, "kpager %s: %s",
-			         m->cfg.kpager->name, km_strerror(err));
-		return SIM_EARG;
-	}
-	return SIM_OK;
+	err = kp_start(m->km, m->cfg.kpager, m->cfg.kpager_args,
+	               &m->kpager_task, &m->kpager, why, why_len);
+	return err == KM_OK ? SIM_OK : SIM_EARG;
 }
 
 /* Forwards fault records and remembers the last sequence number, which

@@ -224,23 +224,9 @@ static int create_kpager(struct tr_replay *r, char *why, size_t why_len)
 
 	if (r->cfg.kmem != KM_KMEM_KPAGER)
 		return 0;
-	if (r->cfg.kpager == NULL) {
-		snprintf(why, why_len, "kernel memory from kpagers needs a "
-		         "kpager policy");
-		return -1;
-	}
-	err = km_task_create(r->km, KM_ROOT_KPAGER, &r->kpager_task);
-	if (err == KM_OK)
-		err = km_kpager_create(r->km, r->cfg.kpager, r->kpager_task,
-		                       r->cfg.kpager_args ? r->cfg.kpager_args :
-		                       "", &r->kpager, why, why_len);
-	if (err != KM_OK) {
-		if (why[0] == '\0')
-			snprintf(why, why_len, "kpager %s: %s",
-			         r->cfg.kpager->name, km_strerror(err));
-		return -1;
-	}
-	return 0;
+	err = kp_start(r->km, r->cfg.kpager, r->cfg.kpager_args,
+	               &r->kpager_task, &r->kpager, why, why_len);
+	return err == KM_OK ? 0 : -1;
 }
 
 int tr_replay_create(const struct tr_replay_config *cfg,
