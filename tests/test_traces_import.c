@@ -212,6 +212,11 @@ static const struct {
 	  "not in IA-32 user space (below 0xc0000000): trace an i386 program "
 	  "run under setarch i386 -3 -R" },
 	{ "I  08048000,2\n L c0000000,1\n", "t.lackey:2: address 0xc0000000" },
+	/* 64-bit addresses whose end wraps past 2^64 to a small number. */
+	{ "I  08048000,2\n L fffffffffffffffe,4\n",
+	  "t.lackey:2: address 0xfffffffffffffffe (4 bytes) is not in IA-32" },
+	{ "I  08048000,2\n S ffffffffffffffff,2\n",
+	  "t.lackey:2: address 0xffffffffffffffff (2 bytes) is not in IA-32" },
 	{ "I  08048000,2\nhello world\n", "t.lackey:2: not a lackey line" },
 	{ "I  08048000\n", "t.lackey:1: '08048000' is not ADDR,SIZE" },
 	{ "I  zz,3\n", "t.lackey:1: 'zz,3' is not ADDR,SIZE" },

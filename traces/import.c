@@ -243,8 +243,11 @@ int tr_import_lackey(FILE *in, const char *in_name, const char *name,
 			     (int)strcspn(p, "\r\n"), p);
 			goto out;
 		}
+		/* Does [addr, addr + size) lie below 3 GiB?  addr is checked
+		 * on its own first: with 16 hex digits, addr + size can wrap
+		 * past 2^64 to a small number. */
 		last = addr + (size ? size - 1 : 0);
-		if (last >= TR_USER_TOP) {
+		if (addr >= TR_USER_TOP || last >= TR_USER_TOP) {
 			fail(&im, "%s:%" PRIu64 ": address 0x%" PRIx64 " (%"
 			     PRIu64 " bytes) is not in IA-32 user space "
 			     "(below 0xc0000000): trace an i386 program run "
