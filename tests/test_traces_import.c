@@ -204,10 +204,134 @@ static void test_lackey_name_given(void **state)
 	assert_int_equal(e.n, 4);       /* task, thread, endthread, endtask */
 }
 
+/* The whole of a small file, NUL-terminated, in buf. */
+static void slurp(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, size - 1, f);
+	assert_true(n < size - 1);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/* Valgrind's three kinds of lines of its own (here as valgrind -v wrote
+ * them), around lackey's: the log's tool, version and command become
+ * comments, and its exit code the task's status. */
+static void test_lackey_valgrind_lines(void **state)
+{
+	static const char text[] =
+		"==12812== Lackey, an example Valgrind tool\n"
+		"==12812== Copyright (C) 2002-2017, and GNU GPL'd, by "
+		"Nicholas Nethercote.\n"
+		"==12812== Using Valgrind-3.19.0-8d3c8034b8-20220411 and "
+		"LibVEX; rerun with -h for copyright info\n"
+		"==12812== Command: /usr/bin/my\\ prog -x\n"
+		"--12812-- Valgrind options:\n"
+		"--12812--    --tool=lackey\n"
+		"==12812== \n"
+		"I  08048000,2\n"
+		"--12812-- WARNING: unhandled x86-linux syscall: 999\n"
+		"**12812** a client message\n"
+		" S 0804c000,4\n"
+		"I  08048002,1\n"
+		"==12812== \n"
+		"==12812== Exit code:       3\n";
+	static const char want[] =
+		"kpsim-trace 1\n"
+		"# lackey log: Lackey, an example Valgrind tool\n"
+		"# lackey log: Using Valgrind-3.19.0-8d3c8034b8-20220411 and "
+		"LibVEX; rerun with -h for copyright info\n"
+		"# lackey log: Command: /usr/bin/my\\ prog -x\n"
+		"task 1 my_prog\n"
+		"thread 1 1\n"
+		"touch 1 0x08048000 x\n"
+		"touch 1 0x0804c000 w\n"
+		"user 1 2\n"
+		"endthread 1\n"
+		"endtask 1 3\n";
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE], path[128], got[1024];
+
+	(void)state;
+	if (lackey(text, NULL, NULL, &e, &st, why, sizeof why, 0) != 0)
+		fail_msg("%s", why);
+	snprintf(path, sizeof path, "%s/out.trace", tmpdir);
+	slurp(path, got, sizeof got);
+	assert_string_equal(got, want);
+	assert_int_equal(st.lines, 14);
+	assert_int_equal(e.n, 7);
+	assert_int_equal(e.v[6].status, 3);
+}
+
+/* A comment from the log is one printable line, however long. */
+static void test_lackey_comment_cut(void **state)
+{
+	static char text[1200];
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE], path[128], got[1024], *nl;
+	size_t n;
+
+	(void)state;
+	n = (size_t)snprintf(text, sizeof text, "==1== Command: /x/");
+	memset(text + n, 'a', 900);
+	n += 900;
+	n += (size_t)snprintf(text + n, sizeof text - n, "\x01\x7f b\n"
+	                      "I  08048000,1\n");
+	if (lackey(text, NULL, NULL, &e, &st, why, sizeof why, 0) != 0)
+		fail_msg("%s", why);
+	/* The name: 31 bytes of the last path component. */
+	assert_string_equal(e.v[0].name, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	snprintf(path, sizeof path, "%s/out.trace", tmpdir);
+	slurp(path, got, sizeof got);
+	nl = strchr(got + strlen("kpsim-trace 1\n"), '\n');
+	assert_non_null(nl);
+	/* "# lackey log: Command: /x/aaa...": TR_LINE_MAX - 2 bytes after
+	 * "# ", all of them printable. */
+	assert_int_equal(nl - got - strlen("kpsim-trace 1\n"), TR_LINE_MAX);
+	assert_memory_equal(got + strlen("kpsim-trace 1\n"),
+	                    "# lackey log: Command: /x/aaa", 29);
+	/* Shorter: the unprintable bytes become '?'. */
+	snprintf(text, sizeof text, "==1== Command: /x/aaaaaaaaaa\x01\x7f b\n"
+	         "I  08048000,1\n");
+	if (lackey(text, NULL, NULL, &e, &st, why, sizeof why, 0) != 0)
+		fail_msg("%s", why);
+	slurp(path, got, sizeof got);
+	assert_non_null(strstr(got, "\n# lackey log: Command: /x/aaaaaaaaaa"
+	                       "?? b\ntask 1 aaaaaaaaaa__\n"));
+}
+
+/* Two processes in one log (a child forked and traced): refused, as the
+ * accesses of both are mixed without saying whose they are. */
+static void test_lackey_two_processes(void **state)
+{
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE];
+
+	(void)state;
+	assert_int_equal(lackey("==7== Lackey\nI  08048000,2\n==8== \n"
+	                        "==8== Exit code: 0\n", NULL, NULL, &e, &st,
+	                        why, sizeof why, 0), -1);
+	assert_string_equal(why, "t.lackey:3: valgrind's lines of a second "
+	                    "process (8, the log began with 7): the program "
+	                    "forked, and both wrote their accesses here; give "
+	                    "valgrind --log-file=LOG.%p");
+}
+
 static const struct {
 	const char *text;
 	const char *want;
 } refusals[] = {
+	/* Not valgrind's own lines either: no pid, no closing mark. */
+	{ "==x== hello\n", "t.lackey:1: not a lackey line" },
+	{ "==12 hello\n", "t.lackey:1: not a lackey line" },
+	{ "=-12-= hello\n", "t.lackey:1: not a lackey line" },
+	{ "==12345678901== hello\n", "t.lackey:1: not a lackey line" },
 	{ "I  bffffffe,4\n", "t.lackey:1: address 0xbffffffe (4 bytes) is "
 	  "not in IA-32 user space (below 0xc0000000): trace an i386 program "
 	  "run under setarch i386 -3 -R" },
@@ -382,6 +506,9 @@ int main(void)
 		cmocka_unit_test(test_lackey_real_busybox),
 		cmocka_unit_test(test_lackey_straddles_and_writes),
 		cmocka_unit_test(test_lackey_name_given),
+		cmocka_unit_test(test_lackey_valgrind_lines),
+		cmocka_unit_test(test_lackey_comment_cut),
+		cmocka_unit_test(test_lackey_two_processes),
 		cmocka_unit_test(test_lackey_refusals),
 		cmocka_unit_test(test_proc_i386_snapshot),
 		cmocka_unit_test(test_proc_refuses_64_bit),

@@ -25,6 +25,7 @@ struct imp {
 	struct tr_import_stats *st;
 	uint8_t *page;                  /* [PAGES]: PG_* */
 	char name[TR_NAME_MAX + 1];
+	int32_t status;                 /* the task's exit status */
 	bool started;
 	char *why;
 	size_t why_len;
@@ -88,7 +89,25 @@ static int finish(struct imp *im, uint64_t insns)
 	if (put(im, &ev) != 0)
 		return -1;
 	ev.kind = TR_ENDTASK;
+	ev.status = im->status;
 	return put(im, &ev);
+}
+
+/* Writes "# PREFIX TEXT", TEXT up to its line's end, each byte that is not
+ * printable ASCII made '?', the whole cut to what a comment line holds:
+ * text from a log is untrusted, and a comment must stay one line. */
+static int note(struct imp *im, const char *prefix, const char *text)
+{
+	char buf[TR_LINE_MAX - 1];
+	size_t n = (size_t)snprintf(buf, sizeof buf, "%s ", prefix);
+
+	for (; n + 1 < sizeof buf && *text != '\0' && *text != '\n' &&
+	       *text != '\r'; text++)
+		buf[n++] = *text >= ' ' && *text <= '~' ? *text : '?';
+	buf[n] = '\0';
+	if (tr_comment(im->w, buf) != 0)
+		return fail(im, "%s", tr_writer_error(im->w));
+	return 0;
 }
 
 /* A touch of page `pg` if it is new to this kind of access.  Returns 1
@@ -170,19 +189,67 @@ static int addr_size(const char *s, uint64_t *addr, uint64_t *size)
 	return 0;
 }
 
-/* The program's name from valgrind's "Command: PATH ARGS" line. */
+/*
+ * Valgrind's own lines: "==PID== text" (its messages to the user), "--PID--
+ * text" (warnings and -v output) and "**PID** text" (the client's own, by
+ * request).  Returns the text after the prefix and stores PID, or returns
+ * NULL for any other line.
+ */
+static const char *chatter(const char *line, uint64_t *pid)
+{
+	char c = line[0];
+	uint64_t v = 0;
+	size_t n;
+
+	if ((c != '=' && c != '-' && c != '*') || line[1] != c)
+		return NULL;
+	for (n = 2; line[n] >= '0' && line[n] <= '9'; n++) {
+		if (n == 12)
+			return NULL;    /* more digits than any pid */
+		v = v * 10 + (uint64_t)(line[n] - '0');
+	}
+	if (n == 2 || line[n] != c || line[n + 1] != c)
+		return NULL;
+	*pid = v;
+	line += n + 2;
+	return *line == ' ' ? line + 1 : line;
+}
+
+/* "Exit code: STATUS", as lackey ends its log; 0 if not a number. */
+static int32_t exit_code(const char *s)
+{
+	long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || v < INT32_MIN || v > INT32_MAX ||
+	    strspn(end, " \t\r\n") != strlen(end))
+		return 0;
+	return (int32_t)v;
+}
+
+/* The program's name from valgrind's "Command: PATH ARGS" line: PATH's
+ * last component, in which valgrind writes a space as "\ ". */
 static void command_name(struct imp *im, const char *cmd)
 {
-	char word[256];
-	const char *base;
-	size_t n = strcspn(cmd, " \t\r\n");
+	char word[TR_NAME_MAX + 1];
+	size_t n = 0;
 
-	if (n == 0 || n >= sizeof word)
+	for (; *cmd != '\0' && !strchr(" \t\r\n", *cmd); cmd++) {
+		if (*cmd == '/') {
+			n = 0;
+			continue;
+		}
+		if (*cmd == '\\' && cmd[1] != '\0')
+			cmd++;
+		if (n < TR_NAME_MAX)    /* a name holds no more */
+			word[n++] = *cmd;
+	}
+	if (n == 0)
 		return;
-	memcpy(word, cmd, n);
 	word[n] = '\0';
-	base = strrchr(word, '/');
-	tr_name_sanitize(im->name, base ? base + 1 : word);
+	tr_name_sanitize(im->name, word);
 }
 
 int tr_import_lackey(FILE *in, const char *in_name, const char *name,
@@ -193,9 +260,9 @@ int tr_import_lackey(FILE *in, const char *in_name, const char *name,
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	uint64_t lineno = 0, completed = 0;
+	uint64_t lineno = 0, completed = 0, pid, first_pid = UINT64_MAX;
 	bool current = false;           /* an instruction is under way */
-	bool named = name != NULL;
+	bool named = name != NULL, tool_noted = false;
 	int rc = -1;
 
 	if (imp_init(&im, w, st, why, why_len) != 0)
@@ -213,10 +280,36 @@ int tr_import_lackey(FILE *in, const char *in_name, const char *name,
 			     in_name, lineno);
 			goto out;
 		}
-		if (line[0] == '=' && line[1] == '=') {
-			p = strstr(line, "== Command: ");
-			if (p != NULL && !named && !im.started)
-				command_name(&im, p + strlen("== Command: "));
+		if ((p = chatter(line, &pid)) != NULL) {
+			/* One process a log: lackey's lines do not say whose
+			 * they are, so a child's would be taken for its
+			 * parent's. */
+			if (first_pid == UINT64_MAX) {
+				first_pid = pid;
+			} else if (pid != first_pid) {
+				fail(&im, "%s:%" PRIu64 ": valgrind's lines of "
+				     "a second process (%" PRIu64 ", the log "
+				     "began with %" PRIu64 "): the program "
+				     "forked, and both wrote their accesses "
+				     "here; give valgrind --log-file=LOG.%%p",
+				     in_name, lineno, pid, first_pid);
+				goto out;
+			}
+			/* Where the trace came from, before its events: the
+			 * tool (the log's first line), its version and the
+			 * command. */
+			if (!im.started && p[strspn(p, " \t\r\n")] != '\0' &&
+			    (!tool_noted || strncmp(p, "Using ", 6) == 0 ||
+			     strncmp(p, "Command: ", 9) == 0)) {
+				tool_noted = true;
+				if (note(&im, "lackey log:", p) != 0)
+					goto out;
+			}
+			if (strncmp(p, "Command: ", 9) == 0 && !named &&
+			    !im.started)
+				command_name(&im, p + 9);
+			if (strncmp(p, "Exit code:", 10) == 0)
+				im.status = exit_code(p + 10);
 			continue;
 		}
 		if (strspn(line, " \t\r\n") == (size_t)len)

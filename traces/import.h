@@ -25,8 +25,10 @@ struct tr_import_stats {
 /*
  * Imports the output of `valgrind --tool=lackey --trace-mem=yes PROG`
  * (its log: lines "I  ADDR,SIZE", " L ADDR,SIZE", " S ADDR,SIZE",
- * " M ADDR,SIZE", and valgrind's "==PID==" lines) read from `in`, which
- * messages call in_name.  It writes:
+ * " M ADDR,SIZE", and valgrind's own "==PID==", "--PID--" and "**PID**"
+ * lines) read from `in`, which messages call in_name.  It writes:
+ *   comments: the log's first valgrind line (the tool), its "Using"
+ *   (version) and "Command:" lines;
  *   task 1 NAME, thread 1 1;
  *   a touch at the first access to each page (x for an instruction
  *   fetch, r for a load, w for a store or modify), and another, w, at the
@@ -34,9 +36,13 @@ struct tr_import_stats {
  *   straddles pages touches each; each touch carries the instructions
  *   completed since the previous event (the instruction making the
  *   access has not completed);
- *   user 1 N for the instructions after the last touch; endthread, endtask.
+ *   user 1 N for the instructions after the last touch; endthread, endtask
+ *   with the log's "Exit code:" (0 without one).
  * NAME is `name`, or the program's from the log's "Command:" line, or
- * "lackey".  Returns 0, or -1 with "IN_NAME:LINE: reason" in why.
+ * "lackey".  A log with valgrind lines of two processes (a forked child
+ * traced into the same file) is refused: lackey's lines do not say whose
+ * they are.  Returns 0, or -1 with "IN_NAME:LINE: reason" in why; what
+ * was written by then is a trace cut short (the caller removes it).
  */
 int tr_import_lackey(FILE *in, const char *in_name, const char *name,
                      struct tr_writer *w, struct tr_import_stats *st,
