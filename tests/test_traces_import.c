@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "import.h"
@@ -462,42 +463,183 @@ static void test_proc_refuses_64_bit(void **state)
 	tr_finish(w, why, sizeof why);
 	assert_int_equal(tr_import_proc(999999999, NULL, NULL, &st, why,
 	                                sizeof why), -1);
-	assert_non_null(strstr(why, "process 999999999: /proc/999999999/maps"));
+	assert_string_equal(why, "process 999999999: /proc/999999999: no "
+	                    "such process");
 	assert_int_equal(tr_import_proc(0, NULL, NULL, &st, why, sizeof why),
 	                 -1);
 }
 
+static const struct {
+	const char *maps;
+	const char *want;       /* after "DIR/bad.maps:" */
+} bad_maps[] = {
+	{ "nonsense\n", "1: 'nonsense' is not a maps line (START-END PERMS "
+	  "..., page-aligned hex, START < END)" },
+	{ "08048000-08049000 r-xp 0 0:0 0 /x\nnonsense\n",
+	  "2: 'nonsense' is not a maps line" },
+	{ "08049000-08048000 r-xp 0 0:0 0\n", "1: '08049000-08048000 r-xp 0 "
+	  "0:0 0' is not a maps line" },
+	{ "08048000-08048000 r-xp 0 0:0 0\n", "1: '08048000-08048000" },
+	{ "08048001-08049000 r-xp 0 0:0 0\n", "1: '08048001-08049000" },
+	{ "08048000-08049000 rwxq 0 0:0 0\n", "1: '08048000-08049000 rwxq" },
+	{ "08048000-08049000 r-x 0 0:0 0\n", "1: '08048000-08049000 r-x 0" },
+	{ "08048000-08049000 r-xpp 0 0:0 0\n", "1: '08048000-08049000 r-xpp" },
+	{ "08048000-08049000  r-xp 0 0:0 0\n", "1: '08048000-08049000  r-xp" },
+	{ "0x8048000-0x8049000 r-xp 0 0:0 0\n", "1: '0x8048000-0x8049000" },
+	{ "-8048000-8049000 r-xp 0 0:0 0\n", "1: '-8048000-8049000" },
+	{ "10000000000000000-10000000000001000 r-xp 0 0:0 0\n",
+	  "1: '10000000000000000-10000000000001000 r-xp 0 0:0 0' is not" },
+	{ "08048000-08049000 r-xp 0 0:0 0\n08040000-08048000 r--p 0 0:0 0\n",
+	  "2: the mapping at 0x08040000 overlaps or precedes the one before it "
+	  "(maps lists mappings in address order)" },
+	{ "08048000-08049000 r-xp 0 0:0 0\n08048000-0804a000 r--p 0 0:0 0\n",
+	  "2: the mapping at 0x08048000 overlaps" },
+	{ "08048000-08049000 r-xp 0 0:0 0\n"
+	  "bffff000-c0001000 rw-p 00000000 00:00 0          [stack]\n",
+	  "2: not an IA-32 process: the mapping 'bffff000-c0001000 rw-p "
+	  "00000000 00:00 0          [stack]' lies above 0xc0000000 (a 64-bit "
+	  "process, or an i386 one not run under setarch i386 -3)" },
+	{ "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0     "
+	  "[vsyscall]\n", "1: not an IA-32 process: the mapping "
+	  "'ffffffffff600000-ffffffffff601000 --xp" },
+};
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Every malformed maps file is refused, naming the line, before anything
+ * is written: the first mapping's present page makes no touch. */
 static void test_proc_bad_maps(void **state)
 {
+	static const uint32_t present[] = { 0x08048000 };
 	struct tr_import_stats st;
 	struct tr_writer *w;
-	char maps[128], pm[128], out[128], why[TR_WHY_SIZE];
-	FILE *f;
+	char maps[128], pm[128], out[128], why[TR_WHY_SIZE], want[600];
 
 	(void)state;
 	snprintf(maps, sizeof maps, "%s/bad.maps", tmpdir);
 	snprintf(pm, sizeof pm, "%s/pagemap", tmpdir);
 	snprintf(out, sizeof out, "%s/bad.trace", tmpdir);
-	f = fopen(maps, "w");
-	fprintf(f, "08048000-08049000 r-xp 0 0:0 0 /x\nnonsense\n");
-	fclose(f);
-	make_pagemap(pm, NULL, 0, 0x08048000);
+	make_pagemap(pm, present, 1, 0x08049000);
+	for (size_t i = 0; i < sizeof bad_maps / sizeof bad_maps[0]; i++) {
+		write_file(maps, bad_maps[i].maps, strlen(bad_maps[i].maps));
+		assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+		if (tr_import_proc_files(maps, pm, NULL, w, &st, why,
+		                         sizeof why) == 0)
+			fail_msg("accepted: %s", bad_maps[i].maps);
+		snprintf(want, sizeof want, "%s:%s", maps, bad_maps[i].want);
+		if (strncmp(why, want, strlen(want)) != 0)
+			fail_msg("for %s\nwanted '%s'\ngot    '%s'",
+			         bad_maps[i].maps, want, why);
+		assert_int_equal(tr_written(w), 0);
+		tr_finish(w, why, sizeof why);
+	}
+	/* A NUL byte. */
+	write_file(maps, "08048000-08049000 r-xp\0 0 0:0 0\n", 33);
 	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
 	assert_int_equal(tr_import_proc_files(maps, pm, NULL, w, &st, why,
 	                                      sizeof why), -1);
-	assert_non_null(strstr(why, "bad.maps:2: not a maps line"));
+	snprintf(want, sizeof want, "%s:1: a NUL byte in the line", maps);
+	assert_string_equal(why, want);
 	tr_finish(w, why, sizeof why);
 	/* A pagemap that ends before the mappings do. */
-	f = fopen(pm, "w");
-	fclose(f);
-	f = fopen(maps, "w");
-	fprintf(f, "08048000-08049000 r-xp 0 0:0 0 /x\n");
-	fclose(f);
+	write_file(pm, "", 0);
+	write_file(maps, "08048000-08049000 r-xp 0 0:0 0 /x\n", 34);
 	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
 	assert_int_equal(tr_import_proc_files(maps, pm, NULL, w, &st, why,
 	                                      sizeof why), -1);
-	assert_non_null(strstr(why, "the file ends there"));
+	snprintf(want, sizeof want, "%s: reading the entries of pages "
+	         "0x08048000..0x08048000 failed: the file ends there", pm);
+	assert_string_equal(why, want);
 	tr_finish(w, why, sizeof why);
+	/* Missing files. */
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	assert_int_equal(tr_import_proc_files(maps, "/nonexistent/pagemap",
+	                                      NULL, w, &st, why, sizeof why),
+	                 -1);
+	assert_string_equal(why, "/nonexistent/pagemap: No such file or "
+	                    "directory");
+	tr_finish(w, why, sizeof why);
+}
+
+/* A mapping may end at 3 GiB exactly; an empty maps file is a task that
+ * holds nothing. */
+static void test_proc_edges(void **state)
+{
+	static const uint32_t present[] = { 0xbffff000 };
+	static struct events e;
+	struct tr_import_stats st;
+	struct tr_writer *w;
+	char maps[128], pm[128], out[128], why[TR_WHY_SIZE];
+
+	(void)state;
+	snprintf(maps, sizeof maps, "%s/edge.maps", tmpdir);
+	snprintf(pm, sizeof pm, "%s/pagemap", tmpdir);
+	snprintf(out, sizeof out, "%s/edge.trace", tmpdir);
+	make_pagemap(pm, present, 1, 0xbfffe000);
+	write_file(maps, "bfffe000-c0000000 rw-p 0 0:0 0 [stack]", 38);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	if (tr_import_proc_files(maps, pm, "edge", w, &st, why,
+	                         sizeof why) != 0)
+		fail_msg("%s", why);
+	assert_int_equal(tr_finish(w, why, sizeof why), 0);
+	read_back(out, &e);
+	assert_int_equal(e.n, 6);
+	expect_touch(&e.v[2], 0xbfffe000, TR_ACC_WRITE, 0);   /* swapped */
+	expect_touch(&e.v[3], 0xbffff000, TR_ACC_WRITE, 0);
+	write_file(maps, "", 0);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	assert_int_equal(tr_import_proc_files(maps, pm, NULL, w, &st, why,
+	                                      sizeof why), 0);
+	assert_int_equal(tr_finish(w, why, sizeof why), 0);
+	read_back(out, &e);
+	assert_int_equal(e.n, 4);
+	assert_string_equal(e.v[0].name, "proc");
+}
+
+/* A directory as /proc/PID is: its comm names the task. */
+static void test_proc_dir(void **state)
+{
+	static const uint32_t present[] = { 0x08049000 };
+	static struct events e;
+	struct tr_import_stats st;
+	struct tr_writer *w;
+	char dir[128], path[160], out[128], why[TR_WHY_SIZE], want[300];
+
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/snap", tmpdir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof path, "%s/maps", dir);
+	write_file(path, "08048000-0804a000 r-xp 0 0:0 0 /x\n", 34);
+	snprintf(path, sizeof path, "%s/pagemap", dir);
+	make_pagemap(path, present, 1, 0x08048000);
+	snprintf(path, sizeof path, "%s/comm", dir);
+	write_file(path, "my prog\n", 8);
+	snprintf(out, sizeof out, "%s/dir.trace", tmpdir);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	if (tr_import_proc_dir(dir, NULL, w, &st, why, sizeof why) != 0)
+		fail_msg("%s", why);
+	assert_int_equal(tr_finish(w, why, sizeof why), 0);
+	read_back(out, &e);
+	assert_string_equal(e.v[0].name, "my_prog");
+	expect_touch(&e.v[2], 0x08048000, TR_ACC_EXEC, 0);
+	expect_touch(&e.v[3], 0x08049000, TR_ACC_EXEC, 0);
+	assert_int_equal(e.n, 6);
+	/* Not a directory; no directory. */
+	assert_int_equal(tr_import_proc_dir(path, NULL, NULL, &st, why,
+	                                    sizeof why), -1);
+	snprintf(want, sizeof want, "%s: not a directory (/proc/PID, or one "
+	         "holding a copy of its maps and pagemap)", path);
+	assert_string_equal(why, want);
+	assert_int_equal(tr_import_proc_dir("/nonexistent", NULL, NULL, &st,
+	                                    why, sizeof why), -1);
+	assert_string_equal(why, "/nonexistent: No such file or directory");
 }
 
 int main(void)
@@ -513,6 +655,8 @@ int main(void)
 		cmocka_unit_test(test_proc_i386_snapshot),
 		cmocka_unit_test(test_proc_refuses_64_bit),
 		cmocka_unit_test(test_proc_bad_maps),
+		cmocka_unit_test(test_proc_edges),
+		cmocka_unit_test(test_proc_dir),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

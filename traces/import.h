@@ -60,8 +60,17 @@ int tr_import_lackey(FILE *in, const char *in_name, const char *name,
 int tr_import_proc(int pid, const char *name, struct tr_writer *w,
                    struct tr_import_stats *st, char *why, size_t why_len);
 
+/* The same from a directory holding maps, pagemap and (optionally) comm:
+ * /proc/PID itself, or a snapshot copied from it or made by hand (a
+ * process run by qemu-i386, whose own /proc files are 64-bit). */
+int tr_import_proc_dir(const char *dir, const char *name,
+                       struct tr_writer *w, struct tr_import_stats *st,
+                       char *why, size_t why_len);
+
 /* The same from files: a maps text and a pagemap (64-bit entries indexed
- * by virtual page number), for tests and for snapshots taken elsewhere. */
+ * by virtual page number), for tests and for snapshots taken elsewhere.
+ * maps is read once, whole, and checked (every line well formed, in
+ * address order, below 3 GiB) before the first event is written. */
 int tr_import_proc_files(const char *maps_path, const char *pagemap_path,
                          const char *name, struct tr_writer *w,
                          struct tr_import_stats *st, char *why,
