@@ -6,6 +6,8 @@
  * - amd64-true.lackey: lackey's log of a 64-bit /bin/true, refused;
  * - i386-busybox.maps: /proc/self/maps as an i386 busybox saw it (under
  *   qemu-i386 -R 0xC0000000), with a pagemap made here;
+ * - i386-busybox-sh.maps and .pagemap: a whole snapshot, maps and the
+ *   present pages, of an i386 busybox sh asleep (under qemu-i386);
  * and on small made-up inputs for what real ones rarely show (accesses
  * straddling pages, writes after reads, every malformed line).
  */
@@ -446,6 +448,72 @@ static void test_proc_i386_snapshot(void **state)
 	assert_int_equal(st.lines, 8);
 }
 
+/*
+ * A real snapshot: i386-busybox-sh.maps is what an i386 busybox sh, asleep
+ * under qemu-i386, read of its own /proc/self/maps; i386-busybox-sh.pagemap
+ * lists the runs of present pages the host's pagemap held for it then, as
+ * "VA PAGES ENTRY" (traces/regenerate-samples.sh, KPSIM_TESTDATA).  The
+ * counts below were made by hand from those two files.
+ */
+static void test_proc_real_snapshot(void **state)
+{
+	static struct events e;
+	struct tr_import_stats st;
+	struct tr_writer *w;
+	char pm[128], out[128], why[TR_WHY_SIZE];
+	unsigned va, pages, acc[8] = { 0 };
+	unsigned long long ent;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	/* The excerpt, back to a pagemap: a sparse file of 3 GiB's entries. */
+	snprintf(pm, sizeof pm, "%s/pagemap", tmpdir);
+	fd = open(pm, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)(0xC0000000ull >> 12) * 8), 0);
+	f = fopen(DATA_DIR "/i386-busybox-sh.pagemap", "r");
+	assert_non_null(f);
+	while (fscanf(f, "%x %u %llx", &va, &pages, &ent) == 3)
+		for (unsigned i = 0; i < pages; i++)
+			assert_int_equal(pwrite(fd, &ent, 8, (off_t)((va >> 12)
+			                        + i) * 8), 8);
+	assert_true(feof(f));
+	fclose(f);
+	close(fd);
+
+	snprintf(out, sizeof out, "%s/real.trace", tmpdir);
+	assert_int_equal(tr_create(out, &w, why, sizeof why), 0);
+	if (tr_import_proc_files(DATA_DIR "/i386-busybox-sh.maps", pm, NULL,
+	                         w, &st, why, sizeof why) != 0)
+		fail_msg("%s", why);
+	assert_int_equal(tr_finish(w, why, sizeof why), 0);
+	read_back(out, &e);
+	assert_string_equal(e.v[0].name, "proc");
+	assert_int_equal(st.lines, 8);
+	assert_int_equal(st.pages, 401);
+	assert_int_equal(e.n, 401 + 4);
+	/* In address order, each page once. */
+	for (size_t i = 3; i < 2 + 401; i++)
+		assert_true(e.v[i].va > e.v[i - 1].va);
+	for (size_t i = 2; i < 2 + 401; i++)
+		acc[e.v[i].access]++;
+	/* qemu shows busybox's text r--p (one host mapping, the rights of
+	 * its first page), its relro r--p; then the data, brk and stack rw;
+	 * the signal trampoline r-x. */
+	assert_int_equal(acc[TR_ACC_READ], 160 + 32 * 3 + 128 + 2 + 2);
+	assert_int_equal(acc[TR_ACC_WRITE], 2 + 5 + 1 + 2 + 2);
+	assert_int_equal(acc[TR_ACC_EXEC], 1);
+	expect_touch(&e.v[2], 0x08048000, TR_ACC_READ, 0);
+	expect_touch(&e.v[2 + 160 + 96 + 128 + 3], 0x0823d000, TR_ACC_READ,
+	             0);
+	expect_touch(&e.v[2 + 160 + 96 + 128 + 4], 0x0823e000, TR_ACC_WRITE,
+	             0);
+	expect_touch(&e.v[2 + 398], 0x3ffff000, TR_ACC_EXEC, 0);
+	expect_touch(&e.v[2 + 399], 0x407ff000, TR_ACC_WRITE, 0);
+	expect_touch(&e.v[2 + 400], 0x40800000, TR_ACC_WRITE, 0);
+}
+
 /* This test itself is a 64-bit process: refused, naming a mapping. */
 static void test_proc_refuses_64_bit(void **state)
 {
@@ -653,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_lackey_two_processes),
 		cmocka_unit_test(test_lackey_refusals),
 		cmocka_unit_test(test_proc_i386_snapshot),
+		cmocka_unit_test(test_proc_real_snapshot),
 		cmocka_unit_test(test_proc_refuses_64_bit),
 		cmocka_unit_test(test_proc_bad_maps),
 		cmocka_unit_test(test_proc_edges),
