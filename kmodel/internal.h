@@ -304,6 +304,7 @@ struct km {
 	km_kpager_t reply[KM_REPLY_DEPTH];
 	uint32_t nreply;
 	uint64_t aborts;
+	uint64_t pager_cycles;          /* km_stats' */
 	uint8_t order[8];               /* km_set_request_order, once */
 	uint32_t norder;
 	uint32_t in_callback;           /* a kpager's callback is running */

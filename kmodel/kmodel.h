@@ -728,6 +728,10 @@ struct km_stats {
 	uint32_t sigma0_free;           /* frames sigma0 has not mapped */
 	uint64_t kfaults, ufaults, denied;
 	uint64_t aborts;                /* operations aborted as deadlocks */
+	uint64_t pager_cycles;          /* the default pager's provisioning:
+	                                 * cycles it spent taking chunks of
+	                                 * frames from sigma0, inside the
+	                                 * faults that found its pool dry */
 };
 void km_stats(const struct km *km, struct km_stats *out);
 

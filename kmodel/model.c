@@ -270,4 +270,5 @@ void km_stats(const struct km *km, struct km_stats *out)
 	out->ufaults = km->ufaults;
 	out->denied = km->denied;
 	out->aborts = km->aborts;
+	out->pager_cycles = km->pager_cycles;
 }

@@ -92,7 +92,7 @@ static int dp_alloc(struct km *km, uint32_t *vpn)
 	 * kernel allocations are not charged to the fault's record. */
 	{
 		struct km_fault_rec *rec = km->cur_rec;
-		uint64_t parent = km->op_parent;
+		uint64_t parent = km->op_parent, t0 = km->now;
 
 		km->cur_rec = NULL;
 		km->op_parent = 0;
@@ -100,6 +100,7 @@ static int dp_alloc(struct km *km, uint32_t *vpn)
 		                    km->dp_top << KM_PAGE_SHIFT, chunk, KM_RWX);
 		km->cur_rec = rec;
 		km->op_parent = parent;
+		km->pager_cycles += km->now - t0;
 	}
 	if (err != KM_OK)
 		return err;

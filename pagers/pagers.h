@@ -72,6 +72,18 @@ extern const struct kp_ops kp_clock_typed_ops;
  */
 extern const struct kp_ops kp_pinned_ops;
 
+/*
+ * chaos: wraps another policy (over=fcfs|quota|ws|clock-typed|pinned,
+ * default fcfs; the arguments it does not know go to that one) and, from
+ * seed=N, revokes its lent pages at random at kernel page faults
+ * (revoke=per mille, default 100), discarding the form discard= per mille
+ * of those times (250), and scribbles on forms before it gives them back
+ * (scribble= per mille of restores, 100).  A test of the kernel: found by
+ * kp_find("chaos"), not listed by kp_names.  It reports what it did on
+ * stderr when it ends.
+ */
+extern const struct kp_ops kp_chaos_ops;
+
 /* The built-in policy called `name` ("fcfs", ...), or NULL. */
 const struct kp_ops *kp_find(const char *name);
 

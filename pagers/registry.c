@@ -10,12 +10,14 @@
 
 static const struct kp_ops *const builtin[] = {
 	&kp_fcfs_ops, &kp_quota_ops, &kp_ws_ops, &kp_clock_typed_ops,
-	&kp_pinned_ops,
+	&kp_pinned_ops, &kp_chaos_ops,
 };
 static const char *const builtin_names[] = {
 	"fcfs", "quota", "ws", "clock-typed", "pinned", NULL
 };
 
+/* chaos is found by name but not listed: it is a test of the kernel, not
+ * a policy to compare. */
 #define NBUILTIN (sizeof builtin / sizeof builtin[0])
 
 const struct kp_ops *kp_find(const char *name)

@@ -180,7 +180,11 @@ static int add_policy(struct opts *o, const char *spec)
 		fprintf(stderr, "kpsim compare: policy %s: %s\n", spec, why);
 		return -1;
 	}
-	snprintf(p->label, sizeof p->label, "%s", spec);
+	/* A shared object is labelled by its file's name. */
+	if (p->pol.dl != NULL && strrchr(spec, '/') != NULL)
+		snprintf(p->label, sizeof p->label, "%s", strrchr(spec, '/') + 1);
+	else
+		snprintf(p->label, sizeof p->label, "%s", spec);
 	o->npol++;
 	return 0;
 }

@@ -65,9 +65,18 @@ void progress_end(struct progress *p)
 	p->shown = false;
 }
 
+struct sink {
+	FILE *csv;
+	struct revocations rv;
+};
+
 static void on_fault(void *ctx, const struct km_fault_rec *r)
 {
-	faults_csv_row(ctx, r);
+	struct sink *s = ctx;
+
+	if (s->csv != NULL)
+		faults_csv_row(s->csv, r);
+	revocations_count(&s->rv, r);
 }
 
 /* As kpsim run: did every task end, with status 0? */
@@ -81,8 +90,8 @@ static bool all_ended_ok(const struct tr_replay *r)
 	return true;
 }
 
-static void report(struct tr_replay *r, bool json, const char *error,
-                   const char *check)
+static void report(struct tr_replay *r, const struct revocations *rv,
+                   bool json, const char *error, const char *check)
 {
 	struct tr_replay_stats st;
 	const struct tr_task_result *t;
@@ -119,6 +128,7 @@ static void report(struct tr_replay *r, bool json, const char *error,
 	rep.task = task;
 	rep.ntask = n;
 	rep.mark = tr_replay_markers(r, &rep.nmark);
+	rep.rv = *rv;
 	rep.check = check;
 	rep.error = error;
 	rep.replay = true;
@@ -144,7 +154,7 @@ int kpsim_replay(int argc, char **argv)
 	struct tr_reader *in = NULL;
 	struct tr_event ev;
 	struct progress prog;
-	FILE *csv = NULL;
+	struct sink sink = { NULL, { 0 } };
 	char why[TR_WHY_SIZE], check[256] = "ok";
 	const char *error = NULL;
 	int c, mine, got, rc = 2;
@@ -180,17 +190,15 @@ int kpsim_replay(int argc, char **argv)
 		goto out;
 	}
 	if (o.faults_path != NULL &&
-	    (csv = faults_csv_open(o.faults_path, "kpsim replay")) == NULL)
+	    (sink.csv = faults_csv_open(o.faults_path, "kpsim replay")) == NULL)
 		goto out;
 	cfg = tr_replay_config_default(o.frames);
 	cfg.kmem = o.kmem;
 	cfg.kpager = o.policy.ops;
 	cfg.kpager_args = o.policy.args;
 	cfg.costs = o.costs;
-	if (csv != NULL) {
-		cfg.sink = on_fault;
-		cfg.sink_ctx = csv;
-	}
+	cfg.sink = on_fault;
+	cfg.sink_ctx = &sink;
 	if (tr_replay_create(&cfg, &r, why, sizeof why) != 0) {
 		fprintf(stderr, "kpsim replay: %s\n", why);
 		goto out;
@@ -212,10 +220,10 @@ int kpsim_replay(int argc, char **argv)
 	tr_replay_finish(r);
 	if (!km_check(tr_replay_model(r), check, sizeof check) && error == NULL)
 		error = "the model's invariants broke";
-	report(r, o.json, error, check);
+	report(r, &sink.rv, o.json, error, check);
 	rc = error == NULL && all_ended_ok(r) ? 0 : 1;
 out:
-	if (csv != NULL && fclose(csv) != 0) {
+	if (sink.csv != NULL && fclose(sink.csv) != 0) {
 		fprintf(stderr, "kpsim replay: writing %s failed\n",
 		        o.faults_path);
 		rc = 1;

@@ -194,6 +194,22 @@ void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+void revocations_count(struct revocations *v, const struct km_fault_rec *r)
+{
+	if (r->kind == KM_FK_REVOKE) {
+		v->revoked++;
+		v->discarded += r->decision == KM_D_DISCARDED;
+		return;
+	}
+	if (r->kind != KM_FK_KERNEL && r->kind != KM_FK_KPOOL)
+		return;
+	v->restored += r->decision == KM_D_RESTORED;
+	v->rebuilt += r->decision == KM_D_REBUILT;
+	v->refused += r->decision == KM_D_REJECTED;
+	v->lost += r->decision == KM_D_LOST;
+	v->stopped += r->decision == KM_D_STOPPED;
+}
+
 void report_text(FILE *f, const struct report *r)
 {
 	fprintf(f, "\nkpsim: %" PRIu64 " cycles: %" PRIu64 " guest "
@@ -207,6 +223,13 @@ void report_text(FILE *f, const struct report *r)
 	if (r->replay)
 		fprintf(f, "replay: %" PRIu64 " events, %" PRIu64 " skipped "
 		        "(of tasks a fault ended)\n", r->events, r->skipped);
+	if (r->rv.revoked > 0)
+		fprintf(f, "revoked kernel pages: %" PRIu64 " revocations (%"
+		        PRIu64 " forms discarded); back: %" PRIu64 " restored, %"
+		        PRIu64 " rebuilt, %" PRIu64 " empty; %" PRIu64 " forms "
+		        "refused, %" PRIu64 " threads stopped\n", r->rv.revoked,
+		        r->rv.discarded, r->rv.restored, r->rv.rebuilt, r->rv.lost,
+		        r->rv.refused, r->rv.stopped);
 	fprintf(f, "kernel pages each task held at most, by Figure 2's "
 	        "groups: P page tables,\nN node tables, M mapping database, "
 	        "U UTCBs, K KTCBs\n");
@@ -243,6 +266,12 @@ void report_json(FILE *f, const struct report *r)
 	if (r->replay)
 		fprintf(f, ", \"events\": %" PRIu64 ", \"skipped\": %" PRIu64,
 		        r->events, r->skipped);
+	fprintf(f, ", \"revocations\": %" PRIu64 ", \"forms_discarded\": %"
+	        PRIu64 ", \"restored\": %" PRIu64 ", \"rebuilt\": %" PRIu64
+	        ", \"came_back_empty\": %" PRIu64 ", \"forms_refused\": %"
+	        PRIu64 ", \"threads_stopped\": %" PRIu64, r->rv.revoked,
+	        r->rv.discarded, r->rv.restored, r->rv.rebuilt, r->rv.lost,
+	        r->rv.refused, r->rv.stopped);
 	fprintf(f, ", \"tasks\": [");
 	for (size_t i = 0; i < r->ntask; i++) {
 		const struct report_task *t = &r->task[i];

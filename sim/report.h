@@ -83,6 +83,15 @@ struct report_task {
 	struct km_task_stats st;
 };
 
+/* What became of revoked kernel pages, counted from the fault records. */
+struct revocations {
+	uint64_t revoked, discarded;    /* revocations; their forms dropped */
+	uint64_t restored, rebuilt;     /* came back from the form; rebuilt */
+	uint64_t refused;               /* a form the kernel refused */
+	uint64_t lost, stopped;         /* came back empty; a thread stopped */
+};
+void revocations_count(struct revocations *v, const struct km_fault_rec *r);
+
 struct report {
 	uint64_t cycles, guest_insns, guest_cycles, syscalls, ipcs;
 	struct km_stats ks;
@@ -92,6 +101,7 @@ struct report {
 	size_t nmark;
 	const char *check;              /* km_check's verdict */
 	const char *error;              /* why the run stopped, or NULL */
+	struct revocations rv;
 	bool replay;                    /* a replay: events and skipped */
 	uint64_t events, skipped;
 };

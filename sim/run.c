@@ -100,6 +100,7 @@ static struct sim_elf *load_program(struct images *im, const char *path)
 struct records {
 	struct fault_log log;
 	FILE *csv;
+	struct revocations rv;
 };
 
 static void on_fault(void *ctx, const struct km_fault_rec *r)
@@ -108,6 +109,7 @@ static void on_fault(void *ctx, const struct km_fault_rec *r)
 
 	if (rs->csv != NULL)
 		faults_csv_row(rs->csv, r);
+	revocations_count(&rs->rv, r);
 	fault_log_add(&rs->log, r);
 }
 
@@ -229,8 +231,8 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 /* ---- Reports ---------------------------------------------------------------- */
 
 /* The report of a machine's run. */
-static void report(struct sim_machine *m, bool json, const char *error,
-                   const char *check)
+static void report(struct sim_machine *m, const struct revocations *rv,
+                   bool json, const char *error, const char *check)
 {
 	struct sim_machine_stats st;
 	struct report_task task[256];
@@ -268,6 +270,7 @@ static void report(struct sim_machine *m, bool json, const char *error,
 		        mk[i].fault_seq, mk[i].task, mk[i].thread };
 	r.task = task;
 	r.mark = mark;
+	r.rv = *rv;
 	r.check = check;
 	r.error = error;
 	if (json)
@@ -443,7 +446,8 @@ int kpsim_run(int argc, char **argv)
 		fflush(o.mc.out);
 		/* The model's invariants after the guests, as the demo shows. */
 		ok = km_check(sim_machine_model(m), check, sizeof check);
-		report(m, o.mo.json, err == SIM_OK ? NULL : why, check);
+		report(m, &rs.rv, o.mo.json, err == SIM_OK ? NULL : why,
+		       check);
 		rc = err == SIM_OK && ok ? all_exited_ok(m) : 1;
 	}
 	sim_machine_destroy(m);

@@ -646,6 +646,16 @@ static bool gone(const struct tr_replay *r, const struct tr_event *ev)
 	}
 }
 
+/* The default pager's provisioning so far: its time, not the faulting
+ * task's, though it happens inside that task's fault. */
+static uint64_t pager_cycles(const struct tr_replay *r)
+{
+	struct km_stats st;
+
+	km_stats(r->km, &st);
+	return st.pager_cycles;
+}
+
 /* The trace task an event is charged to. */
 static uint32_t owner(const struct tr_replay *r, const struct tr_event *ev)
 {
@@ -699,7 +709,7 @@ int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
 static int process(struct tr_replay *r, const struct tr_event *ev,
                    char *why, size_t why_len)
 {
-	uint64_t t0 = km_now(r->km), div0 = r->diverted, now;
+	uint64_t t0 = km_now(r->km), div0 = r->diverted + pager_cycles(r), now;
 	struct tr_task_result *res;
 	uint32_t pages = 0;
 	int err = 0;
@@ -777,7 +787,7 @@ static int process(struct tr_replay *r, const struct tr_event *ev,
 	if (r->nchanged > 0)
 		take_peaks(r);
 	if ((res = result_of(r, owner(r, ev))) != NULL) {
-		res->cycles += now - t0 - (r->diverted - div0);
+		res->cycles += now - t0 - (r->diverted + pager_cycles(r) - div0);
 		res->last = now;
 	}
 	if (r->cfg.sample_every != 0 && now >= r->next_sample)
