@@ -33,9 +33,16 @@ static void make_pagemap(const char *path)
 	close(fd);
 }
 
+static char maps[64], pagemap[64], out[64];
+
+/* The 6 MiB pagemap must not outlive the run. */
+static void remove_pagemap(void)
+{
+	unlink(pagemap);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char maps[64], pagemap[64], out[64];
 	struct tr_import_stats st;
 	struct tr_writer *w;
 	struct tr_reader *rd;
@@ -52,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(out, sizeof out, "/tmp/kpsim-fuzz-proc-%d.trace",
 		         pid);
 		make_pagemap(pagemap);
+		atexit(remove_pagemap);
 	}
 	if ((f = fopen(maps, "w")) == NULL ||
 	    fwrite(data, 1, size, f) != size || fclose(f) != 0)
