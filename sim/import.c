@@ -10,12 +10,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void import_usage(FILE *out)
 {
 	fprintf(out,
 	"usage: kpsim import lackey LOG [-o TRACE] [--name NAME]\n"
-	"       kpsim import proc PID [-o TRACE] [--name NAME]\n\n"
+	"       kpsim import proc PID|DIR [-o TRACE] [--name NAME]\n\n"
 	"Makes a trace (traces/FORMAT.md) of a real program: one task, one\n"
 	"thread, a touch at the first access to each page.\n\n"
 	"  lackey LOG   the log of valgrind --tool=lackey --trace-mem=yes\n"
@@ -23,7 +24,11 @@ static void import_usage(FILE *out)
 	"               setarch i386 -3 -R (so every address is below\n"
 	"               0xC0000000); '-' reads standard input\n"
 	"  proc PID     the pages a running IA-32 process has now\n"
-	"               (/proc/PID/maps and /proc/PID/pagemap)\n\n"
+	"               (/proc/PID/maps and /proc/PID/pagemap)\n"
+	"  proc DIR     the same from a directory holding maps, pagemap\n"
+	"               and (optionally) comm: a snapshot kept or made\n"
+	"               elsewhere (traces/regenerate-samples.sh makes one\n"
+	"               of a process run by qemu-i386)\n\n"
 	"options:\n"
 	"  -o, --output TRACE  where to write (default standard output;\n"
 	"                      gzip if the name ends in .gz)\n"
@@ -43,7 +48,7 @@ int kpsim_import(int argc, char **argv)
 	struct tr_import_stats st;
 	struct tr_writer *w = NULL;
 	char why[TR_WHY_SIZE], line[200];
-	int c, rc;
+	int c, rc, proc_pid = 0;
 
 	optind = 1;
 	opterr = 0;
@@ -74,7 +79,9 @@ int kpsim_import(int argc, char **argv)
 	}
 	what = argv[optind];
 	src = argv[optind + 1];
-	if (strcmp(what, "proc") == 0) {
+	/* Is a proc source a process id (all digits) or a directory? */
+	if (strcmp(what, "proc") == 0 && src[strspn(src, "0123456789")] ==
+	    '\0') {
 		char *end;
 		long pid;
 
@@ -83,6 +90,15 @@ int kpsim_import(int argc, char **argv)
 		if (errno || *end || end == src || pid <= 0 || pid > 4194304) {
 			fprintf(stderr, "kpsim import: proc: '%s' is not a "
 			        "process id\n", src);
+			return 2;
+		}
+		proc_pid = (int)pid;
+	} else if (strcmp(what, "proc") == 0) {
+		struct stat sb;
+
+		if (stat(src, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "kpsim import: proc: '%s' is neither a "
+			        "process id nor a directory\n", src);
 			return 2;
 		}
 	}
@@ -109,7 +125,9 @@ int kpsim_import(int argc, char **argv)
 		if (in != stdin)
 			fclose(in);
 	} else {
-		rc = tr_import_proc(atoi(src), name, w, &st, why, sizeof why);
+		rc = proc_pid > 0 ? tr_import_proc(proc_pid, name, w, &st, why,
+		                                   sizeof why) :
+		     tr_import_proc_dir(src, name, w, &st, why, sizeof why);
 	}
 	if (rc != 0) {
 		fprintf(stderr, "kpsim import: %s\n", why);
