@@ -991,10 +991,15 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 	int err;
 
 	for (uint64_t v = first; v < end; v = unmap_step(km, task, (uint32_t)v)) {
-		if (task != KM_SIGMA0) {
+		/* A node table is brought back (and marked used) once, at the
+		 * first of its entries the walk meets: nothing in the walk
+		 * sends it out again, and a loss ends the walk (KM_ERETRY). */
+		if (task != KM_SIGMA0 && (v == first || (v & 0x3ffu) == 0)) {
 			err = km_recv_find(km, task, (uint32_t)v, &x.slot);
 			if (err != KM_OK)
 				return err;
+		} else if (task != KM_SIGMA0) {
+			x.slot = km_recv_at(km, task, (uint32_t)v);
 		}
 		if (unmap_node(km, task, (uint32_t)v, &x) &&
 		    (err = km_subtree_prepare(km, x.task, x.slot, true,
