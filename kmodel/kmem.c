@@ -110,8 +110,9 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 
 void km_pages_free(struct km_pages *p)
 {
-	for (uint32_t i = 0; i < p->cap; i++)
-		km_outmeta_free(p, i);
+	for (uint32_t i = 0; p->meta != NULL && i < p->cap; i++)
+		if (p->meta[i] != NULL)
+			free(p->meta[i]);
 	free(p->meta);
 	free(p->pfn);
 	free(p->gen);
@@ -561,12 +562,17 @@ void km_task_free_kpages(struct km *km, km_task_t t)
 	struct km_task *tk = &km->task[t];
 
 	for (int type = KM_KT_COUNT - 1; type >= 0; type--) {
+		/* Most of a task's 768 table slots are empty: the array is
+		 * read directly, and only a page that is there is visited. */
 		for (uint32_t i = tk->page[type].len; i-- > 0;) {
+			km_pfn_t p = tk->page[type].pfn[i];
 			struct km_kpage kp = { t, (enum km_ktype)type, i };
 
-			if (km_kpage_pfn(km, kp) != KM_NO_PFN)
+			if (p == KM_NO_PFN)
+				continue;
+			if (km_present(p))
 				km_kpage_free(km, kp);
-			else if (km_kpage_is_out(km, kp))
+			else
 				km_kpage_forget(km, kp);
 		}
 	}

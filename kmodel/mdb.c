@@ -979,6 +979,22 @@ static uint32_t unmap_step(const struct km *km, km_task_t task, uint32_t vpn)
 	return vpn + 1;
 }
 
+/* The entries of task t's node table for directory slot pde, if it is in;
+ * read afresh after anything that may move or change it. */
+static const uint32_t *nt_words(const struct km *km, km_task_t t,
+                                uint32_t pde)
+{
+	km_pfn_t nt = KM_NT(&km->task[t], pde);
+
+	return km_present(nt) ? km_words(km, nt) : NULL;
+}
+
+/* The receiver slot a node-table entry names, or KM_NONE. */
+static uint32_t nte_recv(uint32_t nte)
+{
+	return nte == KM_NTE_NONE || nte == KM_NTE_UTCB ? KM_NONE : nte - 1;
+}
+
 /*
  * Validates an unmap of pages [first, end) of `task`: brings back every
  * revoked page it will touch, and refuses (KM_EBUSY) if it would take away
@@ -987,24 +1003,41 @@ static uint32_t unmap_step(const struct km *km, km_task_t task, uint32_t vpn)
 static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
                          uint64_t end)
 {
-	struct node x;
 	int err;
 
-	for (uint64_t v = first; v < end; v = unmap_step(km, task, (uint32_t)v)) {
-		/* A node table is brought back (and marked used) once, at the
-		 * first of its entries the walk meets: nothing in the walk
-		 * sends it out again, and a loss ends the walk (KM_ERETRY). */
-		if (task != KM_SIGMA0 && (v == first || (v & 0x3ffu) == 0)) {
-			err = km_recv_find(km, task, (uint32_t)v, &x.slot);
-			if (err != KM_OK)
+	if (task == KM_SIGMA0) {
+		for (uint64_t v = first; v < end; v++)
+			if (!km->frame[v].pool &&
+			    (err = km_subtree_prepare(km, KM_SIGMA0, (uint32_t)v,
+			                              true, KM_SIGMA0)) != KM_OK)
 				return err;
-		} else if (task != KM_SIGMA0) {
-			x.slot = km_recv_at(km, task, (uint32_t)v);
-		}
-		if (unmap_node(km, task, (uint32_t)v, &x) &&
-		    (err = km_subtree_prepare(km, x.task, x.slot, true,
-		                              KM_SIGMA0)) != KM_OK)
+		return KM_OK;
+	}
+	/* One node table at a time, its entries read in place: a task's
+	 * walk covers 768 tables' worth of pages, most of them empty. */
+	for (uint64_t v = first, stop; v < end; v = stop) {
+		uint32_t pde = (uint32_t)(v >> 10), slot;
+
+		stop = ((uint64_t)pde + 1) << 10;
+		if (stop > end)
+			stop = end;
+		if (KM_NT(&km->task[task], pde) == KM_NO_PFN)
+			continue;
+		/* A node table is brought back (and marked used) once, before
+		 * its first entry: nothing in the walk sends it out again,
+		 * and a loss ends the walk (KM_ERETRY). */
+		if ((err = km_recv_find(km, task, (uint32_t)v, &slot)) != KM_OK)
 			return err;
+		for (uint64_t u = v; u < stop; u++) {
+			const uint32_t *w = nt_words(km, task, pde);
+
+			KM_ASSERT(w != NULL);
+			slot = nte_recv(w[u & 0x3ffu]);
+			if (slot != KM_NONE &&
+			    (err = km_subtree_prepare(km, task, slot, true,
+			                              KM_SIGMA0)) != KM_OK)
+				return err;
+		}
 	}
 	return KM_OK;
 }
@@ -1069,8 +1102,12 @@ int km_unmap_all(struct km *km, km_task_t t)
 		if (!km_present(KM_NT(tk, pde)))
 			continue;
 		for (uint32_t i = 0; i < 1024; i++) {
-			struct node x = { t, km_recv_at(km, t, (pde << 10) | i) };
+			const uint32_t *w = nt_words(km, t, pde);
+			struct node x;
 
+			KM_ASSERT(w != NULL);
+			x.task = t;
+			x.slot = nte_recv(w[i]);
 			if (x.slot != KM_NONE)
 				remove_subtree(km, x, true);
 		}
