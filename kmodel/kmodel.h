@@ -252,6 +252,10 @@ struct km_config {
 	bool unordered;         /* request an operation's kernel pages in the
 	                         * order it lists them, not in hierarchy order
 	                         * (to show what the ordering prevents) */
+	bool no_user_data;      /* nothing reads the bytes of user pages (a
+	                         * replay): the default pager is charged for
+	                         * zeroing a page it hands out, but does not
+	                         * write it.  Kernel pages are made as always. */
 };
 
 /* A configuration with sensible defaults for `frames` frames. */

@@ -306,7 +306,8 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 			km_pfn_t pfn = km_part(km, km->defpager, slot)->r.pfn;
 
 			/* The pager hands out zeroed memory. */
-			memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
+			if (!km->cfg.no_user_data)
+				memset(km_fp(km, pfn), 0, KM_PAGE_SIZE);
 			km_charge(km, KM_C_ZERO_FRAME);
 			km_charge(km, KM_C_REPLY_IPC);
 			err = km_map_one(km, km->defpager, vpn, th->task,

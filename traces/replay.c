@@ -249,6 +249,7 @@ int tr_replay_create(const struct tr_replay_config *cfg,
 		kc.kpool_frames = cfg->kpool_frames;
 	kc.key_seed = 1;
 	kc.phys_base = 0xC0000000u;     /* SIM_PHYS_BASE_DEFAULT */
+	kc.no_user_data = true;         /* no program runs: nobody reads */
 	if (km_create(&kc, &r->km, why, why_len) != KM_OK) {
 		if (why[0] == '\0')
 			snprintf(why, why_len, "the kernel model cannot be "
