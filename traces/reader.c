@@ -147,7 +147,7 @@ static int split(const char *s, const char *e, struct field *f)
 static int parse_u64(const struct field *f, uint64_t max, uint64_t *out)
 {
 	const char *s = f->s, *e = f->s + f->n;
-	uint64_t v = 0;
+	uint64_t v = 0, lim;
 	unsigned base = 10;
 
 	if (f->n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
@@ -156,6 +156,9 @@ static int parse_u64(const struct field *f, uint64_t max, uint64_t *out)
 	}
 	if (s == e)
 		return -1;
+	/* v <= lim keeps v * base from overflowing: one division a number,
+	 * not one a digit (this loop is most of the parse). */
+	lim = base == 16 ? max >> 4 : max / 10;
 	for (; s < e; s++) {
 		unsigned d;
 
@@ -167,7 +170,7 @@ static int parse_u64(const struct field *f, uint64_t max, uint64_t *out)
 			d = (unsigned)(*s - 'A' + 10);
 		else
 			return -1;
-		if (v > (max - d) / base)
+		if (v > lim || v * base > max - d)
 			return -2;
 		v = v * base + d;
 	}
