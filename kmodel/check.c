@@ -672,6 +672,33 @@ static bool check_reach(const struct km *km, uint64_t recvs, char *why,
 	return true;
 }
 
+/* Does each task's count of the other tasks' threads it pages hold? */
+static bool check_pagees(const struct km *km, char *why, size_t why_len)
+{
+	uint32_t *n = calloc(km->cfg.max_tasks, sizeof *n);
+
+	if (n == NULL)
+		FAIL("out of host memory for the check");
+	for (km_thread_t i = 1; i < km->cfg.max_threads; i++) {
+		const struct km_thread *th = &km->thread[i];
+
+		if (th->live && th->pager != th->task &&
+		    th->pager < km->cfg.max_tasks)
+			n[th->pager]++;
+	}
+	for (km_task_t t = 0; t < km->cfg.max_tasks; t++) {
+		if (km->task[t].live && n[t] != km->task[t].pagees) {
+			snprintf(why, why_len, "task %u: pager of %u threads of "
+			         "other tasks, the count says %u", t, n[t],
+			         km->task[t].pagees);
+			free(n);
+			return false;
+		}
+	}
+	free(n);
+	return true;
+}
+
 bool km_check(const struct km *km, char *why, size_t why_len)
 {
 	uint64_t pages = 0, recvs = 0;
@@ -716,10 +743,14 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 		    th->utcb >= km->task[th->task].utcb_cap ||
 		    km->task[th->task].utcb_slot[th->utcb] != i)
 			FAIL("thread %u: its task does not hold it", i);
+		if (th->pager != th->task && !km_task_get(km, th->pager))
+			FAIL("thread %u: its pager %u is gone", i, th->pager);
 	}
 	if (nthreads != km->nthreads)
 		FAIL("%u threads live, the count says %u", nthreads,
 		     km->nthreads);
+	if (!check_pagees(km, why, why_len))
+		return false;
 	for (km_kpager_t k = 1; k < km->nkpagers; k++) {
 		const struct km_kpager *kp = &km->kpager[k];
 		uint32_t clients = 0, lent = 0;

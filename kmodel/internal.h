@@ -218,6 +218,8 @@ struct km_task {
 	km_thread_t *ktcb_slot;         /* thread per KTCB slot */
 	uint32_t ktcb_cap;
 	uint32_t nthreads;
+	uint32_t pagees;                /* live threads of other tasks whose
+	                                 * pager this task is */
 	uint32_t nmappings;             /* receiver parts (user pages mapped) */
 	uint32_t kpagers;               /* kpagers running in this task */
 	uint64_t kfaults, ufaults;

@@ -492,6 +492,10 @@ int km_thread_create(struct km *km, km_task_t task, km_task_t pager,
                      km_thread_t *id);
 /* Deletes a thread and frees its slots. KM_ENOTHREAD. */
 int km_thread_destroy(struct km *km, km_thread_t thread);
+/* Task t's live threads in ascending id order, at most `cap` of them into
+ * out; returns how many it has (0 for no such task). */
+uint32_t km_task_threads(const struct km *km, km_task_t t, km_thread_t *out,
+                         uint32_t cap);
 
 enum km_thread_state {
 	KM_TS_READY = 1,        /* may run */

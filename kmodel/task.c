@@ -99,6 +99,8 @@ static void thread_free(struct km *km, km_thread_t id)
 		slot_page_done(km, (struct km_kpage){ t, KM_KT_UTCB, up });
 	if (!slots_used(tk->ktcb_slot, kp, KM_KTCB_PER_PAGE))
 		slot_page_done(km, (struct km_kpage){ t, KM_KT_KTCB, kp });
+	if (th->pager != t)
+		km->task[th->pager].pagees--;
 	memset(th, 0, sizeof *th);
 	tk->nthreads--;
 	km->nthreads--;
@@ -130,6 +132,59 @@ int km_task_set_kpager(struct km *km, km_task_t t, km_kpager_t kpager)
 	return KM_OK;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	km_thread_t x = *(const km_thread_t *)a, y = *(const km_thread_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+uint32_t km_task_threads(const struct km *km, km_task_t t, km_thread_t *out,
+                         uint32_t cap)
+{
+	const struct km_task *tk = km_task_get(km, t);
+	uint32_t n = 0;
+
+	if (tk == NULL)
+		return 0;
+	if (cap >= tk->nthreads) {
+		/* The KTCB slots name every thread: no scan of all ids. */
+		for (uint32_t i = 0; i < tk->ktcb_cap; i++)
+			if (tk->ktcb_slot[i] != 0)
+				out[n++] = tk->ktcb_slot[i];
+		KM_ASSERT(n == tk->nthreads);
+		qsort(out, n, sizeof *out, id_cmp);
+		return n;
+	}
+	for (km_thread_t i = 1; i < km->cfg.max_threads; i++)
+		if (km->thread[i].live && km->thread[i].task == t && n++ < cap)
+			out[n - 1] = i;
+	return n;
+}
+
+/* Frees task t's threads in ascending id order, the order a run's results
+ * were always made in. */
+static void free_threads(struct km *km, km_task_t t)
+{
+	uint32_t n = km->task[t].nthreads;
+	km_thread_t one, *ids = n <= 1 ? &one : malloc(n * sizeof *ids);
+
+	if (n == 0)
+		return;
+	if (ids == NULL) {
+		/* No host memory for the list: every id, in order. */
+		for (km_thread_t i = 1; i < km->cfg.max_threads; i++)
+			if (km->thread[i].live && km->thread[i].task == t)
+				thread_free(km, i);
+		return;
+	}
+	n = km_task_threads(km, t, ids, n);
+	for (uint32_t i = 0; i < n; i++)
+		thread_free(km, ids[i]);
+	if (ids != &one)
+		free(ids);
+}
+
 int km_task_destroy(struct km *km, km_task_t t)
 {
 	struct km_task *tk = km_task_get(km, t);
@@ -146,12 +201,8 @@ int km_task_destroy(struct km *km, km_task_t t)
 		    (km->kpager[k].clients > 0 || km->kpager[k].st.lent > 0))
 			return KM_EBUSY;
 	/* Is it the pager of a thread of another task? */
-	for (km_thread_t i = 1; i < km->cfg.max_threads; i++) {
-		const struct km_thread *th = &km->thread[i];
-
-		if (th->live && th->task != t && th->pager == t)
-			return KM_EBUSY;
-	}
+	if (tk->pagees > 0)
+		return KM_EBUSY;
 	/* Can every mapping it holds, and every one derived from them, go
 	 * (bringing back what was revoked)?  Its node tables are all back
 	 * then, the UTCB area's too. */
@@ -162,9 +213,7 @@ int km_task_destroy(struct km *km, km_task_t t)
 	if (err != KM_OK)
 		return err;
 
-	for (km_thread_t i = 1; i < km->cfg.max_threads; i++)
-		if (km->thread[i].live && km->thread[i].task == t)
-			thread_free(km, i);
+	free_threads(km, t);
 	km_unmap_all(km, t);
 	for (km_kpager_t k = 1; k < km->nkpagers; k++) {
 		struct km_kpager *kp = &km->kpager[k];
@@ -266,6 +315,8 @@ int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
 	km->thread[th].stop_reason = KM_STOP_NONE;
 	km->thread[th].task = t;
 	km->thread[th].pager = pager == 0 ? km->defpager : pager;
+	if (km->thread[th].pager != t)
+		km->task[km->thread[th].pager].pagees++;
 	km->thread[th].utcb = us;
 	km->thread[th].ktcb = ks;
 	tk->utcb_slot[us] = th;

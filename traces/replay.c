@@ -493,14 +493,29 @@ static void end_task(struct tr_replay *r, uint32_t task, int32_t status,
 	struct rtask *k = &r->tk[task];
 	struct tr_task_result *res = result_of(r, task);
 
+	km_thread_t few[16], *ids = few;
+	uint32_t n;
+
 	if (k->km == 0)
 		return;
-	for (km_thread_t kt = 1; kt < r->max_threads; kt++) {
-		uint32_t th = r->trace_thread[kt];
+	/* The list is the call's own: ending a thread retries waiting ones,
+	 * which may end another task meanwhile. */
+	n = km_task_threads(r->km, k->km, few, 16);
+	if (n > 16) {
+		if ((ids = malloc(n * sizeof *ids)) == NULL) {
+			r->oom = true;
+			return;
+		}
+		n = km_task_threads(r->km, k->km, ids, n);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t th = r->trace_thread[ids[i]];
 
 		if (th != 0 && r->th[th].task == task)
 			end_thread(r, th);
 	}
+	if (ids != few)
+		free(ids);
 	if (res != NULL) {
 		note_peak(r, res);
 		res->ended = true;
