@@ -1080,12 +1080,12 @@ int km_bring(struct km *km, struct km_kpage kp)
 	km_pfn_t pfn;
 	int err;
 
-	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
-	if (!km_kpage_is_out(km, kp)) {
-		km_pfn_t p = km_kpage_pfn(km, kp);
+	const km_pfn_t *slot = kpage_slot(km, kp);
 
-		if (p != KM_NO_PFN)
-			km_frame_used(km, p);
+	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
+	if (slot == NULL || *slot != KM_OUT_PFN) {
+		if (slot != NULL && km_present(*slot))
+			km_frame_used(km, *slot);
 		return KM_OK;
 	}
 	named = km->victim.named;

@@ -995,6 +995,28 @@ static uint32_t nte_recv(uint32_t nte)
 	return nte == KM_NTE_NONE || nte == KM_NTE_UTCB ? KM_NONE : nte - 1;
 }
 
+/* The first index in [i, end) of a node table's words w naming a mapping,
+ * or end.  Most entries are empty: eight at a time are skipped. */
+static uint32_t nt_next(const uint32_t *w, uint32_t i, uint32_t end)
+{
+	for (;;) {
+		while (i < end && (i & 7u) != 0) {
+			if (nte_recv(w[i]) != KM_NONE)
+				return i;
+			i++;
+		}
+		while (i + 8 <= end && (w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
+		                        w[i + 4] | w[i + 5] | w[i + 6] |
+		                        w[i + 7]) == 0)
+			i += 8;
+		if (i >= end)
+			return end;
+		if (nte_recv(w[i]) != KM_NONE)
+			return i;
+		i++;
+	}
+}
+
 /*
  * Validates an unmap of pages [first, end) of `task`: brings back every
  * revoked page it will touch, and refuses (KM_EBUSY) if it would take away
@@ -1028,14 +1050,16 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 		 * and a loss ends the walk (KM_ERETRY). */
 		if ((err = km_recv_find(km, task, (uint32_t)v, &slot)) != KM_OK)
 			return err;
-		for (uint64_t u = v; u < stop; u++) {
+		for (uint32_t i = (uint32_t)(v & 0x3ffu),
+		     e = (uint32_t)(stop - ((uint64_t)pde << 10));; i++) {
 			const uint32_t *w = nt_words(km, task, pde);
 
 			KM_ASSERT(w != NULL);
-			slot = nte_recv(w[u & 0x3ffu]);
-			if (slot != KM_NONE &&
-			    (err = km_subtree_prepare(km, task, slot, true,
-			                              KM_SIGMA0)) != KM_OK)
+			if ((i = nt_next(w, i, e)) == e)
+				break;
+			err = km_subtree_prepare(km, task, nte_recv(w[i]), true,
+			                         KM_SIGMA0);
+			if (err != KM_OK)
 				return err;
 		}
 	}
@@ -1101,15 +1125,16 @@ int km_unmap_all(struct km *km, km_task_t t)
 	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++) {
 		if (!km_present(KM_NT(tk, pde)))
 			continue;
-		for (uint32_t i = 0; i < 1024; i++) {
+		for (uint32_t i = 0;; i++) {
 			const uint32_t *w = nt_words(km, t, pde);
 			struct node x;
 
 			KM_ASSERT(w != NULL);
+			if ((i = nt_next(w, i, 1024)) == 1024)
+				break;
 			x.task = t;
 			x.slot = nte_recv(w[i]);
-			if (x.slot != KM_NONE)
-				remove_subtree(km, x, true);
+			remove_subtree(km, x, true);
 		}
 	}
 	km_mdb_trim(km);
