@@ -38,20 +38,27 @@ const char *tr_sys_name(enum tr_sys s)
 	return (unsigned)s < TR_SYS_COUNT ? sys_names[s] : "?";
 }
 
-int tr_kind_parse(const char *s, size_t n)
+/* Which of names[0 .. count) is spelled [s, s + n), or -1.  The first
+ * letter rules out most names without a call: every line of a trace
+ * comes through here. */
+static int name_index(const char *const *names, int count, const char *s,
+                      size_t n)
 {
-	for (int k = 0; k < TR_KIND_COUNT; k++)
-		if (strlen(kind_names[k]) == n && memcmp(kind_names[k], s, n) == 0)
+	for (int k = 0; k < count; k++)
+		if (n > 0 && names[k][0] == s[0] && strlen(names[k]) == n &&
+		    memcmp(names[k], s, n) == 0)
 			return k;
 	return -1;
 }
 
+int tr_kind_parse(const char *s, size_t n)
+{
+	return name_index(kind_names, TR_KIND_COUNT, s, n);
+}
+
 int tr_sys_parse(const char *s, size_t n)
 {
-	for (int k = 0; k < TR_SYS_COUNT; k++)
-		if (strlen(sys_names[k]) == n && memcmp(sys_names[k], s, n) == 0)
-			return k;
-	return -1;
+	return name_index(sys_names, TR_SYS_COUNT, s, n);
 }
 
 bool tr_name_char(char c)
