@@ -114,12 +114,9 @@ struct sim_engine {
 	uint64_t run_icount;  /* instructions counted in this run */
 	uint64_t run_cycles;  /* their P6 cycles */
 	bool budget_hit;      /* the block hook stopped for the budget */
-	bool blk_valid;       /* a guest block was counted in this run */
-	uint32_t blk_start;   /* last counted block: guest address */
-	uint32_t blk_size;    /* its size in bytes */
-	uint32_t blk_icount;  /* its instruction count */
-	uint32_t blk_cycles;  /* and cycles */
-	bool blk_checked;     /* its cycles come from the class table */
+	struct icache_slot blk; /* the last block counted in this run (its
+	                         * key holds address and size; 0: none) */
+	struct icache_slot *last; /* the slot on_block used last, or NULL */
 	bool intr_seen;       /* the INTR hook ran */
 	uint32_t intr_no;     /* its vector */
 	uint32_t intr_eip;    /* EIP as the hook saw it */
@@ -471,6 +468,7 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
 	free(e->slots);
 	e->slots = slots;
 	e->nslots = nslots;
+	e->last = NULL;
 	e->used = used;
 	return true;
 }
@@ -542,17 +540,37 @@ put:
 	return icache_put(e->slots, e->nslots, &s);
 }
 
+/* on_block for a block other than the one before: the table, or first
+ * sight.  Kept out of line so that the common case stays small. */
+static __attribute__((noinline)) struct icache_slot *
+block_slot(struct sim_engine *e, uint32_t addr, uint32_t size, uint64_t key)
+{
+	struct icache_slot *s = icache_find(e, key);
+
+	if (!s && !(s = learn_block(e, addr, size)))
+		return NULL;
+	e->last = s;
+	return s;
+}
+
+/*
+ * Runs before every guest block: the hot path of a compute-bound guest.
+ * A loop runs the same block again and again, so the slot used last is
+ * tried before the table.
+ */
 static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *opaque)
 {
 	struct sim_engine *e = opaque;
-	struct icache_slot *s;
+	uint64_t key = icache_key((uint32_t)addr, size);
+	struct icache_slot *s = e->last;
 
-	if (addr >= e->phys_base)
-		return; /* ring-0 stubs in the window are not guest work */
-	s = icache_find(e, icache_key((uint32_t)addr, size));
-	if (!s && !(s = learn_block(e, (uint32_t)addr, size))) {
-		uc_emu_stop(uc);
-		return;
+	if (s == NULL || s->key != key) {
+		if (addr >= e->phys_base)
+			return; /* ring-0 stubs in the window are not guest work */
+		if (!(s = block_slot(e, (uint32_t)addr, size, key))) {
+			uc_emu_stop(uc);
+			return;
+		}
 	}
 	/* Stop before a block that would overrun the budget: the block hook
 	 * runs ahead of the TB's exit check, so the block does not execute. */
@@ -563,12 +581,17 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *opaque)
 	}
 	e->run_icount += s->icount;
 	e->run_cycles += s->cycles;
-	e->blk_valid = true;
-	e->blk_start = (uint32_t)addr;
-	e->blk_size = size;
-	e->blk_icount = s->icount;
-	e->blk_cycles = s->cycles;
-	e->blk_checked = s->checked;
+	e->blk = *s;
+}
+
+/* The floor under on_block's cost: Unicorn calling a hook at all. */
+static void on_block_empty(uc_engine *uc, uint64_t addr, uint32_t size,
+						   void *opaque)
+{
+	(void)uc;
+	(void)addr;
+	(void)size;
+	(void)opaque;
 }
 
 /* Every exception and int n lands here (no IDT is ever used): stop. */
@@ -854,6 +877,9 @@ static int setup(struct sim_engine *e, const struct sim_engine_config *cfg,
 	if (e->counting)
 		UC_TRY(e, uc_hook_add(e->uc, &e->h_block, UC_HOOK_BLOCK,
 							  (void *)on_block, e, 1, 0));
+	else if (cfg->empty_block_hook)
+		UC_TRY(e, uc_hook_add(e->uc, &e->h_block, UC_HOOK_BLOCK,
+							  (void *)on_block_empty, e, 1, 0));
 	UC_TRY(e, uc_hook_add(e->uc, &e->h_intr, UC_HOOK_INTR, (void *)on_intr, e,
 						  1, 0));
 	UC_TRY(e, uc_context_save(e->uc, e->ctx_k));
@@ -1167,25 +1193,25 @@ static bool pushes_error_code(uint32_t vector)
  */
 static void fix_midblock(struct sim_engine *e, uint32_t eip)
 {
+	uint32_t start = (uint32_t)e->blk.key;
+	uint32_t size = (uint32_t)(e->blk.key >> 32) & 0xFFFF;
 	unsigned done = 0;
 	uint32_t done_cycles = 0;
 
-	if (!e->blk_valid || eip < e->blk_start ||
-		eip - e->blk_start >= e->blk_size)
+	if (e->blk.key == 0 || eip < start || eip - start >= size)
 		return;
 	e->stats.midblock_stops++;
-	if (eip != e->blk_start &&
-		!count_insns(e, e->blk_start, eip - e->blk_start, &done,
-					 &done_cycles)) {
+	if (eip != start &&
+		!count_insns(e, start, eip - start, &done, &done_cycles)) {
 		e->stats.inexact++;
 		done = 0;
 		done_cycles = 0;
 	}
-	e->run_icount -= e->blk_icount - done;
+	e->run_icount -= e->blk.icount - done;
 	/* An unchecked block was charged one cycle an instruction. */
-	if (!e->blk_checked)
+	if (!e->blk.checked)
 		done_cycles = done;
-	e->run_cycles -= e->blk_cycles - done_cycles;
+	e->run_cycles -= e->blk.cycles - done_cycles;
 }
 
 int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
@@ -1218,7 +1244,7 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	e->run_icount = 0;
 	e->run_cycles = 0;
 	e->budget_hit = false;
-	e->blk_valid = false;
+	e->blk.key = 0;
 	e->intr_seen = false;
 	e->hook_err = SIM_OK;
 	/* `until` is ignored (exits are enabled and empty): see setup(). */

@@ -97,6 +97,9 @@ struct sim_engine_config {
 							page table, sys_pfn[1] the system page */
 	bool no_icount;      /* benchmarks only: no block hook, so icount stays 0
 							and the budget is ignored */
+	bool empty_block_hook; /* benchmarks only, with no_icount: a block hook
+							that does nothing, to measure what Unicorn's
+							call of a hook costs by itself */
 };
 
 /* Guest general registers as seen at CPL 3. */
