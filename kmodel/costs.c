@@ -199,6 +199,11 @@ uint64_t km_now(const struct km *km)
 	return km->now;
 }
 
+uint64_t km_pager_cycles(const struct km *km)
+{
+	return km->pager_cycles;
+}
+
 void km_advance(struct km *km, uint64_t cycles)
 {
 	km->now += cycles;

@@ -79,7 +79,9 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 
 	if (len <= p->cap)
 		return KM_OK;
-	cap = p->cap ? p->cap : 8;
+	/* A first reservation is taken as asked (a task's 768 tables);
+	 * growth doubles. */
+	cap = p->cap ? p->cap : len > 8 ? len : 8;
 	while (cap < len)
 		cap *= 2;
 	n = realloc(p->pfn, (size_t)cap * sizeof *n);
@@ -100,17 +102,19 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 	p->meta = m;
 	for (uint32_t i = p->cap; i < cap; i++) {
 		n[i] = KM_NO_PFN;
-		g[i] = 0;
-		l[i] = 0;
 		m[i] = NULL;
 	}
+	memset(g + p->cap, 0, (cap - p->cap) * sizeof *g);
+	memset(l + p->cap, 0, (cap - p->cap) * sizeof *l);
 	p->cap = cap;
 	return KM_OK;
 }
 
 void km_pages_free(struct km_pages *p)
 {
-	for (uint32_t i = 0; p->meta != NULL && i < p->cap; i++)
+	/* Only a page that is out has its kept metadata, and an out page
+	 * lies below len. */
+	for (uint32_t i = 0; p->meta != NULL && i < p->len; i++)
 		if (p->meta[i] != NULL)
 			free(p->meta[i]);
 	free(p->meta);

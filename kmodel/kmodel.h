@@ -278,6 +278,8 @@ void km_set_fault_sink(struct km *km, km_fault_sink sink, void *ctx);
 
 /* The simulated clock, in cycles; the simulator advances it for guest time. */
 uint64_t km_now(const struct km *km);
+/* km_stats' pager_cycles alone: cheap enough to ask at every event. */
+uint64_t km_pager_cycles(const struct km *km);
 void km_advance(struct km *km, uint64_t cycles);
 /* Cycles charged so far for a named cost, and how often it was charged. */
 uint64_t km_cost_value(const struct km *km, enum km_cost c);

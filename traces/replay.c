@@ -652,10 +652,7 @@ static bool gone(const struct tr_replay *r, const struct tr_event *ev)
  * task's, though it happens inside that task's fault. */
 static uint64_t pager_cycles(const struct tr_replay *r)
 {
-	struct km_stats st;
-
-	km_stats(r->km, &st);
-	return st.pager_cycles;
+	return km_pager_cycles(r->km);
 }
 
 /* The trace task an event is charged to. */
