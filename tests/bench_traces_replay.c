@@ -1,16 +1,26 @@
 /*
- * Replay speed: a generated trace of many Linux-like tasks (1M events by
- * default, KPSIM_BENCH_EVENTS) is written to a file, then read twice in
- * the same run: parse only (tr_next), and parse and replay against the
- * kernel model (with the in-kernel pool, and with an FCFS kpager).  Prints
- * events per second and the ratio to the parse-only pass.  A benchmark,
- * not a test: it prints figures and fails only if something breaks.
+ * Replay speed: generated traces (1M events each by default,
+ * KPSIM_BENCH_EVENTS) are written to a file, then read three times in the
+ * same run: parse only (tr_next), and parse and replay against the kernel
+ * model (with the in-kernel pool, and with an FCFS kpager).  Prints events
+ * and touch events per second and the ratio to the parse-only pass.  A
+ * benchmark, not a test: it prints figures and fails only if something
+ * breaks.
  *
- * The mix: 64 tasks live at a time, each with a Linux 2.4 layout (text at
- * 0x08048000, a library at 0x40000000, heap, stack below 0xC0000000);
- * between touches a `user` event; a quarter of the touches are of pages
- * already mapped (the PTE allows them: no fault); tasks end and new ones
- * start, so kernel memory is freed and taken again.
+ * Two traces, the two ends of what replay meets:
+ *   churn     64 tasks live at a time, each with a Linux 2.4 layout (text
+ *             at 0x08048000, a library at 0x40000000, heap, stack below
+ *             0xC0000000); between touches a `user` event; a quarter of
+ *             the touches are of pages already mapped; after 96 touches a
+ *             task ends and a new one starts, so kernel memory is freed
+ *             and taken again.  Two touches in three fault: the cost of
+ *             replay is the cost of the model's faults.  (A recording or
+ *             an import lists the pages a program faulted on, each once:
+ *             this is what they look like.)
+ *   resident  the same 64 tasks touch pages of their working sets (96
+ *             pages each, the same layout) at random, nine touches to a
+ *             `user` event; each page faults once, every later touch finds
+ *             its PTE (a trace of every access, or of TLB misses).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +63,8 @@ static uint32_t layout_page(uint64_t *s, uint32_t i)
 	}
 }
 
-static int generate(const char *path, uint64_t events)
+/* Writes the churn trace. */
+static int generate_churn(const char *path, uint64_t events)
 {
 	struct tr_writer *w;
 	struct tr_event ev;
@@ -116,9 +127,61 @@ static int generate(const char *path, uint64_t events)
 	return 0;
 }
 
-/* One pass: parse only, or parse and replay.  Returns events/s. */
+/* Writes the resident trace. */
+static int generate_resident(const char *path, uint64_t events)
+{
+	struct tr_writer *w;
+	struct tr_event ev;
+	char why[TR_WHY_SIZE];
+	uint32_t set[LIVE + 1][PAGES_PER_TASK];
+	uint64_t s = 0x2545F4914F6CDD1Dull, n = 0;
+
+	if (tr_create(path, &w, why, sizeof why) != 0) {
+		fprintf(stderr, "bench: %s\n", why);
+		return -1;
+	}
+	for (uint32_t t = 1; t <= LIVE; t++) {
+		memset(&ev, 0, sizeof ev);
+		ev.kind = TR_TASK;
+		ev.a = t;
+		snprintf(ev.name, sizeof ev.name, "r%u", t);
+		tr_write(w, &ev);
+		ev.kind = TR_THREAD;
+		ev.b = t;
+		tr_write(w, &ev);
+		n += 2;
+		for (uint32_t i = 0; i < PAGES_PER_TASK; i++)
+			set[t][i] = layout_page(&s, i);
+	}
+	while (n < events) {
+		uint32_t t = 1 + (uint32_t)(rng(&s) % LIVE);
+
+		memset(&ev, 0, sizeof ev);
+		if (n % 10 == 0) {
+			ev.kind = TR_USER;
+			ev.a = t;
+			ev.insns = 50 + rng(&s) % 2000;
+			ev.cycles = ev.insns + ev.insns / 4;
+		} else {
+			ev.kind = TR_TOUCH;
+			ev.a = t;
+			ev.va = set[t][rng(&s) % PAGES_PER_TASK];
+			ev.access = rng(&s) % 3 ? TR_ACC_WRITE : TR_ACC_READ;
+		}
+		tr_write(w, &ev);
+		n++;
+	}
+	if (tr_finish(w, why, sizeof why) != 0) {
+		fprintf(stderr, "bench: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* One pass: parse only, or parse and replay.  Returns events/s; counts
+ * the events, the touches among them and (replaying) the faults. */
 static double pass(const char *path, const struct tr_replay_config *cfg,
-                   uint64_t *events, uint64_t *faults)
+                   uint64_t *events, uint64_t *touches, uint64_t *faults)
 {
 	struct tr_reader *rd;
 	struct tr_replay *r = NULL;
@@ -127,7 +190,7 @@ static double pass(const char *path, const struct tr_replay_config *cfg,
 	double t0, t;
 	int got;
 
-	*events = 0;
+	*events = *touches = 0;
 	if (tr_open(path, &rd, why, sizeof why) != 0) {
 		fprintf(stderr, "bench: %s\n", why);
 		exit(1);
@@ -139,6 +202,7 @@ static double pass(const char *path, const struct tr_replay_config *cfg,
 	t0 = now_s();
 	while ((got = tr_next(rd, &ev)) == 1) {
 		(*events)++;
+		*touches += ev.kind == TR_TOUCH;
 		if (r != NULL && tr_replay_event(r, &ev, why, sizeof why) != 0) {
 			fprintf(stderr, "bench: %s\n", why);
 			exit(1);
@@ -160,36 +224,53 @@ static double pass(const char *path, const struct tr_replay_config *cfg,
 	return (double)*events / t;
 }
 
-int main(void)
+/* Writes one trace and prints its three passes. */
+static int bench(const char *name, int (*gen)(const char *, uint64_t),
+                 uint64_t events)
 {
-	const char *env = getenv("KPSIM_BENCH_EVENTS");
-	uint64_t events = env ? strtoull(env, NULL, 0) : 1000000;
 	char path[] = "/tmp/kpsim-bench-XXXXXX";
 	struct tr_replay_config pool = tr_replay_config_default(65536);
 	struct tr_replay_config fcfs = pool;
-	uint64_t n = 0, faults = 0;
+	uint64_t n = 0, touches = 0, faults = 0;
 	double parse, rp, rf;
 	int fd = mkstemp(path);
 
 	if (fd < 0)
-		return 1;
+		return -1;
 	close(fd);
 	fcfs.kmem = KM_KMEM_KPAGER;
 	fcfs.kpager = &kp_fcfs_ops;
 	fcfs.kpager_args = "frames=16384";
-	if (generate(path, events) != 0)
-		return 1;
-	parse = pass(path, NULL, &n, &faults);
-	printf("trace: %llu events (%s)\n", (unsigned long long)n, path);
-	printf("%-28s %12.0f events/s\n", "parse only", parse);
-	rp = pass(path, &pool, &n, &faults);
-	printf("%-28s %12.0f events/s  %.3f of parse-only  (%llu faults)\n",
-	       "replay, in-kernel pool", rp, rp / parse,
+	if (gen(path, events) != 0) {
+		unlink(path);
+		return -1;
+	}
+	parse = pass(path, NULL, &n, &touches, &faults);
+	printf("%s trace: %llu events, %llu of them touches\n", name,
+	       (unsigned long long)n, (unsigned long long)touches);
+	printf("  %-24s %10.0f events/s  %10.0f touches/s\n", "parse only",
+	       parse, parse * (double)touches / (double)n);
+	rp = pass(path, &pool, &n, &touches, &faults);
+	printf("  %-24s %10.0f events/s  %10.0f touches/s  %.3f of "
+	       "parse-only  (%llu faults)\n", "replay, in-kernel pool", rp,
+	       rp * (double)touches / (double)n, rp / parse,
 	       (unsigned long long)faults);
-	rf = pass(path, &fcfs, &n, &faults);
-	printf("%-28s %12.0f events/s  %.3f of parse-only  (%llu faults)\n",
-	       "replay, fcfs kpager", rf, rf / parse,
+	rf = pass(path, &fcfs, &n, &touches, &faults);
+	printf("  %-24s %10.0f events/s  %10.0f touches/s  %.3f of "
+	       "parse-only  (%llu faults)\n", "replay, fcfs kpager", rf,
+	       rf * (double)touches / (double)n, rf / parse,
 	       (unsigned long long)faults);
 	unlink(path);
+	return 0;
+}
+
+int main(void)
+{
+	const char *env = getenv("KPSIM_BENCH_EVENTS");
+	uint64_t events = env ? strtoull(env, NULL, 0) : 1000000;
+
+	if (bench("churn", generate_churn, events) != 0 ||
+	    bench("resident", generate_resident, events) != 0)
+		return 1;
 	return 0;
 }
