@@ -330,6 +330,36 @@ static int node_bring(struct km *km, struct node n)
  *   to use, makes it refuse (KM_EBUSY; KM_SIGMA0 for no such task).
  * KM_ERETRY too if a page met was lost.
  */
+/* Is mapping n lent to the kernel for a page that a change taking the
+ * mapping away cannot do without: a node table or MDB page (the change
+ * reads and writes those), or the directory or a page table of `keep`
+ * (the task it maps into)? */
+static bool lent_needed(const struct km *km, struct node n, km_task_t keep)
+{
+	const struct km_frame *f;
+
+	if (is_root(n) || !km_lent(km, n.task, recv_of(km, n)))
+		return false;
+	f = &km->frame[recv_of(km, n)->pfn];
+	return f->ktype == KM_KT_NT || f->ktype == KM_KT_MDB ||
+	       (keep != KM_SIGMA0 && f->ktask == keep &&
+	        (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT));
+}
+
+/* Does the subtree under (t, slot) hold such a mapping (see
+ * km_subtree_prepare)?  Reads only: every part is in. */
+static bool subtree_lends_needed(struct km *km, struct node top, bool self,
+                                 km_task_t keep)
+{
+	struct node n = top;
+
+	do {
+		if ((self || !same(n, top)) && lent_needed(km, n, keep))
+			return true;
+	} while (walk_next(km, top, &n, false));
+	return false;
+}
+
 int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
                        km_task_t keep)
 {
@@ -789,6 +819,21 @@ static int map_plan_once(struct km *km, const struct plan *p,
 	if (err != KM_OK || (err = km_op_acquire(km)) != KM_OK) {
 		km_op_rollback(km);
 		return err;
+	}
+	/* A kpager may have lent, for a page just obtained, the very frame
+	 * prepare moved out of a subtree this change takes away (it was
+	 * free again).  The pages stay; the operation starts over, and
+	 * prepare deals with that frame as with any lent one. */
+	for (uint32_t i = 0; i < p->n; i++) {
+		if (!plan_source(km, p, i, &src, &rights, &pfn))
+			continue;
+		dst.task = p->to;
+		dst.slot = km_recv_at(km, p->to, p->dst_vpn + i);
+		if ((dst.slot != KM_NONE &&
+		     subtree_lends_needed(km, dst, true, p->to)) ||
+		    (p->mode == KM_GRANT &&
+		     subtree_lends_needed(km, src, false, p->to)))
+			return KM_ERETRY;
 	}
 
 	/* Commit.  Sources are looked up again: replacing one destination
