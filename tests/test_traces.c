@@ -17,6 +17,7 @@
 
 #include "kmodel.h"
 #include "trace.h"
+#include "trace_int.h"
 #include "kmtest.h"
 
 static char tmpdir[64];
@@ -488,6 +489,103 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(why, ":1: empty"));
 }
 
+/*
+ * Reads the trace buf[0 .. n) twice, with the fast path for touch and user
+ * lines and with the general parser only, and fails unless both give the
+ * same events and the same error.  Returns what the last tr_next gave, or
+ * 2 if the trace was refused at open.
+ */
+static int read_both(const char *buf, size_t n)
+{
+	struct tr_reader *fast, *general;
+	struct tr_event a, b;
+	char why_a[TR_WHY_SIZE], why_b[TR_WHY_SIZE];
+	int ga, gb, oa, ob;
+
+	oa = tr_open_mem(buf, n, "m.trace", &fast, why_a, sizeof why_a);
+	ob = tr_open_mem(buf, n, "m.trace", &general, why_b, sizeof why_b);
+	assert_int_equal(oa, ob);
+	if (oa != 0) {
+		assert_string_equal(why_a, why_b);
+		return 2;
+	}
+	tr_reader_general_only(general);
+	do {
+		memset(&a, 0, sizeof a);
+		memset(&b, 0, sizeof b);
+		ga = tr_next(fast, &a);
+		gb = tr_next(general, &b);
+		if (ga != gb)
+			fail_msg("line %llu read with the fast path: %d, with "
+			         "the general parser: %d (%s)",
+			         (unsigned long long)tr_line(general), ga, gb,
+			         tr_error(general));
+		if (ga == 1 && memcmp(&a, &b, sizeof a) != 0)
+			fail_msg("the fast path read line %llu otherwise",
+			         (unsigned long long)tr_line(general));
+	} while (ga == 1);
+	assert_string_equal(tr_error(fast), tr_error(general));
+	tr_close(fast);
+	tr_close(general);
+	return ga;
+}
+
+/* Touch and user lines near the fast path's edges: every one is read the
+ * same with and without it. */
+static void test_fast_path_agrees(void **state)
+{
+	static const char *const base[] = {
+		"touch 1 0x08049000 w", "touch 1 0x08049000 r 12",
+		"touch 1 134516736 x 12 15", "user 1 1200", "user 1 1200 1500",
+		"touch 65535 0xbffff000 w", "user 1 281474976710655",
+		"touch 1 0xBFFFF000 r", "user 1 007 0x10",
+	};
+	static const char alphabet[] = " \t#xX0123456789abcdefABCDEFrwxu\r-";
+	uint64_t seed = seed_for("fast path"), rng = seed;
+	uint64_t rounds = kmt_env_u64("KPSIM_TRACE_MUTATIONS", 20000);
+	int accepted = 0;
+
+	(void)state;
+	for (uint64_t i = 0; i < rounds; i++) {
+		char line[64], buf[160];
+		size_t n, k = kmt_rng(&rng) % 4;
+
+		n = (size_t)snprintf(line, sizeof line, "%s",
+		                     base[kmt_rng(&rng) % (sizeof base /
+		                                          sizeof base[0])]);
+		for (size_t j = 0; j < k && n > 0; j++) {
+			size_t at = kmt_rng(&rng) % n;
+
+			switch (kmt_rng(&rng) % 4) {
+			case 0:         /* a byte of the alphabet */
+				line[at] = alphabet[kmt_rng(&rng) %
+				                    (sizeof alphabet - 1)];
+				break;
+			case 1:         /* any byte */
+				line[at] = (char)kmt_rng(&rng);
+				break;
+			case 2:         /* a digit inserted (long numbers) */
+				if (n + 1 < sizeof line) {
+					memmove(line + at + 1, line + at, n - at);
+					line[at] = (char)('0' + kmt_rng(&rng) % 10);
+					n++;
+				}
+				break;
+			default:        /* a byte removed */
+				memmove(line + at, line + at + 1, n - at - 1);
+				n--;
+				break;
+			}
+		}
+		memcpy(buf, H "task 1 p\nthread 1 1\n", 34);
+		memcpy(buf + 34, line, n);
+		buf[34 + n] = '\n';
+		accepted += read_both(buf, 35 + n) == 0;
+	}
+	/* Both kinds of outcome were met. */
+	assert_true(accepted > 0 && (uint64_t)accepted < rounds);
+}
+
 /* Mutated traces: the reader returns events or an error, never crashes
  * (ASan and UBSan builds check the "never"). */
 static void test_mutations(void **state)
@@ -539,7 +637,8 @@ static void test_mutations(void **state)
 			if (n == 0)
 				break;
 		}
-		if (tr_open_mem(buf, n, "m.trace", &r, why, sizeof why) != 0)
+		if (read_both(buf, n) == 2 ||
+		    tr_open_mem(buf, n, "m.trace", &r, why, sizeof why) != 0)
 			continue;
 		while ((got = tr_next(r, &ev)) == 1) {
 			/* What it returns is in range. */
@@ -563,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_writer_refuses),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_fast_path_agrees),
 	};
 
 	return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

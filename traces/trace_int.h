@@ -19,4 +19,8 @@ int tr_state_check(const struct tr_state *s, const struct tr_event *ev,
                    char *why, size_t why_len);
 void tr_state_commit(struct tr_state *s, const struct tr_event *ev);
 
+/* Tests: makes r parse every line with the general parser, not the fast
+ * path for touch and user lines (the two must agree on every line). */
+void tr_reader_general_only(struct tr_reader *r);
+
 #endif /* KPSIM_TRACE_INT_H */
