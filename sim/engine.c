@@ -116,7 +116,9 @@ struct sim_engine {
 	bool budget_hit;      /* the block hook stopped for the budget */
 	struct icache_slot blk; /* the last block counted in this run (its
 	                         * key holds address and size; 0: none) */
-	struct icache_slot *last; /* the slot on_block used last, or NULL */
+	struct icache_slot *recent[64]; /* slots on_block used lately, by
+	                                 * block address (recent_at); NULL:
+	                                 * none */
 	bool intr_seen;       /* the INTR hook ran */
 	uint32_t intr_no;     /* its vector */
 	uint32_t intr_eip;    /* EIP as the hook saw it */
@@ -468,7 +470,7 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
 	free(e->slots);
 	e->slots = slots;
 	e->nslots = nslots;
-	e->last = NULL;
+	memset(e->recent, 0, sizeof e->recent);
 	e->used = used;
 	return true;
 }
@@ -540,8 +542,14 @@ put:
 	return icache_put(e->slots, e->nslots, &s);
 }
 
-/* on_block for a block other than the one before: the table, or first
- * sight.  Kept out of line so that the common case stays small. */
+/* Where on_block looks first for the block at addr. */
+static size_t recent_at(uint32_t addr)
+{
+	return (addr ^ addr >> 6) & 63;
+}
+
+/* on_block for a block not met lately: the table, or first sight.  Kept
+ * out of line so that the common case stays small. */
 static __attribute__((noinline)) struct icache_slot *
 block_slot(struct sim_engine *e, uint32_t addr, uint32_t size, uint64_t key)
 {
@@ -549,20 +557,20 @@ block_slot(struct sim_engine *e, uint32_t addr, uint32_t size, uint64_t key)
 
 	if (!s && !(s = learn_block(e, addr, size)))
 		return NULL;
-	e->last = s;
+	e->recent[recent_at(addr)] = s;
 	return s;
 }
 
 /*
  * Runs before every guest block: the hot path of a compute-bound guest.
- * A loop runs the same block again and again, so the slot used last is
- * tried before the table.
+ * A loop runs a few blocks again and again, so a small direct-mapped set
+ * of recent slots is tried before the table.
  */
 static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *opaque)
 {
 	struct sim_engine *e = opaque;
 	uint64_t key = icache_key((uint32_t)addr, size);
-	struct icache_slot *s = e->last;
+	struct icache_slot *s = e->recent[recent_at((uint32_t)addr)];
 
 	if (s == NULL || s->key != key) {
 		if (addr >= e->phys_base)
