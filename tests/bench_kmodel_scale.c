@@ -1,10 +1,10 @@
 /*
  * The model at scale (a benchmark: it prints figures, it does not judge
  * them).  1 Mi frames (4 GiB of simulated RAM), 10,000 tasks with a
- * thread each, and a mapping tree of about a million nodes: a root task
- * takes 2^18 pages (1 GiB) from the default pager and maps them as one
- * flexpage to a child, which maps them on, three levels down.  Then one
- * unmap of the root's flexpage takes the 786,432 derived nodes away.
+ * thread each, and a mapping tree of 1,310,720 nodes: a root task takes
+ * 2^18 pages (1 GiB) from the default pager and maps them as one flexpage
+ * to a child, which maps them on, four levels down.  Then one unmap of the
+ * root's flexpage takes the 1,048,576 derived nodes away.
  * Printed: the time of each phase, the host memory the model's own data
  * took (anonymous memory: the simulated frames live in a memfd and are
  * not counted), per task and per mapping node, and the peak RSS.
@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "kmodel.h"
+
+#define LEVELS 5                /* tasks in the mapping chain */
 
 static double now_s(void)
 {
@@ -56,7 +58,7 @@ int main(void)
 	uint32_t pages = 1u << log2, got;
 	struct km_config c = km_config_default(1u << 20);
 	struct km *km;
-	km_task_t *task, tree[4];
+	km_task_t *task, tree[LEVELS];
 	km_thread_t th;
 	char why[256];
 	long anon0, anon1, anon2;
@@ -94,7 +96,7 @@ int main(void)
 	anon1 = status_kb("RssAnon:");
 
 	/* The tree: the root touches 2^log2 pages at 0x40000000. */
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < LEVELS; i++) {
 		if ((err = km_task_create(km, KM_ROOT_KPAGER, &tree[i])))
 			die("tree task", err);
 	}
@@ -107,7 +109,7 @@ int main(void)
 			die("root touch", err);
 	t_touch = now_s() - t0;
 	t0 = now_s();
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i + 1 < LEVELS; i++)
 		if ((err = km_map(km, tree[i], km_fpage(0x40000000u, 12 + log2,
 		                                         KM_RWX), tree[i + 1],
 		                  0x40000000u, KM_MAP, &got)))
@@ -132,12 +134,14 @@ int main(void)
 	       (double)(anon1 - anon0) * 1024.0 / 10000.0);
 	printf("root takes %u pages: %.3f s (%.0f faults/s)\n", pages,
 	       t_touch, pages / t_touch);
-	printf("3 maps of a 2^%u-page flexpage: %.3f s; %u mapping nodes "
-	       "(%u derived)\n", log2, t_map, 4 * pages, 3 * pages);
+	printf("%d maps of a 2^%u-page flexpage: %.3f s; %u mapping nodes "
+	       "(%u derived)\n", LEVELS - 1, log2, t_map, LEVELS * pages,
+	       (LEVELS - 1) * pages);
 	printf("host memory per mapping node, beyond the simulated frames: "
-	       "%.1f B\n", (double)(anon2 - anon1) * 1024.0 / (4.0 * pages));
+	       "%.1f B\n", (double)(anon2 - anon1) * 1024.0 /
+	       ((double)LEVELS * pages));
 	printf("recursive unmap of %u derived nodes: %.3f s (%u pages "
-	       "changed)\n", 3 * pages, t_unmap, got);
+	       "changed)\n", (LEVELS - 1) * pages, t_unmap, got);
 	printf("peak RSS %ld KiB (frames touched in the memfd included), "
 	       "RssAnon now %ld KiB\n", status_kb("VmHWM:"),
 	       status_kb("RssAnon:"));
