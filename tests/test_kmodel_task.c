@@ -620,6 +620,68 @@ static void test_task_destroy_removes_its_threads(void **state)
 	gsnap_assert_same(g0, gsnap_take(fx->km));
 }
 
+/* km_task_threads lists a task's own threads, in id order, whether the
+ * buffer holds them all or not. */
+static void test_task_threads_lists_in_id_order(void **state)
+{
+	struct fx *fx = *state;
+	km_task_t a = new_task(fx), b = new_task(fx);
+	km_thread_t ta[4], tb[3], got[8];
+	uint32_t n;
+
+	for (int i = 0; i < 4; i++) {
+		ta[i] = new_thread(fx, a);
+		if (i < 3)
+			tb[i] = new_thread(fx, b);
+	}
+	/* A freed id is taken again: a's threads are no longer in the
+	 * order of their KTCB slots. */
+	OK(km_thread_destroy(fx->km, ta[0]));
+	OK(km_thread_destroy(fx->km, tb[1]));
+	ta[0] = new_thread(fx, a);
+	assert_true(ta[0] < ta[3]);
+	n = km_task_threads(fx->km, a, got, 8);
+	assert_int_equal(n, 4);
+	for (uint32_t i = 1; i < n; i++)
+		assert_true(got[i - 1] < got[i]);
+	for (int i = 0; i < 4; i++) {
+		bool found = false;
+
+		for (uint32_t j = 0; j < n; j++)
+			found = found || got[j] == ta[i];
+		assert_true(found);
+	}
+	/* Too small a buffer: the count, and the lowest ids. */
+	memset(got, 0, sizeof got);
+	assert_int_equal(km_task_threads(fx->km, a, got, 2), 4);
+	assert_true(got[0] < got[1] && got[2] == 0);
+	assert_int_equal(km_task_threads(fx->km, b, got, 8), 2);
+	assert_true(got[0] == tb[0] && got[1] == tb[2]);
+	assert_int_equal(km_task_threads(fx->km, 9999, got, 8), 0);
+	CHECK(fx->km);
+}
+
+/* A task that pages another task's thread cannot go before the thread;
+ * its own threads' pager it may be. */
+static void test_task_destroy_refuses_pager_of_others(void **state)
+{
+	struct fx *fx = *state;
+	km_task_t p = new_task(fx), c = new_task(fx);
+	km_thread_t own, other;
+
+	OK(km_thread_create(fx->km, p, p, &own));
+	OK(km_thread_create(fx->km, c, p, &other));
+	CHECK(fx->km);
+	ERR(km_task_destroy(fx->km, p), KM_EBUSY);
+	CHECK(fx->km);
+	OK(km_thread_destroy(fx->km, other));
+	CHECK(fx->km);
+	OK(km_task_destroy(fx->km, p));
+	CHECK(fx->km);
+	OK(km_task_destroy(fx->km, c));
+	CHECK(fx->km);
+}
+
 /* a holds a root at VA_A, mapped to b at VA_B, mapped on to c at VA_C. */
 static void build_chain(struct fx *fx, km_task_t a, km_task_t b, km_task_t c)
 {
@@ -779,6 +841,8 @@ int main(void)
 		T(test_thread_create_in_sigma0_is_refused),
 		T(test_thread_create_respects_max_threads),
 		T(test_task_destroy_removes_its_threads),
+	T(test_task_threads_lists_in_id_order),
+	T(test_task_destroy_refuses_pager_of_others),
 		T(test_task_destroy_removes_derived_mappings),
 		T(test_task_destroy_in_the_middle_keeps_the_mapper),
 		T(test_task_destroy_everything_returns_all_frames),
