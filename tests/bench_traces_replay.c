@@ -63,6 +63,32 @@ static uint32_t layout_page(uint64_t *s, uint32_t i)
 	}
 }
 
+/* Opens the trace at path and starts tasks 1 .. LIVE, a thread each (the
+ * thread's id is its task's), named prefix0 .. prefix63; returns the
+ * writer or NULL. */
+static struct tr_writer *start(const char *path, char prefix)
+{
+	struct tr_writer *w;
+	struct tr_event ev;
+	char why[TR_WHY_SIZE];
+
+	if (tr_create(path, &w, why, sizeof why) != 0) {
+		fprintf(stderr, "bench: %s\n", why);
+		return NULL;
+	}
+	for (uint32_t t = 1; t <= LIVE; t++) {
+		memset(&ev, 0, sizeof ev);
+		ev.kind = TR_TASK;
+		ev.a = t;
+		snprintf(ev.name, sizeof ev.name, "%c%u", prefix, t - 1);
+		tr_write(w, &ev);
+		ev.kind = TR_THREAD;
+		ev.b = t;
+		tr_write(w, &ev);
+	}
+	return w;
+}
+
 /* Writes the churn trace. */
 static int generate_churn(const char *path, uint64_t events)
 {
@@ -70,24 +96,11 @@ static int generate_churn(const char *path, uint64_t events)
 	struct tr_event ev;
 	char why[TR_WHY_SIZE];
 	uint32_t touched[LIVE + 1] = { 0 };
-	uint64_t s = 0x9E3779B97F4A7C15ull, n = 0;
-	uint32_t next_name = 0;
+	uint64_t s = 0x9E3779B97F4A7C15ull, n = 2 * LIVE;
+	uint32_t next_name = LIVE;
 
-	if (tr_create(path, &w, why, sizeof why) != 0) {
-		fprintf(stderr, "bench: %s\n", why);
+	if ((w = start(path, 'p')) == NULL)
 		return -1;
-	}
-	for (uint32_t t = 1; t <= LIVE; t++) {
-		memset(&ev, 0, sizeof ev);
-		ev.kind = TR_TASK;
-		ev.a = t;
-		snprintf(ev.name, sizeof ev.name, "p%u", next_name++);
-		tr_write(w, &ev);
-		ev.kind = TR_THREAD;
-		ev.b = t;
-		tr_write(w, &ev);
-		n += 2;
-	}
 	while (n < events) {
 		uint32_t t = 1 + (uint32_t)(rng(&s) % LIVE);
 
@@ -134,25 +147,13 @@ static int generate_resident(const char *path, uint64_t events)
 	struct tr_event ev;
 	char why[TR_WHY_SIZE];
 	uint32_t set[LIVE + 1][PAGES_PER_TASK];
-	uint64_t s = 0x2545F4914F6CDD1Dull, n = 0;
+	uint64_t s = 0x2545F4914F6CDD1Dull, n = 2 * LIVE;
 
-	if (tr_create(path, &w, why, sizeof why) != 0) {
-		fprintf(stderr, "bench: %s\n", why);
+	if ((w = start(path, 'r')) == NULL)
 		return -1;
-	}
-	for (uint32_t t = 1; t <= LIVE; t++) {
-		memset(&ev, 0, sizeof ev);
-		ev.kind = TR_TASK;
-		ev.a = t;
-		snprintf(ev.name, sizeof ev.name, "r%u", t);
-		tr_write(w, &ev);
-		ev.kind = TR_THREAD;
-		ev.b = t;
-		tr_write(w, &ev);
-		n += 2;
+	for (uint32_t t = 1; t <= LIVE; t++)
 		for (uint32_t i = 0; i < PAGES_PER_TASK; i++)
 			set[t][i] = layout_page(&s, i);
-	}
 	while (n < events) {
 		uint32_t t = 1 + (uint32_t)(rng(&s) % LIVE);
 
