@@ -50,7 +50,7 @@ static const struct km_receipt *receipt_of(const struct km *km, km_task_t t,
                                            uint32_t slot)
 {
 	const struct km_outmeta *m =
-		km->task[t].page[KM_KT_MDB].meta[KM_SLOT_PAGE(slot)];
+		km_pages_meta(&km->task[t].page[KM_KT_MDB], KM_SLOT_PAGE(slot));
 
 	for (uint32_t i = 0; m != NULL && i < m->nrc; i++)
 		if (m->rc[i].idx == KM_SLOT_IDX(slot))
@@ -269,7 +269,8 @@ static bool check_send(const struct km *km, km_task_t t, uint32_t slot,
 static bool check_receipts(const struct km *km, km_task_t t, uint32_t pg,
                            uint64_t *recvs, char *why, size_t why_len)
 {
-	const struct km_outmeta *m = km->task[t].page[KM_KT_MDB].meta[pg];
+	const struct km_outmeta *m =
+		km_pages_meta(&km->task[t].page[KM_KT_MDB], pg);
 
 	if (m == NULL || m->nrc != m->count)
 		FAIL("task %u MDB page %u: revoked without receipts", t, pg);
@@ -374,7 +375,7 @@ static bool check_nt_out(const struct km *km, km_task_t t, uint32_t pde,
                          uint32_t *mappings, char *why, size_t why_len)
 {
 	const struct km_task *tk = &km->task[t];
-	const struct km_outmeta *m = tk->page[KM_KT_NT].meta[pde];
+	const struct km_outmeta *m = km_pages_meta(&tk->page[KM_KT_NT], pde);
 	uint32_t ptes = 0;
 
 	if (m == NULL)

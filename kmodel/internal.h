@@ -160,6 +160,10 @@ _Static_assert(sizeof(struct km_ktcb) == KM_KTCB_SIZE, "KTCB slot size");
 struct km_outmeta;
 struct km_pages {
 	km_pfn_t *pfn;
+	/* What revocation needs, [cap] each, or all three NULL until a page
+	 * of the array is first exported (most tasks' 768 page tables and
+	 * node tables never are): read them with km_pages_gen, _lost and
+	 * _meta, which give 0 and NULL for an array never exported. */
 	uint64_t *gen;                  /* the export that made the form out
 	                                 * now: older forms, even of the same
 	                                 * page of an earlier task, fail */
@@ -169,6 +173,20 @@ struct km_pages {
 	                                 * out: what the kernel kept */
 	uint32_t len, cap;              /* indices in use, allocated */
 };
+
+static inline uint64_t km_pages_gen(const struct km_pages *p, uint32_t i)
+{
+	return p->gen != NULL ? p->gen[i] : 0;
+}
+static inline uint8_t km_pages_lost(const struct km_pages *p, uint32_t i)
+{
+	return p->lost != NULL ? p->lost[i] : 0;
+}
+static inline struct km_outmeta *km_pages_meta(const struct km_pages *p,
+                                               uint32_t i)
+{
+	return p->meta != NULL ? p->meta[i] : NULL;
+}
 
 /*
  * What the kernel keeps (pinned) of a revoked node table or mapping-
@@ -410,6 +428,9 @@ void km_op_rollback(struct km *km);
 void km_kpage_free(struct km *km, struct km_kpage kp);
 void km_kpage_forget(struct km *km, struct km_kpage kp);
 int km_pages_reserve(struct km_pages *p, uint32_t len);
+/* Gives p its gen, lost and meta arrays (zeroed) if it has none yet:
+ * KM_OK, or KM_EIO if the host refuses the memory. */
+int km_pages_aux(struct km_pages *p);
 void km_pages_free(struct km_pages *p);
 int km_task_alloc_pages(struct km_task *tk);
 void km_task_free_pages(struct km_task *tk);

@@ -128,7 +128,8 @@ static int nt_mdb_export(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 	m = malloc(sizeof *m + used * sizeof m->rc[0]);
 	if (m == NULL)
 		return KM_EIO;
-	page_digest(km, kp, arr->gen[kp.index], km_fp(km, pfn), m->digest);
+	page_digest(km, kp, km_pages_gen(arr, kp.index), km_fp(km, pfn),
+	            m->digest);
 	km_charge(km, KM_C_DIGEST);
 	m->nrc = 0;
 	m->count = used;
@@ -171,7 +172,8 @@ static int nt_mdb_export(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 		KM_ASSERT(m->nrc == used);
 		tk->mdb_free -= KM_MDB_PARTS - used;
 	}
-	KM_ASSERT(arr->meta[kp.index] == NULL);
+	/* (revoke_page gave the array its metadata before the export.) */
+	KM_ASSERT(arr->meta != NULL && arr->meta[kp.index] == NULL);
 	arr->meta[kp.index] = m;
 	return KM_OK;
 }
@@ -187,7 +189,7 @@ static enum km_decision nt_mdb_import(struct km *km, struct km_kpage kp,
 {
 	struct km_task *tk = &km->task[kp.task];
 	struct km_pages *arr = &tk->page[kp.type];
-	struct km_outmeta *m = arr->meta[kp.index];
+	struct km_outmeta *m = km_pages_meta(arr, kp.index);
 	uint8_t d[KM_DIGEST_BYTES];
 
 	KM_ASSERT(m != NULL);
@@ -209,7 +211,8 @@ static enum km_decision nt_mdb_import(struct km *km, struct km_kpage kp,
 			}
 		}
 		km_charge(km, KM_C_DIGEST);
-		page_digest(km, kp, arr->gen[kp.index], km_fp(km, pfn), d);
+		page_digest(km, kp, km_pages_gen(arr, kp.index),
+		            km_fp(km, pfn), d);
 		if (sodium_memcmp(d, m->digest, sizeof d) == 0) {
 			if (kp.type == KM_KT_MDB)
 				tk->mdb_free += KM_MDB_PARTS - m->count;
@@ -278,7 +281,8 @@ static void ktcb_export(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 		uint32_t slot = kp.index * KM_KTCB_PER_PAGE + i;
 		const struct km_ktcb *k = ktcb_at(km, pfn, i);
 		struct km_cont_binding b = { kp.task, kp.index, i, 0,
-		                             tk->page[KM_KT_KTCB].gen[kp.index] };
+		                             km_pages_gen(&tk->page[KM_KT_KTCB],
+		                                          kp.index) };
 
 		live[i] = slot < tk->ktcb_cap && tk->ktcb_slot[slot] != 0;
 		if (!live[i])
@@ -325,7 +329,8 @@ static uint32_t ktcb_import(struct km *km, struct km_kpage kp, km_pfn_t pfn,
 		uint32_t slot = kp.index * KM_KTCB_PER_PAGE + i;
 		km_thread_t th = slot < tk->ktcb_cap ? tk->ktcb_slot[slot] : 0;
 		struct km_cont_binding b = { kp.task, kp.index, i, 0,
-		                             tk->page[KM_KT_KTCB].gen[kp.index] };
+		                             km_pages_gen(&tk->page[KM_KT_KTCB],
+		                                          kp.index) };
 		uint8_t mac[crypto_auth_BYTES];
 		struct km_ktcb *k;
 
@@ -440,7 +445,7 @@ static uint32_t nt_live(const struct km *km, const struct km_task *tk,
 	uint32_t n = 0;
 
 	if (nt == KM_OUT_PFN)
-		return tk->page[KM_KT_NT].meta[pde]->count;
+		return km_pages_meta(&tk->page[KM_KT_NT], pde)->count;
 	if (!km_present(nt))
 		return 0;
 	for (uint32_t i = 0; i < 1024; i++)

@@ -73,9 +73,6 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 {
 	uint32_t cap;
 	km_pfn_t *n;
-	uint64_t *g;
-	uint8_t *l;
-	struct km_outmeta **m;
 
 	if (len <= p->cap)
 		return KM_OK;
@@ -84,29 +81,55 @@ int km_pages_reserve(struct km_pages *p, uint32_t len)
 	cap = p->cap ? p->cap : len > 8 ? len : 8;
 	while (cap < len)
 		cap *= 2;
+	if (p->gen != NULL) {
+		uint64_t *g = realloc(p->gen, (size_t)cap * sizeof *g);
+		uint8_t *l;
+		struct km_outmeta **m;
+
+		if (g == NULL)
+			return KM_EIO;
+		p->gen = g;
+		if ((l = realloc(p->lost, (size_t)cap * sizeof *l)) == NULL)
+			return KM_EIO;
+		p->lost = l;
+		if ((m = realloc(p->meta, (size_t)cap * sizeof *m)) == NULL)
+			return KM_EIO;
+		p->meta = m;
+		memset(g + p->cap, 0, (cap - p->cap) * sizeof *g);
+		memset(l + p->cap, 0, (cap - p->cap) * sizeof *l);
+		for (uint32_t i = p->cap; i < cap; i++)
+			m[i] = NULL;
+	}
 	n = realloc(p->pfn, (size_t)cap * sizeof *n);
 	if (n == NULL)
 		return KM_EIO;
 	p->pfn = n;
-	g = realloc(p->gen, (size_t)cap * sizeof *g);
-	if (g == NULL)
-		return KM_EIO;
-	p->gen = g;
-	l = realloc(p->lost, (size_t)cap * sizeof *l);
-	if (l == NULL)
-		return KM_EIO;
-	p->lost = l;
-	m = realloc(p->meta, (size_t)cap * sizeof *m);
-	if (m == NULL)
-		return KM_EIO;
-	p->meta = m;
-	for (uint32_t i = p->cap; i < cap; i++) {
+	for (uint32_t i = p->cap; i < cap; i++)
 		n[i] = KM_NO_PFN;
-		m[i] = NULL;
-	}
-	memset(g + p->cap, 0, (cap - p->cap) * sizeof *g);
-	memset(l + p->cap, 0, (cap - p->cap) * sizeof *l);
 	p->cap = cap;
+	return KM_OK;
+}
+
+int km_pages_aux(struct km_pages *p)
+{
+	uint64_t *g;
+	uint8_t *l;
+	struct km_outmeta **m;
+
+	if (p->gen != NULL)
+		return KM_OK;
+	g = calloc(p->cap, sizeof *g);
+	l = calloc(p->cap, sizeof *l);
+	m = calloc(p->cap, sizeof *m);
+	if (g == NULL || l == NULL || m == NULL) {
+		free(g);
+		free(l);
+		free(m);
+		return KM_EIO;
+	}
+	p->gen = g;
+	p->lost = l;
+	p->meta = m;
 	return KM_OK;
 }
 
@@ -215,7 +238,8 @@ static enum km_decision kpage_install(struct km *km, struct km_kpage kp,
 	if (kp.index >= arr->len)
 		arr->len = kp.index + 1;
 	*slot = pfn;
-	arr->lost[kp.index] = 0;
+	if (arr->lost != NULL)
+		arr->lost[kp.index] = 0;
 	tk->npages[kp.type]++;
 	km->kernel_frames++;
 	return km_kform_import(km, kp, pfn, how);
@@ -333,7 +357,8 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
 		km_pt_clear(km, tk, KM_UTCB_AREA + kp.index * KM_PAGE_SIZE);
 	*slot = KM_NO_PFN;
 	tk->nout[kp.type]--;
-	tk->page[kp.type].lost[kp.index] = 0;
+	if (tk->page[kp.type].lost != NULL)
+		tk->page[kp.type].lost[kp.index] = 0;
 	km_outmeta_free(&tk->page[kp.type], kp.index);
 	if (ktype_grows(kp.type)) {
 		struct km_pages *arr = &tk->page[kp.type];
@@ -366,6 +391,11 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 	/* A new generation first: the form binds to it, so an older form of
 	 * the same page (or of a page of the same name in a task that died)
 	 * no longer passes. */
+	if (km_pages_aux(&tk->page[kp.type]) != KM_OK) {
+		rec.decision = KM_D_FAILED;
+		km_rec_end(km, &rec, outer);
+		return KM_EIO;
+	}
 	tk->page[kp.type].gen[kp.index] = ++km->exports;
 	if (km_kform_export(km, kp, pfn, discard) != KM_OK) {
 		rec.decision = KM_D_FAILED;
@@ -552,8 +582,9 @@ int km_victim_revoke(struct km *km)
 		return err == KM_ERETRY ? KM_OK : err;
 	/* A page lost and not yet repaired cannot go out: the kpager will
 	 * be asked again, and may name another. */
-	if (km->task[km->frame[pfn].ktask].page[km->frame[pfn].ktype].
-	    lost[km->frame[pfn].kindex] == KM_LOST_PENDING)
+	if (km_pages_lost(&km->task[km->frame[pfn].ktask].
+	                  page[km->frame[pfn].ktype],
+	                  km->frame[pfn].kindex) == KM_LOST_PENDING)
 		return KM_OK;
 	km->kpager[km->victim.kpager].st.evicted++;
 	return revoke_page(km, pfn, km->victim.discard, true);
@@ -775,8 +806,9 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 		rec.pfn = r->pfn;
 		*pfn = r->pfn;
 		if (restore)
-			how = d.discarded || km->task[kp.task].page[kp.type].
-			      lost[kp.index] ? KM_IMPORT_REBUILD :
+			how = d.discarded ||
+			      km_pages_lost(&km->task[kp.task].page[kp.type],
+			                    kp.index) ? KM_IMPORT_REBUILD :
 			      KM_IMPORT_RESTORE;
 		rec.decision = kpage_install(km, kp, *pfn, how);
 		err = KM_OK;
@@ -1114,6 +1146,9 @@ int km_bring(struct km *km, struct km_kpage kp)
  * form held must be undone (km_repair) before the next walk. */
 void km_lost_note(struct km *km, struct km_kpage kp)
 {
+	/* Only a page that was out can be lost: its array has the
+	 * metadata. */
+	KM_ASSERT(km->task[kp.task].page[kp.type].lost != NULL);
 	km->task[kp.task].page[kp.type].lost[kp.index] = KM_LOST_PENDING;
 	km->nlost++;
 	km->losses++;

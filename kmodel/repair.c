@@ -34,7 +34,7 @@ static bool mdb_page_lost(const struct km *km, km_task_t t, uint32_t page)
 		return false;
 	p = &km->task[t].page[KM_KT_MDB];
 	return page < p->len && km_present(p->pfn[page]) &&
-	       p->lost[page] == KM_LOST_PENDING;
+	       km_pages_lost(p, page) == KM_LOST_PENDING;
 }
 
 static bool slot_dead(const struct km *km, km_task_t t, uint32_t slot)
@@ -49,7 +49,7 @@ static bool task_has_lost(const struct km *km, km_task_t t)
 	for (int ty = KM_KT_NT; ty <= KM_KT_MDB; ty++)
 		for (uint32_t i = 0; i < tk->page[ty].len; i++)
 			if (km_present(tk->page[ty].pfn[i]) &&
-			    tk->page[ty].lost[i] == KM_LOST_PENDING)
+			    km_pages_lost(&tk->page[ty], i) == KM_LOST_PENDING)
 				return true;
 	return false;
 }
@@ -138,7 +138,7 @@ static int repair_bring(struct km *km)
 		if (err == KM_OK)
 			err = bring_orphans(km, t, &again);
 		for (uint32_t i = 0; i < p->len && err == KM_OK; i++) {
-			const struct km_outmeta *m = p->meta[i];
+			const struct km_outmeta *m = km_pages_meta(p, i);
 
 			if (!mdb_page_lost(km, t, i) || m == NULL)
 				continue;
@@ -221,7 +221,7 @@ static void repair_nts(struct km *km)
 			continue;
 		for (uint32_t i = 0; i < p->len; i++) {
 			if (!km_present(p->pfn[i]) ||
-			    p->lost[i] != KM_LOST_PENDING)
+			    km_pages_lost(p, i) != KM_LOST_PENDING)
 				continue;
 			nt_rebuild(km, t, i);
 			p->lost[i] = 0;
@@ -300,7 +300,7 @@ static int undo_lost_parts(struct km *km)
 		if (!km->task[t].live)
 			continue;
 		for (uint32_t pg = 0; pg < p->len; pg++) {
-			const struct km_outmeta *m = p->meta[pg];
+			const struct km_outmeta *m = km_pages_meta(p, pg);
 
 			if (!mdb_page_lost(km, t, pg) || m == NULL)
 				continue;
@@ -537,7 +537,8 @@ static void recount_mappings(struct km *km)
 			if (pde == KM_UTCB_PDE)
 				continue;
 			if (nt == KM_OUT_PFN) {
-				n += tk->page[KM_KT_NT].meta[pde]->count;
+				n += km_pages_meta(&tk->page[KM_KT_NT],
+				                   pde)->count;
 			} else if (km_present(nt)) {
 				for (uint32_t i = 0; i < 1024; i++)
 					n += km_words(km, nt)[i] != KM_NTE_NONE;
