@@ -316,20 +316,6 @@ static int node_bring(struct km *km, struct node n)
 	return KM_OK;
 }
 
-/*
- * Validates a change of the subtree under (t, slot), and of that mapping
- * itself if `self`: brings back every page the change will touch.  A page
- * lent to the kernel whose frame the change takes away is revoked when
- * the change is made, except two kinds:
- * - a node table or MDB page (the change's own walk may read it) moves
- *   now to a frame of the kernel's pool, content and all, and its lender
- *   gets its frame back; with the pool empty it is revoked, its form
- *   discarded, and the caller starts over (KM_ERETRY) once km_repair has
- *   undone what it held;
- * - a page table or directory of task `keep`, which the operation is about
- *   to use, makes it refuse (KM_EBUSY; KM_SIGMA0 for no such task).
- * KM_ERETRY too if a page met was lost.
- */
 /* Is mapping n lent to the kernel for a page that a change taking the
  * mapping away cannot do without: a node table or MDB page (the change
  * reads and writes those), or the directory or a page table of `keep`
@@ -346,7 +332,7 @@ static bool lent_needed(const struct km *km, struct node n, km_task_t keep)
 	        (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT));
 }
 
-/* Does the subtree under (t, slot) hold such a mapping (see
+/* Does the subtree under top hold such a mapping (see
  * km_subtree_prepare)?  Reads only: every part is in. */
 static bool subtree_lends_needed(struct km *km, struct node top, bool self,
                                  km_task_t keep)
@@ -360,6 +346,20 @@ static bool subtree_lends_needed(struct km *km, struct node top, bool self,
 	return false;
 }
 
+/*
+ * Validates a change of the subtree under (t, slot), and of that mapping
+ * itself if `self`: brings back every page the change will touch.  A page
+ * lent to the kernel whose frame the change takes away is revoked when
+ * the change is made, except two kinds:
+ * - a node table or MDB page (the change's own walk may read it) moves
+ *   now to a frame of the kernel's pool, content and all, and its lender
+ *   gets its frame back; with the pool empty it is revoked, its form
+ *   discarded, and the caller starts over (KM_ERETRY) once km_repair has
+ *   undone what it held;
+ * - a page table or directory of task `keep`, which the operation is about
+ *   to use, makes it refuse (KM_EBUSY; KM_SIGMA0 for no such task).
+ * KM_ERETRY too if a page met was lost.
+ */
 int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
                        km_task_t keep)
 {
@@ -369,13 +369,14 @@ int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
 	for (;;) {
 		if ((err = node_bring(km, n)) != KM_OK)
 			return err;
-		if ((self || !same(n, top)) && !is_root(n) &&
-		    km_lent(km, n.task, recv_of(km, n))) {
+		if ((self || !same(n, top)) && lent_needed(km, n, keep)) {
 			km_pfn_t pfn = recv_of(km, n)->pfn;
 			const struct km_frame *f = &km->frame[pfn];
 
-			if ((f->ktype == KM_KT_NT || f->ktype == KM_KT_MDB) &&
-			    km_kpage_to_pool(km, pfn) != KM_OK) {
+			/* keep's directory or a page table of it. */
+			if (f->ktype != KM_KT_NT && f->ktype != KM_KT_MDB)
+				return KM_EBUSY;
+			if (km_kpage_to_pool(km, pfn) != KM_OK) {
 				/* No pool frame to move it to: it goes, its
 				 * form discarded.  (A kpager that keeps lending
 				 * such pages from the very range changed would
@@ -386,9 +387,6 @@ int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
 				err = km_kpage_revoke(km, pfn, true);
 				return err == KM_OK ? KM_ERETRY : err;
 			}
-			if (keep != KM_SIGMA0 && f->ktask == keep &&
-			    (f->ktype == KM_KT_PD || f->ktype == KM_KT_PT))
-				return KM_EBUSY;
 		}
 		if (!walk_next(km, top, &n, false))
 			return KM_OK;
