@@ -460,8 +460,9 @@ static bool fast_sep(const char **p, const char *e)
 	return true;
 }
 
-/* The counts that end a touch or user line: none (no_counts says what
- * that means), one, or instructions and cycles. */
+/* The counts that end a touch or user line: none (allowed if `optional`:
+ * a touch's counts are then 0), one (cycles equal to it), or instructions
+ * and cycles. */
 static bool fast_counts(const char *s, const char *e, bool optional,
                         struct tr_event *ev)
 {

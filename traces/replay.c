@@ -492,7 +492,6 @@ static void end_task(struct tr_replay *r, uint32_t task, int32_t status,
 {
 	struct rtask *k = &r->tk[task];
 	struct tr_task_result *res = result_of(r, task);
-
 	km_thread_t few[16], *ids = few;
 	uint32_t n;
 
