@@ -584,9 +584,11 @@ enum km_map_mode { KM_MAP = 0, KM_GRANT = 1 };
  * KM_EBUSY (a page lent to the kernel below a replaced or granted mapping
  * holds a page table or directory of `to` itself), or a kernel page fault's
  * error.  Nothing changes on error, except this: a page lent to the kernel
- * below a replaced mapping is revoked, its form discarded, and a node
- * table or MDB page among them is so before anything else (its loss is
- * undone as for any lost page), whatever then becomes of the map.
+ * below a replaced or granted mapping is revoked, its form discarded; a
+ * node table or MDB page among them is dealt with before anything else,
+ * whatever then becomes of the map: moved into a frame of the in-kernel
+ * pool (its lender gets the frame back), or with the pool empty revoked
+ * and its loss undone as for any lost page.
  */
 int km_map(struct km *km, km_task_t from, struct km_fpage src,
            km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
@@ -604,11 +606,13 @@ int km_map(struct km *km, km_task_t from, struct km_fpage src,
  * stay.  Returns KM_OK and in *pages (may be NULL) how many mappings
  * changed, counting every one removed or downgraded at any depth;
  * KM_ENOTASK, KM_EINVAL, or the error of bringing back a revoked page it
- * walks.  Nothing changes on error.  Needs no new kernel memory.  A mapping
- * lent to the kernel is revoked first: a kpager unmapping (without
- * KM_UNMAP_SELF) a page it lent revokes it and keeps the form; in every
- * other case the frame leaves the kpager, so the form is discarded (for a
- * node table or MDB page, before anything else: what it held is undone).
+ * walks.  Nothing changes on error, but for the node tables and MDB pages
+ * below (see next).  Needs no new kernel memory.  A mapping lent to the
+ * kernel is revoked first: a kpager unmapping (without KM_UNMAP_SELF) a
+ * page it lent revokes it and keeps the form; in every other case the
+ * frame leaves the kpager, so the form is discarded; a node table or MDB
+ * page, before anything else, moves into a frame of the in-kernel pool
+ * instead, or with the pool empty is revoked and what it held undone.
  */
 int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
              unsigned flags, uint32_t *pages);
