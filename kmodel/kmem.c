@@ -1113,10 +1113,9 @@ int km_op_acquire(struct km *km)
 int km_bring(struct km *km, struct km_kpage kp)
 {
 	uint64_t named, losses;
+	const km_pfn_t *slot = kpage_slot(km, kp);
 	km_pfn_t pfn;
 	int err;
-
-	const km_pfn_t *slot = kpage_slot(km, kp);
 
 	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
 	if (slot == NULL || *slot != KM_OUT_PFN) {

@@ -583,12 +583,13 @@ enum km_map_mode { KM_MAP = 0, KM_GRANT = 1 };
  * area), KM_EPERM (sigma0 grants; a sigma0 destination), KM_ECYCLE,
  * KM_EBUSY (a page lent to the kernel below a replaced or granted mapping
  * holds a page table or directory of `to` itself), or a kernel page fault's
- * error.  Nothing changes on error, except this: a page lent to the kernel
- * below a replaced or granted mapping is revoked, its form discarded; a
- * node table or MDB page among them is dealt with before anything else,
- * whatever then becomes of the map: moved into a frame of the in-kernel
- * pool (its lender gets the frame back), or with the pool empty revoked
- * and its loss undone as for any lost page.
+ * error.  A page lent to the kernel below a replaced or granted mapping is
+ * revoked when the map is made, its form discarded.  Nothing changes on
+ * error, except that a lent node table or MDB page there is dealt with
+ * before anything else, whatever then becomes of the map: moved into a
+ * frame of the in-kernel pool (its lender gets the frame back), or with the
+ * pool empty revoked, its form discarded and its loss undone as for any
+ * lost page.
  */
 int km_map(struct km *km, km_task_t from, struct km_fpage src,
            km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
