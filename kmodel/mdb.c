@@ -750,6 +750,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
                          uint32_t *moved)
 {
 	uint32_t pages = 0, children = 0, last_pde = KM_NONE, done = 0;
+	uint32_t obtained;      /* kernel pages the plan had to obtain */
 	struct node src, dst;
 	unsigned rights;
 	km_pfn_t pfn;
@@ -814,6 +815,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
 	} else {
 		err = km_mdb_need_parts(km, p->to, pages + children);
 	}
+	obtained = km->nneed;
 	if (err != KM_OK || (err = km_op_acquire(km)) != KM_OK) {
 		km_op_rollback(km);
 		return err;
@@ -821,8 +823,9 @@ static int map_plan_once(struct km *km, const struct plan *p,
 	/* A kpager may have lent, for a page just obtained, the very frame
 	 * prepare moved out of a subtree this change takes away (it was
 	 * free again).  The pages stay; the operation starts over, and
-	 * prepare deals with that frame as with any lent one. */
-	for (uint32_t i = 0; i < p->n; i++) {
+	 * prepare deals with that frame as with any lent one.  (With no page
+	 * obtained, as in most faults, nothing was lent since prepare.) */
+	for (uint32_t i = 0; obtained > 0 && i < p->n; i++) {
 		if (!plan_source(km, p, i, &src, &rights, &pfn))
 			continue;
 		dst.task = p->to;
