@@ -541,6 +541,7 @@ static void test_fast_path_agrees(void **state)
 		"touch 1 0xBFFFF000 r", "user 1 007 0x10",
 	};
 	static const char alphabet[] = " \t#xX0123456789abcdefABCDEFrwxu\r-";
+	static const char prefix[] = H "task 1 p\nthread 1 1\n";
 	uint64_t seed = seed_for("fast path"), rng = seed;
 	uint64_t rounds = kmt_env_u64("KPSIM_TRACE_MUTATIONS", 20000);
 	int accepted = 0;
@@ -577,10 +578,10 @@ static void test_fast_path_agrees(void **state)
 				break;
 			}
 		}
-		memcpy(buf, H "task 1 p\nthread 1 1\n", 34);
-		memcpy(buf + 34, line, n);
-		buf[34 + n] = '\n';
-		accepted += read_both(buf, 35 + n) == 0;
+		memcpy(buf, prefix, sizeof prefix - 1);
+		memcpy(buf + sizeof prefix - 1, line, n);
+		buf[sizeof prefix - 1 + n] = '\n';
+		accepted += read_both(buf, sizeof prefix + n) == 0;
 	}
 	/* Both kinds of outcome were met. */
 	assert_true(accepted > 0 && (uint64_t)accepted < rounds);
