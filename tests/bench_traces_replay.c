@@ -180,9 +180,11 @@ static int generate_resident(const char *path, uint64_t events)
 }
 
 /* One pass: parse only, or parse and replay.  Returns events/s; counts
- * the events, the touches among them and (replaying) the faults. */
+ * the events, the touches among them and (replaying) the faults and the
+ * simulated cycles. */
 static double pass(const char *path, const struct tr_replay_config *cfg,
-                   uint64_t *events, uint64_t *touches, uint64_t *faults)
+                   uint64_t *events, uint64_t *touches, uint64_t *faults,
+                   uint64_t *cycles)
 {
 	struct tr_reader *rd;
 	struct tr_replay *r = NULL;
@@ -215,10 +217,19 @@ static double pass(const char *path, const struct tr_replay_config *cfg,
 		exit(1);
 	}
 	if (r != NULL) {
+		const struct km *km = tr_replay_model(r);
 		struct km_stats ks;
 
-		km_stats(tr_replay_model(r), &ks);
+		/* The model must be whole after the run; its faults and
+		 * simulated cycles are printed, so that a change made for
+		 * speed shows if it changed the results. */
+		if (!km_check(km, why, sizeof why)) {
+			fprintf(stderr, "bench: km_check: %s\n", why);
+			exit(1);
+		}
+		km_stats(km, &ks);
 		*faults = ks.ufaults + ks.kfaults;
+		*cycles = km_now(km);
 	}
 	tr_replay_destroy(r);
 	tr_close(rd);
@@ -232,7 +243,7 @@ static int bench(const char *name, int (*gen)(const char *, uint64_t),
 	char path[] = "/tmp/kpsim-bench-XXXXXX";
 	struct tr_replay_config pool = tr_replay_config_default(65536);
 	struct tr_replay_config fcfs = pool;
-	uint64_t n = 0, touches = 0, faults = 0;
+	uint64_t n = 0, touches = 0, faults = 0, cycles = 0;
 	double parse, rp, rf;
 	int fd = mkstemp(path);
 
@@ -246,21 +257,23 @@ static int bench(const char *name, int (*gen)(const char *, uint64_t),
 		unlink(path);
 		return -1;
 	}
-	parse = pass(path, NULL, &n, &touches, &faults);
+	parse = pass(path, NULL, &n, &touches, &faults, &cycles);
 	printf("%s trace: %llu events, %llu of them touches\n", name,
 	       (unsigned long long)n, (unsigned long long)touches);
 	printf("  %-24s %10.0f events/s  %10.0f touches/s\n", "parse only",
 	       parse, parse * (double)touches / (double)n);
-	rp = pass(path, &pool, &n, &touches, &faults);
+	rp = pass(path, &pool, &n, &touches, &faults, &cycles);
 	printf("  %-24s %10.0f events/s  %10.0f touches/s  %.3f of "
-	       "parse-only  (%llu faults)\n", "replay, in-kernel pool", rp,
-	       rp * (double)touches / (double)n, rp / parse,
-	       (unsigned long long)faults);
-	rf = pass(path, &fcfs, &n, &touches, &faults);
+	       "parse-only  (%llu faults, %llu cycles)\n",
+	       "replay, in-kernel pool", rp, rp * (double)touches / (double)n,
+	       rp / parse, (unsigned long long)faults,
+	       (unsigned long long)cycles);
+	rf = pass(path, &fcfs, &n, &touches, &faults, &cycles);
 	printf("  %-24s %10.0f events/s  %10.0f touches/s  %.3f of "
-	       "parse-only  (%llu faults)\n", "replay, fcfs kpager", rf,
-	       rf * (double)touches / (double)n, rf / parse,
-	       (unsigned long long)faults);
+	       "parse-only  (%llu faults, %llu cycles)\n",
+	       "replay, fcfs kpager", rf, rf * (double)touches / (double)n,
+	       rf / parse, (unsigned long long)faults,
+	       (unsigned long long)cycles);
 	unlink(path);
 	return 0;
 }
@@ -268,9 +281,20 @@ static int bench(const char *name, int (*gen)(const char *, uint64_t),
 int main(void)
 {
 	const char *env = getenv("KPSIM_BENCH_EVENTS");
+	const char *only = getenv("KPSIM_BENCH_TRACE");
 	uint64_t events = env ? strtoull(env, NULL, 0) : 1000000;
 
-	if (bench("churn", generate_churn, events) != 0 ||
+	/* KPSIM_BENCH_TRACE=churn or resident runs one (for a profiler). */
+	if (only != NULL && strcmp(only, "churn") != 0 &&
+	    strcmp(only, "resident") != 0) {
+		fprintf(stderr, "bench: KPSIM_BENCH_TRACE is churn or "
+		        "resident, not '%s'\n", only);
+		return 2;
+	}
+	if ((only == NULL || strcmp(only, "churn") == 0) &&
+	    bench("churn", generate_churn, events) != 0)
+		return 1;
+	if ((only == NULL || strcmp(only, "resident") == 0) &&
 	    bench("resident", generate_resident, events) != 0)
 		return 1;
 	return 0;
