@@ -367,6 +367,16 @@ static inline uint32_t *km_words(const struct km *km, km_pfn_t pfn)
 {
 	return (uint32_t *)(void *)km_fp(km, pfn);
 }
+/* Are the 16 words at w all `v`?  For walks over tables and arrays that
+ * are mostly empty. */
+static inline bool km_words16_all(const uint32_t *w, uint32_t v)
+{
+	uint32_t diff = 0;
+
+	for (int i = 0; i < 16; i++)
+		diff |= w[i] ^ v;
+	return diff == 0;
+}
 static inline uint32_t km_phys(const struct km *km, km_pfn_t pfn)
 {
 	return km->cfg.phys_base + (pfn << KM_PAGE_SHIFT);
@@ -440,8 +450,32 @@ int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn);
 int km_victim_revoke(struct km *km);
 int km_kpage_to_pool(struct km *km, km_pfn_t pfn);
-int km_bring(struct km *km, struct km_kpage kp);
+int km_bring_out(struct km *km, struct km_kpage kp);
 void km_lost_note(struct km *km, struct km_kpage kp);
+
+/*
+ * Makes a revoked node table or MDB page present again (km_bring_out
+ * says how).  Walks of the mapping database call this for every page they
+ * cross, and nearly all of them are in: that case, which only notes the
+ * kernel's use of the page, is done here, without a call.
+ */
+static inline int km_bring(struct km *km, struct km_kpage kp)
+{
+	const struct km_task *tk;
+	const struct km_pages *p;
+
+	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
+	if (kp.task < km->cfg.max_tasks) {
+		tk = &km->task[kp.task];
+		p = &tk->page[kp.type];
+		if (tk->live && kp.index < p->cap &&
+		    km_present(p->pfn[kp.index])) {
+			km_frame_used(km, p->pfn[kp.index]);
+			return KM_OK;
+		}
+	}
+	return km_bring_out(km, kp);
+}
 
 /* kform.c: external forms */
 int km_kform_export(struct km *km, struct km_kpage kp, km_pfn_t pfn,
@@ -455,10 +489,23 @@ void km_mdb_page_init(struct km *km, struct km_kpage kp, km_pfn_t pfn);
 int km_repair(struct km *km);
 
 /* pt.c: page tables, node tables */
-uint32_t *km_pte_slot(const struct km *km, const struct km_task *tk,
-                      km_vaddr_t va);
-uint32_t *km_nte_slot(const struct km *km, const struct km_task *tk,
-                      km_vaddr_t va);
+/* The PTE and the node-table entry of va, if their tables are in. */
+static inline uint32_t *km_pte_slot(const struct km *km,
+                                    const struct km_task *tk, km_vaddr_t va)
+{
+	km_pfn_t pt = KM_PDX(va) < KM_USER_PDES ? KM_PT(tk, KM_PDX(va)) :
+	              KM_NO_PFN;
+
+	return km_present(pt) ? &km_words(km, pt)[KM_PTX(va)] : NULL;
+}
+static inline uint32_t *km_nte_slot(const struct km *km,
+                                    const struct km_task *tk, km_vaddr_t va)
+{
+	km_pfn_t nt = KM_PDX(va) < KM_USER_PDES ? KM_NT(tk, KM_PDX(va)) :
+	              KM_NO_PFN;
+
+	return km_present(nt) ? &km_words(km, nt)[KM_PTX(va)] : NULL;
+}
 void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
                km_pfn_t pfn, unsigned rights, uint32_t nte);
 void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va);
@@ -473,11 +520,61 @@ unsigned km_pte_rights_ok(uint32_t pte, unsigned access);
 void km_pte_notify(struct km *km, const struct km_task *tk, km_vaddr_t va,
                    uint32_t pages, enum km_pte_change change);
 
-/* mdb.c */
-union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot);
-uint32_t km_recv_at(const struct km *km, km_task_t t, uint32_t vpn);
-int km_recv_find(struct km *km, km_task_t t, uint32_t vpn, uint32_t *slot);
-int km_part_bring(struct km *km, km_task_t t, uint32_t slot);
+/* mdb.c, and the small lookups every walk of the mapping database makes,
+ * here to be inlined. */
+
+/* Part `slot` of task t; its MDB page is in. */
+static inline union km_part *km_part(const struct km *km, km_task_t t,
+                                     uint32_t slot)
+{
+	const struct km_pages *p = &km->task[t].page[KM_KT_MDB];
+	uint32_t page = KM_SLOT_PAGE(slot), i = KM_SLOT_IDX(slot);
+
+	KM_ASSERT(page < p->len && i < KM_MDB_PARTS &&
+	          km_present(p->pfn[page]));
+	return &((struct km_mdb_page *)(void *)km_fp(km, p->pfn[page]))->
+	       part[i];
+}
+
+/* The receiver part task t has at `vpn`, or KM_NONE.  Its node table is
+ * not out (see km_recv_find). */
+static inline uint32_t km_recv_at(const struct km *km, km_task_t t,
+                                  uint32_t vpn)
+{
+	const uint32_t *nte;
+
+	if (t == KM_SIGMA0 || vpn >= (KM_USER_TOP >> KM_PAGE_SHIFT))
+		return KM_NONE;
+	KM_ASSERT(KM_NT(&km->task[t], vpn >> 10) != KM_OUT_PFN);
+	nte = km_nte_slot(km, &km->task[t], vpn << KM_PAGE_SHIFT);
+	if (nte == NULL || *nte == KM_NTE_NONE || *nte == KM_NTE_UTCB)
+		return KM_NONE;
+	return *nte - 1;
+}
+
+/* km_recv_at for a walk that may meet a revoked node table: brings it
+ * back first.  A lost one reads as empty until km_repair (km->nlost). */
+static inline int km_recv_find(struct km *km, km_task_t t, uint32_t vpn,
+                               uint32_t *slot)
+{
+	int err = KM_OK;
+
+	*slot = KM_NONE;
+	if (t != KM_SIGMA0 && vpn < (KM_USER_TOP >> KM_PAGE_SHIFT))
+		err = km_bring(km, (struct km_kpage){ t, KM_KT_NT, vpn >> 10 });
+	if (err == KM_OK)
+		*slot = km_recv_at(km, t, vpn);
+	return err;
+}
+
+/* Brings back the MDB page holding part `slot` of task t, if revoked. */
+static inline int km_part_bring(struct km *km, km_task_t t, uint32_t slot)
+{
+	if (slot == KM_NONE)
+		return KM_OK;
+	return km_bring(km, (struct km_kpage){ t, KM_KT_MDB,
+	                                       KM_SLOT_PAGE(slot) });
+}
 int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts);
 void km_mdb_trim_note(struct km *km, struct km_kpage kp);
 int km_unmap_all(struct km *km, km_task_t t);

@@ -24,19 +24,6 @@ static bool same(struct node a, struct node b)
 	return a.task == b.task && a.slot == b.slot;
 }
 
-union km_part *km_part(const struct km *km, km_task_t t, uint32_t slot)
-{
-	const struct km_task *tk = &km->task[t];
-	uint32_t page = KM_SLOT_PAGE(slot), i = KM_SLOT_IDX(slot);
-	struct km_mdb_page *mp;
-
-	KM_ASSERT(page < tk->page[KM_KT_MDB].len && i < KM_MDB_PARTS &&
-	          km_present(tk->page[KM_KT_MDB].pfn[page]));
-	mp = (struct km_mdb_page *)(void *)km_fp(km,
-	                                         tk->page[KM_KT_MDB].pfn[page]);
-	return &mp->part[i];
-}
-
 static struct km_recv *recv_of(const struct km *km, struct node n)
 {
 	struct km_recv *r = &km_part(km, n.task, n.slot)->r;
@@ -52,44 +39,6 @@ static struct km_send *send_of(const struct km *km, km_task_t t,
 
 	KM_ASSERT(s->tag == KM_PART_SEND);
 	return s;
-}
-
-/* The receiver part task t has at `vpn`, or KM_NONE.  Its node table is
- * not out (see km_recv_find). */
-uint32_t km_recv_at(const struct km *km, km_task_t t, uint32_t vpn)
-{
-	const uint32_t *nte;
-
-	if (t == KM_SIGMA0 || vpn >= (KM_USER_TOP >> KM_PAGE_SHIFT))
-		return KM_NONE;
-	KM_ASSERT(KM_NT(&km->task[t], vpn >> 10) != KM_OUT_PFN);
-	nte = km_nte_slot(km, &km->task[t], vpn << KM_PAGE_SHIFT);
-	if (nte == NULL || *nte == KM_NTE_NONE || *nte == KM_NTE_UTCB)
-		return KM_NONE;
-	return *nte - 1;
-}
-
-/* km_recv_at for a walk that may meet a revoked node table: brings it
- * back first.  A lost one reads as empty until km_repair (km->nlost). */
-int km_recv_find(struct km *km, km_task_t t, uint32_t vpn, uint32_t *slot)
-{
-	int err = KM_OK;
-
-	*slot = KM_NONE;
-	if (t != KM_SIGMA0 && vpn < (KM_USER_TOP >> KM_PAGE_SHIFT))
-		err = km_bring(km, (struct km_kpage){ t, KM_KT_NT, vpn >> 10 });
-	if (err == KM_OK)
-		*slot = km_recv_at(km, t, vpn);
-	return err;
-}
-
-/* Brings back the MDB page holding part `slot` of task t, if revoked. */
-int km_part_bring(struct km *km, km_task_t t, uint32_t slot)
-{
-	if (slot == KM_NONE)
-		return KM_OK;
-	return km_bring(km, (struct km_kpage){ t, KM_KT_MDB,
-	                                       KM_SLOT_PAGE(slot) });
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1042,25 +991,36 @@ static uint32_t nte_recv(uint32_t nte)
 }
 
 /* The first index in [i, end) of a node table's words w naming a mapping,
- * or end.  Most entries are empty: eight at a time are skipped. */
+ * or end.  Most entries are empty: sixteen at a time are skipped. */
 static uint32_t nt_next(const uint32_t *w, uint32_t i, uint32_t end)
 {
 	for (;;) {
-		while (i < end && (i & 7u) != 0) {
+		while (i < end && (i & 15u) != 0) {
 			if (nte_recv(w[i]) != KM_NONE)
 				return i;
 			i++;
 		}
-		while (i + 8 <= end && (w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
-		                        w[i + 4] | w[i + 5] | w[i + 6] |
-		                        w[i + 7]) == 0)
-			i += 8;
+		while (i + 16 <= end && km_words16_all(&w[i], KM_NTE_NONE))
+			i += 16;
 		if (i >= end)
 			return end;
 		if (nte_recv(w[i]) != KM_NONE)
 			return i;
 		i++;
 	}
+}
+
+/* How many entries of task t's node table for pde are in use, as its
+ * node directory counts them: a walk that has met that many may stop.
+ * UINT32_MAX (no early stop) if the directory is out, and for the UTCB
+ * area's table, whose UTCB marks nt_next passes over uncounted. */
+static uint32_t nt_live(const struct km *km, km_task_t t, uint32_t pde)
+{
+	km_pfn_t nd = KM_ND(&km->task[t]);
+
+	if (!km_present(nd) || pde == KM_UTCB_PDE)
+		return UINT32_MAX;
+	return km_words(km, nd)[pde];
 }
 
 /*
@@ -1084,7 +1044,7 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 	/* One node table at a time, its entries read in place: a task's
 	 * walk covers 768 tables' worth of pages, most of them empty. */
 	for (uint64_t v = first, stop; v < end; v = stop) {
-		uint32_t pde = (uint32_t)(v >> 10), slot;
+		uint32_t pde = (uint32_t)(v >> 10), slot, left;
 
 		stop = ((uint64_t)pde + 1) << 10;
 		if (stop > end)
@@ -1096,8 +1056,11 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 		 * and a loss ends the walk (KM_ERETRY). */
 		if ((err = km_recv_find(km, task, (uint32_t)v, &slot)) != KM_OK)
 			return err;
+		/* (Preparing changes no entry of this table.) */
+		left = nt_live(km, task, pde);
 		for (uint32_t i = (uint32_t)(v & 0x3ffu),
-		     e = (uint32_t)(stop - ((uint64_t)pde << 10));; i++) {
+		     e = (uint32_t)(stop - ((uint64_t)pde << 10));
+		     left > 0; i++, left--) {
 			const uint32_t *w = nt_words(km, task, pde);
 
 			KM_ASSERT(w != NULL);
@@ -1169,9 +1132,15 @@ int km_unmap_all(struct km *km, km_task_t t)
 	struct km_task *tk = &km->task[t];
 
 	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++) {
+		uint32_t left;
+
 		if (!km_present(KM_NT(tk, pde)))
 			continue;
-		for (uint32_t i = 0;; i++) {
+		/* Removing a subtree removes no entry after the one it starts
+		 * from unless the task mapped a page to itself: then the
+		 * count is not met, and the walk goes to the end. */
+		left = nt_live(km, t, pde);
+		for (uint32_t i = 0; left > 0; i++, left--) {
 			const uint32_t *w = nt_words(km, t, pde);
 			struct node x;
 

@@ -7,24 +7,6 @@
  */
 #include "internal.h"
 
-uint32_t *km_pte_slot(const struct km *km, const struct km_task *tk,
-                      km_vaddr_t va)
-{
-	km_pfn_t pt = KM_PDX(va) < KM_USER_PDES ? KM_PT(tk, KM_PDX(va)) :
-	              KM_NO_PFN;
-
-	return km_present(pt) ? &km_words(km, pt)[KM_PTX(va)] : NULL;
-}
-
-uint32_t *km_nte_slot(const struct km *km, const struct km_task *tk,
-                      km_vaddr_t va)
-{
-	km_pfn_t nt = KM_PDX(va) < KM_USER_PDES ? KM_NT(tk, KM_PDX(va)) :
-	              KM_NO_PFN;
-
-	return km_present(nt) ? &km_words(km, nt)[KM_PTX(va)] : NULL;
-}
-
 void km_set_pte_observer(struct km *km, km_pte_observer fn, void *ctx)
 {
 	km->pte_obs = fn;
