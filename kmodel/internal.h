@@ -428,7 +428,23 @@ void km_rec_end(struct km *km, struct km_fault_rec *rec,
                 struct km_fault_rec *outer);
 
 /* kmem.c: kernel pages and the operation protocol */
-km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp);
+/* The frame of a present kernel page, or KM_NO_PFN (absent or out).  (A
+ * page is entered only at an index valid for its type, so an index the
+ * array holds is valid.)  Inline: fault paths ask this for every page
+ * they need. */
+static inline km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp)
+{
+	const struct km_task *tk;
+	const struct km_pages *p;
+
+	if (kp.task >= km->cfg.max_tasks || (unsigned)kp.type >= KM_KT_COUNT)
+		return KM_NO_PFN;
+	tk = &km->task[kp.task];
+	p = &tk->page[kp.type];
+	if (!tk->live || kp.index >= p->cap || !km_present(p->pfn[kp.index]))
+		return KM_NO_PFN;
+	return p->pfn[kp.index];
+}
 bool km_kpage_is_out(const struct km *km, struct km_kpage kp);
 void km_op_begin(struct km *km, km_thread_t thread);
 int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
@@ -461,20 +477,13 @@ void km_lost_note(struct km *km, struct km_kpage kp);
  */
 static inline int km_bring(struct km *km, struct km_kpage kp)
 {
-	const struct km_task *tk;
-	const struct km_pages *p;
+	km_pfn_t pfn;
 
 	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
-	if (kp.task < km->cfg.max_tasks) {
-		tk = &km->task[kp.task];
-		p = &tk->page[kp.type];
-		if (tk->live && kp.index < p->cap &&
-		    km_present(p->pfn[kp.index])) {
-			km_frame_used(km, p->pfn[kp.index]);
-			return KM_OK;
-		}
-	}
-	return km_bring_out(km, kp);
+	if ((pfn = km_kpage_pfn(km, kp)) == KM_NO_PFN)
+		return km_bring_out(km, kp);
+	km_frame_used(km, pfn);
+	return KM_OK;
 }
 
 /* kform.c: external forms */

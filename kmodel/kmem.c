@@ -193,14 +193,6 @@ static km_pfn_t *kpage_slot(const struct km *km, struct km_kpage kp)
 	return kp.index < p->cap ? &p->pfn[kp.index] : NULL;
 }
 
-/* The frame of a present kernel page, or KM_NO_PFN (absent or out). */
-km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp)
-{
-	km_pfn_t *s = kpage_slot(km, kp);
-
-	return s != NULL && km_present(*s) ? *s : KM_NO_PFN;
-}
-
 /* Is the kernel page revoked, its content with the kpager? */
 bool km_kpage_is_out(const struct km *km, struct km_kpage kp)
 {
