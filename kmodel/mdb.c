@@ -435,12 +435,16 @@ void km_send_unlink(struct km *km, km_task_t t, uint32_t slot)
  * page, see repair.c) has no list to leave. */
 static void remove_leaf(struct km *km, struct node n)
 {
+	const struct km_recv *rp = recv_of(km, n);
 	struct km_recv r;
 
-	if (km_lent(km, n.task, recv_of(km, n)))
-		km_kpage_revoke(km, recv_of(km, n)->pfn, true);
-	r = *recv_of(km, n);
-	KM_ASSERT(r.first_child == KM_NONE && !km_lent(km, n.task, &r));
+	if (km_lent(km, n.task, rp)) {
+		km_kpage_revoke(km, rp->pfn, true);
+		rp = recv_of(km, n);
+	}
+	r = *rp;
+	KM_ASSERT(r.tag == KM_PART_RECV && r.first_child == KM_NONE &&
+	          !km_lent(km, n.task, &r));
 	if (r.send_task != KM_NONE)
 		km_send_unlink(km, r.send_task, r.send_slot);
 	else
@@ -1010,6 +1014,26 @@ static uint32_t nt_next(const uint32_t *w, uint32_t i, uint32_t end)
 	}
 }
 
+/* The first directory slot in [pde, end) where task t has a node table
+ * (in or out), or end.  Most of the 768 have none: sixteen absent ones at
+ * a time are skipped. */
+static uint32_t nt_next_table(const struct km *km, km_task_t t, uint32_t pde,
+                              uint32_t end)
+{
+	const km_pfn_t *a = km->task[t].page[KM_KT_NT].pfn;
+
+	for (; pde < end; pde++) {
+		if ((pde & 15u) == 0 && pde + 16 <= end &&
+		    km_words16_all(&a[pde], KM_NO_PFN)) {
+			pde += 15;
+			continue;
+		}
+		if (a[pde] != KM_NO_PFN)
+			return pde;
+	}
+	return end;
+}
+
 /* How many entries of task t's node table for pde are in use, as its
  * node directory counts them: a walk that has met that many may stop.
  * UINT32_MAX (no early stop) if the directory is out, and for the UTCB
@@ -1046,11 +1070,15 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 	for (uint64_t v = first, stop; v < end; v = stop) {
 		uint32_t pde = (uint32_t)(v >> 10), slot, left;
 
+		if (KM_NT(&km->task[task], pde) == KM_NO_PFN) {
+			stop = (uint64_t)nt_next_table(km, task, pde,
+			                               (uint32_t)((end + 1023) >> 10))
+			       << 10;
+			continue;
+		}
 		stop = ((uint64_t)pde + 1) << 10;
 		if (stop > end)
 			stop = end;
-		if (KM_NT(&km->task[task], pde) == KM_NO_PFN)
-			continue;
 		/* A node table is brought back (and marked used) once, before
 		 * its first entry: nothing in the walk sends it out again,
 		 * and a loss ends the walk (KM_ERETRY). */
@@ -1131,7 +1159,9 @@ int km_unmap_all(struct km *km, km_task_t t)
 {
 	struct km_task *tk = &km->task[t];
 
-	for (uint32_t pde = 0; pde < KM_USER_PDES; pde++) {
+	for (uint32_t pde = nt_next_table(km, t, 0, KM_USER_PDES);
+	     pde < KM_USER_PDES;
+	     pde = nt_next_table(km, t, pde + 1, KM_USER_PDES)) {
 		uint32_t left;
 
 		if (!km_present(KM_NT(tk, pde)))
