@@ -369,13 +369,22 @@ static inline uint32_t *km_words(const struct km *km, km_pfn_t pfn)
 }
 /* Are the 16 words at w all `v`?  For walks over tables and arrays that
  * are mostly empty. */
+static inline uint64_t km_words_pair(const uint32_t *w, uint64_t v2)
+{
+	uint64_t x;
+
+	memcpy(&x, w, sizeof x);
+	return x ^ v2;
+}
 static inline bool km_words16_all(const uint32_t *w, uint32_t v)
 {
-	uint32_t diff = 0;
+	uint64_t v2 = (uint64_t)v << 32 | v;
 
-	for (int i = 0; i < 16; i++)
-		diff |= w[i] ^ v;
-	return diff == 0;
+	/* Spelled out: -O2 would keep a loop here. */
+	return (km_words_pair(w, v2) | km_words_pair(w + 2, v2) |
+	        km_words_pair(w + 4, v2) | km_words_pair(w + 6, v2) |
+	        km_words_pair(w + 8, v2) | km_words_pair(w + 10, v2) |
+	        km_words_pair(w + 12, v2) | km_words_pair(w + 14, v2)) == 0;
 }
 static inline uint32_t km_phys(const struct km *km, km_pfn_t pfn)
 {
