@@ -116,9 +116,9 @@ struct sim_engine {
 	bool budget_hit;      /* the block hook stopped for the budget */
 	struct icache_slot blk; /* the last block counted in this run (its
 	                         * key holds address and size; 0: none) */
-	struct icache_slot *recent[64]; /* slots on_block used lately, by
-	                                 * block address (recent_at); NULL:
-	                                 * none */
+	const struct icache_slot *recent[64]; /* slots on_block used lately,
+	                                       * by block address (recent_at);
+	                                       * &no_slot: none */
 	bool intr_seen;       /* the INTR hook ran */
 	uint32_t intr_no;     /* its vector */
 	uint32_t intr_eip;    /* EIP as the hook saw it */
@@ -418,6 +418,16 @@ static uint64_t icache_key(uint32_t addr, uint32_t size)
 	return 1ull << 63 | (uint64_t)(size & 0xFFFF) << 32 | addr;
 }
 
+/* What recent[] holds where no slot was used lately: its key, 0, is no
+ * block's, so on_block needs no separate test for it. */
+static const struct icache_slot no_slot;
+
+static void recent_clear(struct sim_engine *e)
+{
+	for (size_t i = 0; i < sizeof e->recent / sizeof e->recent[0]; i++)
+		e->recent[i] = &no_slot;
+}
+
 static size_t icache_home(uint64_t key, size_t nslots)
 {
 	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (nslots - 1);
@@ -470,7 +480,7 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
 	free(e->slots);
 	e->slots = slots;
 	e->nslots = nslots;
-	memset(e->recent, 0, sizeof e->recent);
+	recent_clear(e);
 	e->used = used;
 	return true;
 }
@@ -561,18 +571,16 @@ block_slot(struct sim_engine *e, uint32_t addr, uint32_t size, uint64_t key)
 	return s;
 }
 
-/*
- * Runs before every guest block: the hot path of a compute-bound guest.
- * A loop runs a few blocks again and again, so a small direct-mapped set
- * of recent slots is tried before the table.
- */
-static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *opaque)
+/* on_block for all but a recent block within the budget: first sight,
+ * the table, a ring-0 stub, the budget's end. */
+static __attribute__((noinline)) void
+on_block_slow(uc_engine *uc, uint64_t addr, uint32_t size,
+			  struct sim_engine *e)
 {
-	struct sim_engine *e = opaque;
 	uint64_t key = icache_key((uint32_t)addr, size);
-	struct icache_slot *s = e->recent[recent_at((uint32_t)addr)];
+	const struct icache_slot *s = e->recent[recent_at((uint32_t)addr)];
 
-	if (s == NULL || s->key != key) {
+	if (s->key != key) {
 		if (addr >= e->phys_base)
 			return; /* ring-0 stubs in the window are not guest work */
 		if (!(s = block_slot(e, (uint32_t)addr, size, key))) {
@@ -585,6 +593,27 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *opaque)
 	if (e->run_icount > 0 && e->run_icount + s->icount > e->budget) {
 		e->budget_hit = true;
 		uc_emu_stop(uc);
+		return;
+	}
+	e->run_icount += s->icount;
+	e->run_cycles += s->cycles;
+	e->blk = *s;
+}
+
+/*
+ * Runs before every guest block: the hot path of a compute-bound guest.
+ * A loop runs a few blocks again and again, so a small direct-mapped set
+ * of recent slots is tried first; this function does only that case, and
+ * calls nothing then (so it needs no stack frame).
+ */
+static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *opaque)
+{
+	struct sim_engine *e = opaque;
+	const struct icache_slot *s = e->recent[recent_at((uint32_t)addr)];
+
+	if (s->key != icache_key((uint32_t)addr, size) ||
+		e->run_icount + s->icount > e->budget) {
+		on_block_slow(uc, addr, size, e);
 		return;
 	}
 	e->run_icount += s->icount;
@@ -876,6 +905,7 @@ static int setup(struct sim_engine *e, const struct sim_engine_config *cfg,
 		return err;
 
 	e->nslots = 1024;
+	recent_clear(e);
 	e->slots = calloc(e->nslots, sizeof *e->slots);
 	if (!e->slots)
 		return fail(e, SIM_EHOST, "out of memory for the block cache");
