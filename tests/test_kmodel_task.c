@@ -788,6 +788,48 @@ static void test_task_destroy_everything_returns_all_frames(void **state)
 	}
 }
 
+/*
+ * A task whose mappings derive from one another inside one node table:
+ * removing one removes another further on, so a walk that counts the
+ * entries it meets against the node directory never reaches the count
+ * and must go on to the table's end.  Entries sit at both ends of the
+ * table, and one is mapped onwards to another task.
+ */
+static void test_task_destroy_with_mappings_derived_inside_a_table(
+	void **state)
+{
+	struct fx *fx = *state;
+	struct gsnap g0 = gsnap_take(fx->km);
+	km_vaddr_t first = VA_A, last = VA_A + 1023 * PG;
+	km_task_t a = new_task(fx), b = new_task(fx);
+	uint32_t pages = 0;
+
+	OK(km_sigma0_map(fx->km, a, first, 1, KM_RWX));
+	OK(km_sigma0_map(fx->km, a, last, 1, KM_RWX));
+	OK(km_sigma0_map(fx->km, a, VA_A + 512 * PG, 1, KM_RWX));
+	/* first -> first + 5 pages (later in the walk), last -> 3 pages in
+	 * (earlier), and first + 5 onwards to b. */
+	OK(km_map(fx->km, a, km_fpage(first, 12, KM_RWX), a, first + 5 * PG,
+	          KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	OK(km_map(fx->km, a, km_fpage(last, 12, KM_RWX), a, VA_A + 3 * PG,
+	          KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	OK(km_map(fx->km, a, km_fpage(first + 5 * PG, 12, KM_R), b, VA_B,
+	          KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	CHECK(fx->km);
+	assert_int_equal(tstats(fx->km, a).mappings, 5);
+
+	OK(km_task_destroy(fx->km, a));
+	CHECK(fx->km);
+	assert_unmapped(fx->km, b, VA_B);
+	assert_int_equal(tstats(fx->km, b).mappings, 0);
+	OK(km_task_destroy(fx->km, b));
+	CHECK(fx->km);
+	gsnap_assert_same(g0, gsnap_take(fx->km));
+}
+
 /* Every kernel page is charged to exactly one task. */
 static void test_task_stats_sum_to_kernel_frames(void **state)
 {
@@ -841,11 +883,12 @@ int main(void)
 		T(test_thread_create_in_sigma0_is_refused),
 		T(test_thread_create_respects_max_threads),
 		T(test_task_destroy_removes_its_threads),
-	T(test_task_threads_lists_in_id_order),
-	T(test_task_destroy_refuses_pager_of_others),
+		T(test_task_threads_lists_in_id_order),
+		T(test_task_destroy_refuses_pager_of_others),
 		T(test_task_destroy_removes_derived_mappings),
 		T(test_task_destroy_in_the_middle_keeps_the_mapper),
 		T(test_task_destroy_everything_returns_all_frames),
+		T(test_task_destroy_with_mappings_derived_inside_a_table),
 		T(test_task_stats_sum_to_kernel_frames),
 #undef T
 	};
