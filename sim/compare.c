@@ -6,7 +6,9 @@
  * recorded), their recording then replayed under each policy.  Where the
  * work has attackers (tasks named in --attackers), each policy also
  * replays it without them, and the victims' slowdown is the ratio of the
- * cycles spent on their events with and without.
+ * cycles spent on their events with and without.  The policies' replays
+ * are independent, so they run in parallel (--jobs); the tables are
+ * printed once all are done, in the order the policies were given.
  */
 #include "cli.h"
 #include "bundle.h"
@@ -15,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,6 +88,7 @@ struct opts {
 	uint64_t sample;
 	bool csv, json;
 	const char *plot_dir;
+	uint32_t jobs;                  /* replays at once, >= 1 */
 	struct policy pol[MAX_POLICIES];
 	size_t npol;
 	struct input in[MAX_INPUTS];
@@ -120,6 +124,9 @@ static void compare_usage(FILE *out)
 	"  --json                 the same data as JSON on stdout\n"
 	"  --plot DIR             gnuplot plots into DIR: cycles-per-fault CDF\n"
 	"                         per policy, kernel frames over time per task\n"
+	"  --jobs N               policies replayed at once (default: the\n"
+	"                         processors online); the results are the\n"
+	"                         same whatever N is\n"
 	"  --help                 this text\n\nscenarios:\n",
 	BUDGET_DEFAULT, SAMPLE_DEFAULT);
 	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
@@ -271,6 +278,7 @@ static int parse_compare(int argc, char **argv, struct opts *o)
 		{ "csv", no_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "plot", required_argument, NULL, 'g' },
+		{ "jobs", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -281,6 +289,11 @@ static int parse_compare(int argc, char **argv, struct opts *o)
 	o->frames = MODEL_DEFAULT_MEM / 4096;
 	o->budget = BUDGET_DEFAULT;
 	o->sample = SAMPLE_DEFAULT;
+	{
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		o->jobs = n < 1 ? 1 : n > MAX_POLICIES ? MAX_POLICIES : (uint32_t)n;
+	}
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", longs, NULL)) != -1) {
@@ -325,6 +338,11 @@ static int parse_compare(int argc, char **argv, struct opts *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'J':
+			if ((v = parse_u64_arg("jobs", optarg, 1)) == 0)
+				return -1;
+			o->jobs = v > MAX_POLICIES ? MAX_POLICIES : (uint32_t)v;
 			break;
 		case 'g':
 			o->plot_dir = optarg;
@@ -689,25 +707,34 @@ static bool attacker_event(struct filter *f, const struct tr_event *ev)
 	}
 }
 
-static int open_input(const struct input *in, struct tr_reader **r)
+/* A replay's error message. */
+struct msg {
+	char text[TR_WHY_SIZE + 160];
+};
+
+static int open_input(const struct input *in, struct tr_reader **r,
+                      struct msg *m)
 {
 	char why[TR_WHY_SIZE];
 	int rc = in->path ? tr_open(in->path, r, why, sizeof why) :
 	         tr_open_mem(in->text, in->len, in->name, r, why, sizeof why);
 
 	if (rc != 0)
-		fprintf(stderr, "kpsim compare: %s\n", why);
+		snprintf(m->text, sizeof m->text, "%s", why);
 	return rc;
 }
 
 /*
  * Replays input `in` under policy p; with alone, leaves the attackers'
  * events out.  Fills res (the task rows only when !alone).  0, or -1
- * after printing why.
+ * with why in *m.  Touches nothing but its own result, message and what
+ * it makes, so that several run at once; prog (shown on stderr) may be
+ * NULL.
  */
 static int replay_one(const struct opts *o, const struct input *in,
                       const struct policy *p, bool alone,
-                      struct result *res, struct progress *prog)
+                      struct result *res, struct progress *prog,
+                      struct msg *m)
 {
 	struct tr_replay_config cfg = tr_replay_config_default(o->frames);
 	struct result scratch;
@@ -734,15 +761,15 @@ static int replay_one(const struct opts *o, const struct input *in,
 	cfg.sample = on_sample;
 	cfg.sample_ctx = &smp;
 	if ((flt = calloc(1, sizeof *flt)) == NULL) {
-		fprintf(stderr, "kpsim compare: out of host memory\n");
+		snprintf(m->text, sizeof m->text, "out of host memory");
 		return -1;
 	}
 	flt->attackers = in->attackers;
-	if (open_input(in, &rd) != 0)
+	if (open_input(in, &rd, m) != 0)
 		goto out;
 	if (tr_replay_create(&cfg, &r, why, sizeof why) != 0) {
-		fprintf(stderr, "kpsim compare: %s under %s: %s\n", in->name,
-		        p->label, why);
+		snprintf(m->text, sizeof m->text, "%s under %s: %s", in->name,
+		         p->label, why);
 		goto out;
 	}
 	smp.r = r;
@@ -754,22 +781,22 @@ static int replay_one(const struct opts *o, const struct input *in,
 		if (alone && att)
 			continue;
 		if (tr_replay_event(r, &ev, why, sizeof why) != 0) {
-			fprintf(stderr, "kpsim compare: %s under %s: %s\n",
-			        in->name, p->label, why);
+			snprintf(m->text, sizeof m->text, "%s under %s: %s",
+			         in->name, p->label, why);
 			goto out;
 		}
-		if ((++n & 0xffff) == 0)
+		if ((++n & 0xffff) == 0 && prog != NULL)
 			progress_show(prog, "kpsim compare", n, tr_offset(rd),
 			              tr_size(rd));
 	}
 	if (got < 0) {
-		fprintf(stderr, "kpsim compare: %s\n", tr_error(rd));
+		snprintf(m->text, sizeof m->text, "%s", tr_error(rd));
 		goto out;
 	}
 	tr_replay_finish(r);
 	if (!km_check(tr_replay_model(r), check, sizeof check)) {
-		fprintf(stderr, "kpsim compare: %s under %s: the model's "
-		        "invariants broke: %s\n", in->name, p->label, check);
+		snprintf(m->text, sizeof m->text, "%s under %s: the model's "
+		         "invariants broke: %s", in->name, p->label, check);
 		goto out;
 	}
 	{
@@ -804,7 +831,8 @@ static int replay_one(const struct opts *o, const struct input *in,
 		                     (double)into->total_n : 0;
 		if ((into->task = calloc(nt ? nt : 1, sizeof *into->task)) ==
 		    NULL) {
-			fprintf(stderr, "kpsim compare: out of host memory\n");
+			snprintf(m->text, sizeof m->text,
+			         "out of host memory");
 			goto out;
 		}
 		into->ntask = nt;
@@ -827,7 +855,7 @@ static int replay_one(const struct opts *o, const struct input *in,
 		}
 	}
 	if (into->oom) {
-		fprintf(stderr, "kpsim compare: out of host memory\n");
+		snprintf(m->text, sizeof m->text, "out of host memory");
 		goto out;
 	}
 	rc = 0;
@@ -1181,6 +1209,121 @@ static void free_results(struct result *res, size_t n)
 	}
 }
 
+/* Policy i's replays: the work, and the work without its attackers if
+ * it has any.  0, or 1 with why in *m. */
+static int replay_policy(const struct opts *o, const struct input *in,
+                         size_t i, struct result *r, struct progress *prog,
+                         struct msg *m)
+{
+	if (replay_one(o, in, &o->pol[i], false, r, prog, m) != 0)
+		return 1;
+	if (!r->has_attacker)
+		return 0;
+	if (replay_one(o, in, &o->pol[i], true, r, prog, m) != 0)
+		return 1;
+	r->slowdown = r->alone_cycles ? (double)r->victim_cycles /
+	              (double)r->alone_cycles : 0;
+	return 0;
+}
+
+/* Replays input `in` under every policy into res[], one after another,
+ * up to the first that fails.  0, or 1 after printing why. */
+static int replay_each(const struct opts *o, const struct input *in,
+                       struct result *res, struct progress *prog)
+{
+	struct msg m;
+
+	for (size_t i = 0; i < o->npol; i++) {
+		if (replay_policy(o, in, i, &res[i], prog, &m) != 0) {
+			progress_end(prog);
+			fprintf(stderr, "kpsim compare: %s\n", m.text);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The policies not yet taken, shared by the threads of replay_all. */
+struct pool_of_work {
+	const struct opts *o;
+	const struct input *in;
+	struct result *res;
+	struct progress *prog;          /* shown by policy 0's replays */
+	pthread_mutex_t lock;
+	size_t next;                    /* the next policy to replay */
+	bool failed;                    /* a replay failed: take no more */
+	int rc[MAX_POLICIES];
+	struct msg msg[MAX_POLICIES];
+};
+
+static void *replay_worker(void *arg)
+{
+	struct pool_of_work *w = arg;
+
+	for (;;) {
+		size_t i;
+
+		int rc;
+
+		pthread_mutex_lock(&w->lock);
+		i = w->failed ? w->o->npol : w->next++;
+		pthread_mutex_unlock(&w->lock);
+		if (i >= w->o->npol)
+			return NULL;
+		rc = replay_policy(w->o, w->in, i, &w->res[i],
+		                   i == 0 ? w->prog : NULL, &w->msg[i]);
+		pthread_mutex_lock(&w->lock);
+		w->rc[i] = rc;
+		w->failed |= rc != 0;
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/*
+ * Replays input `in` under every policy into res[], o->jobs at a time:
+ * this thread and up to o->jobs - 1 more each take the next policy not
+ * yet taken, until one fails.  (A thread that cannot be made leaves its
+ * share to the others.)  Every replay has its own model and policy
+ * instance, so the results do not depend on the number of jobs; of the
+ * failures, the first policy's is printed, as replay_each would.  0, or
+ * 1 after printing why.
+ */
+static int replay_all(const struct opts *o, const struct input *in,
+                      struct result *res, struct progress *prog)
+{
+	struct pool_of_work w;
+	pthread_t th[MAX_POLICIES];
+	size_t nth = 0, extra = o->jobs - 1;
+	int rc = 0;
+
+	if (o->jobs <= 1 || o->npol <= 1)
+		return replay_each(o, in, res, prog);
+	memset(&w, 0, sizeof w);
+	w.o = o;
+	w.in = in;
+	w.res = res;
+	w.prog = prog;
+	if (pthread_mutex_init(&w.lock, NULL) != 0)
+		return replay_each(o, in, res, prog);
+	if (extra > o->npol - 1)
+		extra = o->npol - 1;
+	while (nth < extra &&
+	       pthread_create(&th[nth], NULL, replay_worker, &w) == 0)
+		nth++;
+	replay_worker(&w);
+	while (nth > 0)
+		pthread_join(th[--nth], NULL);
+	pthread_mutex_destroy(&w.lock);
+	for (size_t i = 0; i < o->npol && rc == 0; i++) {
+		if (w.rc[i] != 0) {
+			progress_end(prog);
+			fprintf(stderr, "kpsim compare: %s\n", w.msg[i].text);
+			rc = 1;
+		}
+	}
+	return rc;
+}
+
 int kpsim_compare(int argc, char **argv)
 {
 	struct opts *o = calloc(1, sizeof *o);
@@ -1213,20 +1356,7 @@ int kpsim_compare(int argc, char **argv)
 			break;
 		}
 		memset(res, 0, sizeof res);
-		for (size_t i = 0; i < o->npol && rc == 0; i++) {
-			struct result *r = &res[i];
-
-			if (replay_one(o, in, &o->pol[i], false, r, &prog) != 0)
-				rc = 1;
-			else if (r->has_attacker &&
-			         replay_one(o, in, &o->pol[i], true, r,
-			                    &prog) != 0)
-				rc = 1;
-			else if (r->has_attacker)
-				r->slowdown = r->alone_cycles ?
-				              (double)r->victim_cycles /
-				              (double)r->alone_cycles : 0;
-		}
+		rc = replay_all(o, in, res, &prog);
 		progress_end(&prog);
 		if (rc == 0) {
 			if (o->csv)
