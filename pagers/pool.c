@@ -77,9 +77,11 @@ void kp_pool_fini(struct kp_pool *p)
 	free(p->form);
 	free(p->fr);
 	free(p->free);
+	free(p->tally);
 	p->form = NULL;
 	p->fr = NULL;
 	p->free = NULL;
+	p->tally = NULL;
 	p->nform = p->form_cap = 0;
 }
 
@@ -276,6 +278,72 @@ uint32_t kp_pool_used_by(const struct kp_pool *p, km_task_t task)
 		    (task == KP_ANY_TASK || p->fr[i].kp.task == task))
 			n++;
 	return n;
+}
+
+/* kp_pool_largest_client without its table, if the host refused it:
+ * the same answer, in time quadratic in the pool. */
+static km_task_t largest_client_slowly(const struct kp_pool *p)
+{
+	uint32_t best_n = 0;
+	km_task_t best = KP_ANY_TASK;
+
+	for (uint32_t i = 0; i < p->frames; i++) {
+		km_task_t t = p->fr[i].kp.task;
+		uint32_t n;
+
+		if (p->fr[i].state != KP_LENT)
+			continue;
+		n = kp_pool_used_by(p, t);
+		if (n > best_n || (n == best_n && t < best)) {
+			best = t;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+km_task_t kp_pool_largest_client(struct kp_pool *p)
+{
+	uint32_t mask, best_n = 0;
+	km_task_t best = KP_ANY_TASK;
+
+	/* Count each client's frames in an open-addressing table (at most
+	 * `frames` clients in twice as many slots), then pick.  The table
+	 * is made at the first call: only some policies ask. */
+	if (p->tally == NULL) {
+		uint32_t cap = 2;
+
+		while (cap < 2 * p->frames)
+			cap *= 2;
+		if ((p->tally = calloc(cap, sizeof *p->tally)) == NULL)
+			return largest_client_slowly(p);
+		p->tally_cap = cap;
+	}
+	mask = p->tally_cap - 1;
+	memset(p->tally, 0, p->tally_cap * sizeof *p->tally);
+	for (uint32_t i = 0; i < p->frames; i++) {
+		km_task_t t = p->fr[i].kp.task;
+		uint32_t h;
+
+		if (p->fr[i].state == KP_FREE)
+			continue;
+		h = (t * 0x9E3779B1u) & mask;
+		while (p->tally[h].n > 0 && p->tally[h].task != t)
+			h = (h + 1) & mask;
+		p->tally[h].task = t;
+		p->tally[h].n++;
+		p->tally[h].lent |= p->fr[i].state == KP_LENT;
+	}
+	for (uint32_t h = 0; h < p->tally_cap; h++) {
+		const struct kp_tally *c = &p->tally[h];
+
+		if (c->n > 0 && c->lent &&
+		    (c->n > best_n || (c->n == best_n && c->task < best))) {
+			best = c->task;
+			best_n = c->n;
+		}
+	}
+	return best;
 }
 
 void kp_pool_on_released(void *state, km_vaddr_t vaddr, struct km_kpage kp)

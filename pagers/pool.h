@@ -28,6 +28,13 @@ struct kp_frame {
 	km_pfn_t pfn;           /* the frame behind the kpager's page */
 };
 
+/* A client's count in kp_pool_largest_client's table. */
+struct kp_tally {
+	km_task_t task;         /* valid when n > 0 */
+	uint32_t n;             /* frames used for its pages */
+	bool lent;              /* one of them is lent */
+};
+
 /* A form saved in host memory (the simulated backing store). */
 struct kp_form {
 	uint64_t kva;
@@ -57,6 +64,9 @@ struct kp_pool {
 	bool in_retry;          /* faults now are retries after KP_REVOKE */
 	uint64_t retry_since;   /* cycle of the latest KP_REVOKE answer */
 	km_thread_t retry_thread; /* the operation's thread then */
+	struct kp_tally *tally; /* [tally_cap], scratch of
+	                         * kp_pool_largest_client; NULL before */
+	uint32_t tally_cap;     /* a power of two >= 2 * frames */
 };
 
 /*
@@ -152,6 +162,11 @@ uint32_t kp_pool_lru(struct kp_pool *p, km_task_t task, uint64_t before);
 /* Frames used for pages charged to `task` (KP_ANY_TASK: any): lent, or
  * holding a form. */
 uint32_t kp_pool_used_by(const struct kp_pool *p, km_task_t task);
+
+/* The client with a lent frame that uses the most frames (as
+ * kp_pool_used_by counts them); the lowest task id among equals;
+ * KP_ANY_TASK if no frame is lent.  One pass over the pool. */
+km_task_t kp_pool_largest_client(struct kp_pool *p);
 
 /*
  * The kp_ops callbacks, for a policy whose state begins with its struct

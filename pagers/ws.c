@@ -74,28 +74,6 @@ static int ws_init(struct km *km, km_task_t task, const char *args,
 	return KM_OK;
 }
 
-/* The client with the most lent pages (all of them in its working set
- * when this is asked); the lowest task id among equals. */
-static km_task_t largest_client(const struct kp_pool *p)
-{
-	km_task_t best = KP_ANY_TASK;
-	uint32_t best_n = 0;
-
-	for (uint32_t i = 0; i < p->frames; i++) {
-		km_task_t t = p->fr[i].kp.task;
-		uint32_t n;
-
-		if (p->fr[i].state != KP_LENT)
-			continue;
-		n = kp_pool_used_by(p, t);
-		if (n > best_n || (n == best_n && t < best)) {
-			best = t;
-			best_n = n;
-		}
-	}
-	return best;
-}
-
 static void ws_fault(void *state, const struct kp_fault *f,
                      struct kp_decision *d)
 {
@@ -108,7 +86,7 @@ static void ws_fault(void *state, const struct kp_fault *f,
 	km_task_t hog;
 
 	kp_pool_fault_begin(p, f);
-	hog = largest_client(p);
+	hog = kp_pool_largest_client(p);
 	/* The reserve is short and the largest client asks: it makes room
 	 * first, from its own least recently used page (outside its working
 	 * set if it has one): load control aimed at whoever holds most. */
@@ -140,7 +118,7 @@ static void ws_fault(void *state, const struct kp_fault *f,
 		i = kp_pool_lru(p, KP_ANY_TASK, outside);
 	/* If the working sets fill the pool and want more: load control. */
 	if (i == KP_NONE && w->shrink)
-		i = kp_pool_lru(p, largest_client(p), UINT64_MAX);
+		i = kp_pool_lru(p, kp_pool_largest_client(p), UINT64_MAX);
 	kp_pool_evict_or_deny(p, i, f, d);
 }
 
