@@ -673,6 +673,32 @@ static bool check_reach(const struct km *km, uint64_t recvs, char *why,
 	return true;
 }
 
+/* Does task t's count of its lost, unrepaired pages hold?  Adds them to
+ * *lost.  (Such a page is present: it was entered vacant.) */
+static bool check_lost(const struct km *km, km_task_t t, uint64_t *lost,
+                       char *why, size_t why_len)
+{
+	const struct km_task *tk = &km->task[t];
+	uint32_t n = 0;
+
+	for (int ty = KM_KT_NT; ty <= KM_KT_MDB; ty++) {
+		for (uint32_t i = 0; i < tk->page[ty].len; i++) {
+			if (km_pages_lost(&tk->page[ty], i) != KM_LOST_PENDING)
+				continue;
+			if (!km_present(tk->page[ty].pfn[i]))
+				FAIL("task %u: %s %u is lost but not present", t,
+				     ty == KM_KT_NT ? "node table" : "MDB page",
+				     i);
+			n++;
+		}
+	}
+	if (n != tk->lost_pending)
+		FAIL("task %u: %u pages lost and not repaired, the count says "
+		     "%u", t, n, tk->lost_pending);
+	*lost += n;
+	return true;
+}
+
 /* Does each task's count of the other tasks' threads it pages hold? */
 static bool check_pagees(const struct km *km, char *why, size_t why_len)
 {
@@ -702,7 +728,7 @@ static bool check_pagees(const struct km *km, char *why, size_t why_len)
 
 bool km_check(const struct km *km, char *why, size_t why_len)
 {
-	uint64_t pages = 0, recvs = 0;
+	uint64_t pages = 0, recvs = 0, lost = 0;
 	uint32_t nthreads = 0, ntasks = 0;
 	char dummy[8];
 
@@ -719,7 +745,8 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 			continue;
 		if (t != KM_SIGMA0) {
 			ntasks++;
-			if (!check_tables(km, t, why, why_len))
+			if (!check_tables(km, t, why, why_len) ||
+			    !check_lost(km, t, &lost, why, why_len))
 				return false;
 		}
 		if (!check_mdb(km, t, &recvs, why, why_len) ||
@@ -731,6 +758,9 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 	}
 	if (ntasks != km->ntasks)
 		FAIL("%u tasks live, the count says %u", ntasks, km->ntasks);
+	if (lost != km->nlost)
+		FAIL("tasks have %llu pages lost and not repaired, the count "
+		     "says %u", (unsigned long long)lost, km->nlost);
 	if (pages != km->kernel_frames)
 		FAIL("tasks account for %llu kernel pages, %u frames hold them",
 		     (unsigned long long)pages, km->kernel_frames);

@@ -239,6 +239,9 @@ struct km_task {
 	uint32_t pagees;                /* live threads of other tasks whose
 	                                 * pager this task is */
 	uint32_t nmappings;             /* receiver parts (user pages mapped) */
+	uint32_t lost_pending;          /* its node tables and MDB pages lost
+	                                 * and not yet repaired
+	                                 * (KM_LOST_PENDING) */
 	uint32_t kpagers;               /* kpagers running in this task */
 	uint64_t kfaults, ufaults;
 };

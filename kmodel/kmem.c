@@ -1159,6 +1159,7 @@ void km_lost_note(struct km *km, struct km_kpage kp)
 	 * metadata. */
 	KM_ASSERT(km->task[kp.task].page[kp.type].lost != NULL);
 	km->task[kp.task].page[kp.type].lost[kp.index] = KM_LOST_PENDING;
+	km->task[kp.task].lost_pending++;
 	km->nlost++;
 	km->losses++;
 }

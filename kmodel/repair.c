@@ -42,16 +42,12 @@ static bool slot_dead(const struct km *km, km_task_t t, uint32_t slot)
 	return slot != KM_NONE && mdb_page_lost(km, t, KM_SLOT_PAGE(slot));
 }
 
+/* Has task t a node table or MDB page lost and not yet repaired?  (Its
+ * count, which km_check checks against the pages, says: a repair visits
+ * every task, and most have lost nothing.) */
 static bool task_has_lost(const struct km *km, km_task_t t)
 {
-	const struct km_task *tk = &km->task[t];
-
-	for (int ty = KM_KT_NT; ty <= KM_KT_MDB; ty++)
-		for (uint32_t i = 0; i < tk->page[ty].len; i++)
-			if (km_present(tk->page[ty].pfn[i]) &&
-			    km_pages_lost(&tk->page[ty], i) == KM_LOST_PENDING)
-				return true;
-	return false;
+	return km->task[t].lost_pending > 0;
 }
 
 /* The part at (t, slot) in a present MDB page that is not lost, or NULL. */
@@ -217,7 +213,7 @@ static void repair_nts(struct km *km)
 	for (km_task_t t = 1; t < km->cfg.max_tasks; t++) {
 		struct km_pages *p = &km->task[t].page[KM_KT_NT];
 
-		if (!km->task[t].live)
+		if (!km->task[t].live || !task_has_lost(km, t))
 			continue;
 		for (uint32_t i = 0; i < p->len; i++) {
 			if (!km_present(p->pfn[i]) ||
@@ -226,6 +222,7 @@ static void repair_nts(struct km *km)
 			nt_rebuild(km, t, i);
 			p->lost[i] = 0;
 			km_outmeta_free(p, i);
+			km->task[t].lost_pending--;
 			km->nlost--;
 		}
 	}
@@ -473,13 +470,14 @@ static void free_lost_pages(struct km *km)
 	for (km_task_t t = 1; t < km->cfg.max_tasks; t++) {
 		struct km_pages *p = &km->task[t].page[KM_KT_MDB];
 
-		if (!km->task[t].live)
+		if (!km->task[t].live || !task_has_lost(km, t))
 			continue;
 		for (uint32_t pg = 0; pg < p->len; pg++) {
 			if (!mdb_page_lost(km, t, pg))
 				continue;
 			p->lost[pg] = 0;
 			km_outmeta_free(p, pg);
+			km->task[t].lost_pending--;
 			km->nlost--;
 			/* Entered empty: nothing was taken from it since. */
 			km_mdb_trim_note(km, (struct km_kpage){ t, KM_KT_MDB, pg });
@@ -574,8 +572,10 @@ static int repair_round(struct km *km)
 static int repair_losses(struct km *km)
 {
 	int err = KM_OK;
+	bool ran = false;
 
 	while (km->nlost > 0 || km->ndetached > 0) {
+		ran = true;
 		/* A kpager asked during the last round may have named a
 		 * victim: it goes before the next round asks again. */
 		if ((err = km_victim_revoke(km)) != KM_OK)
@@ -585,7 +585,9 @@ static int repair_losses(struct km *km)
 			break;
 		err = KM_OK;
 	}
-	recount_mappings(km);
+	/* (With no round, the counts are as the operations kept them.) */
+	if (ran)
+		recount_mappings(km);
 	return err;
 }
 
