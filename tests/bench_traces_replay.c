@@ -1,11 +1,12 @@
 /*
  * Replay speed: generated traces (1M events each by default,
- * KPSIM_BENCH_EVENTS) are written to a file, then read three times in the
- * same run: parse only (tr_next), and parse and replay against the kernel
- * model (with the in-kernel pool, and with an FCFS kpager).  Prints events
- * and touch events per second and the ratio to the parse-only pass.  A
- * benchmark, not a test: it prints figures and fails only if something
- * breaks.
+ * KPSIM_BENCH_EVENTS; KPSIM_BENCH_TRACE=churn or resident for one,
+ * KPSIM_BENCH_KEEP=DIR keeps them there) are written to a file, then read
+ * three times in the same run: parse only (tr_next), and parse and replay
+ * against the kernel model (with the in-kernel pool, and with an FCFS
+ * kpager).  Prints events and touch events per second and the ratio to
+ * the parse-only pass.  A benchmark, not a test: it prints figures and
+ * fails only if something breaks.
  *
  * Two traces, the two ends of what replay meets:
  *   churn     64 tasks live at a time, each with a Linux 2.4 layout (text
@@ -236,10 +237,13 @@ static double pass(const char *path, const struct tr_replay_config *cfg,
 	return (double)*events / t;
 }
 
-/* Writes one trace and prints its three passes. */
+/* Writes one trace and prints its three passes.  With KPSIM_BENCH_KEEP
+ * set to a directory, the trace stays there as NAME.trace (for timing
+ * kpsim compare on it, say). */
 static int bench(const char *name, int (*gen)(const char *, uint64_t),
                  uint64_t events)
 {
+	const char *keep = getenv("KPSIM_BENCH_KEEP");
 	char path[] = "/tmp/kpsim-bench-XXXXXX";
 	struct tr_replay_config pool = tr_replay_config_default(65536);
 	struct tr_replay_config fcfs = pool;
@@ -274,6 +278,19 @@ static int bench(const char *name, int (*gen)(const char *, uint64_t),
 	       "replay, fcfs kpager", rf, rf * (double)touches / (double)n,
 	       rf / parse, (unsigned long long)faults,
 	       (unsigned long long)cycles);
+	if (keep != NULL) {
+		char kept[4096];
+
+		snprintf(kept, sizeof kept, "%s/%s.trace", keep, name);
+		if (rename(path, kept) != 0) {
+			fprintf(stderr, "bench: cannot keep the trace as %s\n",
+			        kept);
+			unlink(path);
+			return -1;
+		}
+		printf("  (kept as %s)\n", kept);
+		return 0;
+	}
 	unlink(path);
 	return 0;
 }
