@@ -370,8 +370,7 @@ static inline uint32_t *km_words(const struct km *km, km_pfn_t pfn)
 {
 	return (uint32_t *)(void *)km_fp(km, pfn);
 }
-/* Are the 16 words at w all `v`?  For walks over tables and arrays that
- * are mostly empty. */
+/* The two words at w, XORed with v2 (two words of a value). */
 static inline uint64_t km_words_pair(const uint32_t *w, uint64_t v2)
 {
 	uint64_t x;
@@ -379,6 +378,8 @@ static inline uint64_t km_words_pair(const uint32_t *w, uint64_t v2)
 	memcpy(&x, w, sizeof x);
 	return x ^ v2;
 }
+/* Are the 16 words at w all `v`?  For walks over tables and arrays that
+ * are mostly empty. */
 static inline bool km_words16_all(const uint32_t *w, uint32_t v)
 {
 	uint64_t v2 = (uint64_t)v << 32 | v;
