@@ -237,6 +237,20 @@ static double pass(const char *path, const struct tr_replay_config *cfg,
 	return (double)*events / t;
 }
 
+/* Replays the trace at path under cfg and prints the line of figures,
+ * with its ratio to the parse-only pass (`parse` events/s). */
+static void replay_line(const char *path, const char *label,
+                        const struct tr_replay_config *cfg, double parse)
+{
+	uint64_t n = 0, touches = 0, faults = 0, cycles = 0;
+	double r = pass(path, cfg, &n, &touches, &faults, &cycles);
+
+	printf("  %-24s %10.0f events/s  %10.0f touches/s  %.3f of "
+	       "parse-only  (%llu faults, %llu cycles)\n", label, r,
+	       r * (double)touches / (double)n, r / parse,
+	       (unsigned long long)faults, (unsigned long long)cycles);
+}
+
 /* Writes one trace and prints its three passes.  With KPSIM_BENCH_KEEP
  * set to a directory, the trace stays there as NAME.trace (for timing
  * kpsim compare on it, say). */
@@ -248,7 +262,7 @@ static int bench(const char *name, int (*gen)(const char *, uint64_t),
 	struct tr_replay_config pool = tr_replay_config_default(65536);
 	struct tr_replay_config fcfs = pool;
 	uint64_t n = 0, touches = 0, faults = 0, cycles = 0;
-	double parse, rp, rf;
+	double parse;
 	int fd = mkstemp(path);
 
 	if (fd < 0)
@@ -266,18 +280,8 @@ static int bench(const char *name, int (*gen)(const char *, uint64_t),
 	       (unsigned long long)n, (unsigned long long)touches);
 	printf("  %-24s %10.0f events/s  %10.0f touches/s\n", "parse only",
 	       parse, parse * (double)touches / (double)n);
-	rp = pass(path, &pool, &n, &touches, &faults, &cycles);
-	printf("  %-24s %10.0f events/s  %10.0f touches/s  %.3f of "
-	       "parse-only  (%llu faults, %llu cycles)\n",
-	       "replay, in-kernel pool", rp, rp * (double)touches / (double)n,
-	       rp / parse, (unsigned long long)faults,
-	       (unsigned long long)cycles);
-	rf = pass(path, &fcfs, &n, &touches, &faults, &cycles);
-	printf("  %-24s %10.0f events/s  %10.0f touches/s  %.3f of "
-	       "parse-only  (%llu faults, %llu cycles)\n",
-	       "replay, fcfs kpager", rf, rf * (double)touches / (double)n,
-	       rf / parse, (unsigned long long)faults,
-	       (unsigned long long)cycles);
+	replay_line(path, "replay, in-kernel pool", &pool, parse);
+	replay_line(path, "replay, fcfs kpager", &fcfs, parse);
 	if (keep != NULL) {
 		char kept[4096];
 
