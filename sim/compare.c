@@ -1226,6 +1226,14 @@ static int replay_policy(const struct opts *o, const struct input *in,
 	return 0;
 }
 
+/* Prints why a replay failed, below any progress line; returns 1. */
+static int replay_failed(struct progress *prog, const struct msg *m)
+{
+	progress_end(prog);
+	fprintf(stderr, "kpsim compare: %s\n", m->text);
+	return 1;
+}
+
 /* Replays input `in` under every policy into res[], one after another,
  * up to the first that fails.  0, or 1 after printing why. */
 static int replay_each(const struct opts *o, const struct input *in,
@@ -1233,13 +1241,9 @@ static int replay_each(const struct opts *o, const struct input *in,
 {
 	struct msg m;
 
-	for (size_t i = 0; i < o->npol; i++) {
-		if (replay_policy(o, in, i, &res[i], prog, &m) != 0) {
-			progress_end(prog);
-			fprintf(stderr, "kpsim compare: %s\n", m.text);
-			return 1;
-		}
-	}
+	for (size_t i = 0; i < o->npol; i++)
+		if (replay_policy(o, in, i, &res[i], prog, &m) != 0)
+			return replay_failed(prog, &m);
 	return 0;
 }
 
@@ -1262,7 +1266,6 @@ static void *replay_worker(void *arg)
 
 	for (;;) {
 		size_t i;
-
 		int rc;
 
 		pthread_mutex_lock(&w->lock);
@@ -1294,7 +1297,6 @@ static int replay_all(const struct opts *o, const struct input *in,
 	struct pool_of_work w;
 	pthread_t th[MAX_POLICIES];
 	size_t nth = 0, extra = o->jobs - 1;
-	int rc = 0;
 
 	if (o->jobs <= 1 || o->npol <= 1)
 		return replay_each(o, in, res, prog);
@@ -1314,14 +1316,10 @@ static int replay_all(const struct opts *o, const struct input *in,
 	while (nth > 0)
 		pthread_join(th[--nth], NULL);
 	pthread_mutex_destroy(&w.lock);
-	for (size_t i = 0; i < o->npol && rc == 0; i++) {
-		if (w.rc[i] != 0) {
-			progress_end(prog);
-			fprintf(stderr, "kpsim compare: %s\n", w.msg[i].text);
-			rc = 1;
-		}
-	}
-	return rc;
+	for (size_t i = 0; i < o->npol; i++)
+		if (w.rc[i] != 0)
+			return replay_failed(prog, &w.msg[i]);
+	return 0;
 }
 
 int kpsim_compare(int argc, char **argv)
