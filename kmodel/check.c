@@ -122,6 +122,8 @@ static bool check_frames(const struct km *km, char *why, size_t why_len)
 			FAIL("frame %u: pool frame neither free nor used", f);
 		if (!fr->pool && fr->kuse == KM_KU_POOL)
 			FAIL("frame %u: marked free in the pool, not a pool frame", f);
+		if (fr->flags & KM_FR_HELD)
+			FAIL("frame %u: still held by a repair that ended", f);
 		if (fr->kuse == KM_KU_POOL)
 			pool_free++;
 		if (!fr->pool && fr->first_child == KM_NONE) {

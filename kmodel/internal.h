@@ -50,6 +50,8 @@ struct km_frame {
 };
 #define KM_FR_RELINK 0x1u       /* km_repair: its child list is relinked */
 #define KM_FR_USED 0x2u         /* used by the kernel since its kpager asked */
+#define KM_FR_HELD 0x4u         /* km_repair: a page it brought in stays in
+                                 * until the repair ends */
 
 /* ---------------------------------------------------------------------- */
 /* Mapping-database pages.                                                   */
@@ -316,6 +318,7 @@ struct km {
 		km_vaddr_t vaddr;
 	} victim;
 	uint32_t evict_streak;          /* KP_REVOKE answers in a row */
+	struct km_kpage streak_victim[KM_EVICT_STREAK]; /* the row's victims */
 	uint32_t op_evictions;          /* node tables and MDB pages an unmap
 	                                 * or map revoked to take their frames */
 
@@ -355,6 +358,8 @@ struct km {
 	uint32_t nneed, need_cap;
 	struct km_kpage *trim;          /* MDB pages an operation left empty */
 	uint32_t ntrim, trim_cap;
+	km_pfn_t *held;                 /* the frames marked KM_FR_HELD */
+	uint32_t nheld, held_cap;
 	km_thread_t op_thread;          /* on whose behalf, for kernel faults */
 	uint64_t op_parent;             /* the user fault being served, or 0 */
 };

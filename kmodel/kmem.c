@@ -572,11 +572,13 @@ int km_victim_revoke(struct km *km)
 	err = lent_frame(km, km->victim.kpager, km->victim.vaddr, &pfn);
 	if (err != KM_OK || pfn == KM_NO_PFN)
 		return err == KM_ERETRY ? KM_OK : err;
-	/* A page lost and not yet repaired cannot go out: the kpager will
-	 * be asked again, and may name another. */
+	/* A page lost and not yet repaired cannot go out, nor one a repair
+	 * holds in (it was named before the repair brought it in): the
+	 * kpager will be asked again, and may name another. */
 	if (km_pages_lost(&km->task[km->frame[pfn].ktask].
 	                  page[km->frame[pfn].ktype],
-	                  km->frame[pfn].kindex) == KM_LOST_PENDING)
+	                  km->frame[pfn].kindex) == KM_LOST_PENDING ||
+	    (km->frame[pfn].flags & KM_FR_HELD))
 		return KM_OK;
 	km->kpager[km->victim.kpager].st.evicted++;
 	return revoke_page(km, pfn, km->victim.discard, true);
@@ -700,6 +702,18 @@ static int carry_out(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	return *refused ? KM_EKPAGER : err;
 }
 
+/* Was kp named as a victim in the current row of KP_REVOKE answers?
+ * (Then its coming back is no progress.) */
+static bool streak_victim(const struct km *km, struct km_kpage kp)
+{
+	for (uint32_t i = 0; i < km->evict_streak; i++)
+		if (km->streak_victim[i].task == kp.task &&
+		    km->streak_victim[i].type == kp.type &&
+		    km->streak_victim[i].index == kp.index)
+			return true;
+	return false;
+}
+
 /* Raises a kernel page fault for `kp` to kpager `kid` (with `restore`
  * when the page is out).  On success the frame is lent (the kpager's own
  * access to it is revoked) and the page installed. */
@@ -749,11 +763,13 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	if (d.action == KP_REVOKE && km->evict_streak < KM_EVICT_STREAK) {
 		km_pfn_t victim = KM_NO_PFN;
 
-		/* The victim must be a page it lent; the kernel takes it back
+		/* The victim must be a page it lent, and not one a repair
+		 * under way holds in (repair.c); the kernel takes it back
 		 * once this attempt has let go of everything (km_repair), and
 		 * the operation starts over. */
 		if (lent_frame(km, kid, d.vaddr, &victim) != KM_OK ||
-		    victim == KM_NO_PFN) {
+		    victim == KM_NO_PFN ||
+		    (km->frame[victim].flags & KM_FR_HELD)) {
 			k->st.refused++;
 			rec.decision = KM_D_REFUSED;
 			err = KM_EKPAGER;
@@ -763,7 +779,10 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 			km->victim.discard = d.discarded;
 			km->victim.kpager = kid;
 			km->victim.vaddr = d.vaddr;
-			km->evict_streak++;
+			km->streak_victim[km->evict_streak++] = (struct km_kpage){
+				km->frame[victim].ktask,
+				(enum km_ktype)km->frame[victim].ktype,
+				km->frame[victim].kindex };
 			rec.decision = KM_D_EVICT;
 			err = KM_ERETRY;
 		}
@@ -792,7 +811,8 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	} else {
 		enum km_import how = KM_IMPORT_NEW;
 
-		km->evict_streak = 0;
+		if (!streak_victim(km, kp))
+			km->evict_streak = 0;
 		km_charge(km, KM_C_KMAP);
 		r = &km_part(km, k->task, slot)->r;
 		/* In-use kernel memory is out of the kpager's reach. */

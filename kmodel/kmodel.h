@@ -330,7 +330,10 @@ struct kp_decision {
 };
 
 /* How many KP_REVOKE answers in a row the kernel follows before it takes
- * the next one as a denial (a policy that only ever evicts). */
+ * the next one as a denial (a policy that only ever evicts).  Giving back
+ * a page it named as a victim in the row does not end the row: a policy
+ * that gives one page only for another the kernel needs as well would
+ * otherwise keep an operation retrying for ever. */
 #define KM_EVICT_STREAK 64
 
 /*

@@ -239,6 +239,7 @@ void km_destroy(struct km *km)
 	free(km->kpager);
 	free(km->need);
 	free(km->trim);
+	free(km->held);
 	free(km->dp_free);
 	free(km);
 }

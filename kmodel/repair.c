@@ -66,8 +66,38 @@ static union km_part *live_part(const struct km *km, km_task_t t,
 	return km_part(km, t, slot);
 }
 
-/* Brings back an MDB page; KM_ERETRY (a new loss) is remembered in
- * *again, other errors returned. */
+/* Keeps kernel page kp, if present, in until the repair ends. */
+static int hold(struct km *km, struct km_kpage kp)
+{
+	km_pfn_t pfn = km_kpage_pfn(km, kp);
+
+	if (pfn == KM_NO_PFN || (km->frame[pfn].flags & KM_FR_HELD))
+		return KM_OK;
+	if (km->nheld == km->held_cap) {
+		uint32_t cap = km->held_cap ? km->held_cap * 2 : 64;
+		km_pfn_t *h = realloc(km->held, cap * sizeof *h);
+
+		if (h == NULL)
+			return KM_EIO;
+		km->held = h;
+		km->held_cap = cap;
+	}
+	km->frame[pfn].flags |= KM_FR_HELD;
+	km->held[km->nheld++] = pfn;
+	return KM_OK;
+}
+
+/* Ends the hold on every page the repair kept in. */
+static void release_held(struct km *km)
+{
+	for (uint32_t i = 0; i < km->nheld; i++)
+		km->frame[km->held[i]].flags &= (uint8_t)~KM_FR_HELD;
+	km->nheld = 0;
+}
+
+/* Brings back a node table or MDB page and holds it in; KM_ERETRY (a
+ * victim named, or a new loss) is remembered in *again, other errors
+ * returned. */
 static int bring(struct km *km, struct km_kpage kp, bool *again)
 {
 	int err = km_bring(km, kp);
@@ -76,7 +106,7 @@ static int bring(struct km *km, struct km_kpage kp, bool *again)
 		*again = true;
 		err = KM_OK;
 	}
-	return err;
+	return err == KM_OK ? hold(km, kp) : err;
 }
 
 static int bring_task_mdb(struct km *km, km_task_t t, bool *again)
@@ -118,7 +148,16 @@ static int bring_orphans(struct km *km, km_task_t t, bool *again)
  * Phase A: brings back every page the round will change: all MDB pages of
  * the tasks that lost a page and of the mappers of their lost receiver
  * parts (whose child lists are relinked), and the node tables of the
- * lost mappings.  Returns KM_ERETRY if a new page was lost meanwhile.
+ * lost mappings.  Returns KM_ERETRY if one could not be had yet (its
+ * kpager named a victim first) or a new page was lost meanwhile.
+ *
+ * These pages must all be in at once, and they can be more than a kpager
+ * lets one client hold (ws makes its largest client pay for its own
+ * faults).  So each page stays in once brought (hold): a victim named
+ * among them is refused, and the page asked for is entered from the
+ * kernel's pool, lost, as for any kpager that will not give a page back.
+ * Without the hold, such a kpager traded one held page for the next,
+ * round after round, for ever.
  */
 static int repair_bring(struct km *km)
 {
@@ -585,6 +624,7 @@ static int repair_losses(struct km *km)
 			break;
 		err = KM_OK;
 	}
+	release_held(km);
 	/* (With no round, the counts are as the operations kept them.) */
 	if (ran)
 		recount_mappings(km);

@@ -40,7 +40,15 @@ struct rk {
 	int evict;                      /* >= 0: answer faults with KP_REVOKE
 	                                 * of this pool page */
 	unsigned revoked_calls;
+	/* give_one_take_one: before it gives back a form, it names the page
+	 * it gave back last (while lent) as a victim, up to RK_MAX_VICTIMS
+	 * times; the kernel needing both at once must still get on. */
+	bool give_one_take_one;
+	int last_restored;
+	unsigned victims;
 };
+#define RK_MAX_VICTIMS 1000u
+#define MDB_PARTS 170u         /* mapping-node parts per MDB page */
 
 static int rk_init(struct km *km, km_task_t task, const char *args,
                    void **state, char *why, size_t why_len)
@@ -53,6 +61,7 @@ static int rk_init(struct km *km, km_task_t task, const char *args,
 		return KM_EINVAL;
 	memset(rk, 0, sizeof *rk);
 	rk->evict = -1;
+	rk->last_restored = -1;
 	rk->km = km;
 	rk->task = task;
 	*state = rk;
@@ -77,12 +86,23 @@ static void rk_fault(void *state, const struct kp_fault *f,
 		if (rk->deny_restore)
 			return;
 		for (uint32_t i = 0; i < NPOOL; i++) {
-			if (rk->state[i] == RK_HELD && rk->kva[i] == f->kva) {
-				rk->state[i] = RK_LENT;
-				d->action = KP_MAP;
-				d->vaddr = POOL + i * PG;
+			int last = rk->last_restored;
+
+			if (rk->state[i] != RK_HELD || rk->kva[i] != f->kva)
+				continue;
+			if (rk->give_one_take_one &&
+			    rk->victims < RK_MAX_VICTIMS && last >= 0 &&
+			    (uint32_t)last != i && rk->state[last] == RK_LENT) {
+				rk->victims++;
+				d->action = KP_REVOKE;
+				d->vaddr = POOL + (uint32_t)last * PG;
 				return;
 			}
+			rk->last_restored = (int)i;
+			rk->state[i] = RK_LENT;
+			d->action = KP_MAP;
+			d->vaddr = POOL + i * PG;
+			return;
 		}
 		rk->fresh_restores++;
 		d->discarded = true;    /* no form kept: a fresh frame */
@@ -850,6 +870,90 @@ static void test_revoke_nt_discard_is_rebuilt(void **state)
 	CHECK(fx->km);
 }
 
+/*
+ * A repair needs every MDB page of the task that lost one in at once.  A
+ * kpager that gives one back only after taking the last one back (a
+ * policy that caps a client, as ws caps its largest) used to make the
+ * repair trade one page for the other for ever.  The kernel now keeps in
+ * what the repair brought back and refuses such a victim; the page asked
+ * for is entered from the kernel's pool, lost, and the repair ends.
+ */
+static void test_revoke_repair_holds_what_it_brought(void **state)
+{
+	struct fx *fx = *state;
+	const km_vaddr_t base = 0x20000000u;
+	const uint32_t n = 400;         /* receiver parts over MDB pages 0-2 */
+	struct km_kpager_stats ks;
+	struct km_task_stats ts;
+	struct km_mapping m;
+	uint32_t kept[3] = { 0, 0, 0 };
+
+	for (uint32_t i = 0; i < n; i++)
+		OK(km_touch(fx->km, fx->th[0], base + i * PG, KM_ACC_WRITE));
+	assert_int_equal(tstats(fx).pages[KM_KT_MDB], 3);
+	/* Page 0's form is discarded (it will come back lost); pages 1 and
+	 * 2 go out with their forms kept. */
+	revoke(fx, KM_KT_MDB, 0, true);
+	revoke(fx, KM_KT_MDB, 1, false);
+	revoke(fx, KM_KT_MDB, 2, false);
+	fx->rk.give_one_take_one = true;
+	/* The lookup crosses page 0, lost: the repair needs 1 and 2 too. */
+	(void)km_lookup(fx->km, fx->t, base, &m);
+	CHECK(fx->km);
+	OK(km_kpager_stats(fx->km, fx->kp, &ks));
+	print_message("victims named %u, answers refused %llu\n",
+	              fx->rk.victims, (unsigned long long)ks.refused);
+	assert_true(fx->rk.victims >= 1);
+	assert_true(fx->rk.victims <= 4);
+	assert_true(ks.refused >= 1);
+	assert_int_equal(ks.evicted, 0);
+	/* The page the repair held in keeps its mappings; the lost ones'
+	 * went.  (Parts fill the pages in order: the setup's page first.) */
+	for (uint32_t i = 0; i < n; i++) {
+		int err = km_lookup(fx->km, fx->t, base + i * PG, &m);
+
+		assert_true(err == KM_OK || err == KM_ENOMAP);
+		kept[(i + 1) / MDB_PARTS] += err == KM_OK;
+	}
+	assert_int_equal(kept[0], 0);
+	assert_int_equal(kept[1], MDB_PARTS);
+	assert_int_equal(kept[2], 0);
+	OK(km_task_stats(fx->km, fx->t, &ts));
+	assert_int_equal(ts.out[KM_KT_MDB], 0);
+	CHECK(fx->km);
+	/* The task works on. */
+	OK(km_touch(fx->km, fx->th[0], base, KM_ACC_WRITE));
+	CHECK(fx->km);
+}
+
+/* The same kpager against an operation: unmapping a range needs every
+ * MDB page of the range in at once.  Its victims are followed up to
+ * KM_EVICT_STREAK in a row (giving back a victim does not end the row);
+ * then its answer counts as a denial and the unmap goes through. */
+static void test_revoke_give_one_take_one_op_ends(void **state)
+{
+	struct fx *fx = *state;
+	const km_vaddr_t base = 0x20000000u;
+	const uint32_t n = 400;
+	struct km_mapping m;
+
+	for (uint32_t i = 0; i < n; i++)
+		OK(km_touch(fx->km, fx->th[0], base + i * PG, KM_ACC_WRITE));
+	revoke(fx, KM_KT_MDB, 1, false);
+	revoke(fx, KM_KT_MDB, 2, false);
+	fx->rk.give_one_take_one = true;
+	OK(km_unmap(fx->km, fx->t, km_fpage(base, 24, KM_RWX), KM_UNMAP_SELF,
+	            NULL));
+	print_message("victims named %u\n", fx->rk.victims);
+	assert_true(fx->rk.victims >= 1);
+	assert_true(fx->rk.victims <= KM_EVICT_STREAK + 1);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(km_lookup(fx->km, fx->t, base + i * PG, &m),
+		                 KM_ENOMAP);
+	OK(km_lookup(fx->km, fx->t, VA, &m));
+	CHECK(fx->km);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Secrecy: nothing in an exported page but the client's own data.         */
 
@@ -1078,6 +1182,8 @@ int main(void)
 		T(test_revoke_mdb_round_trip),
 		T(test_revoke_mdb_tampered_is_undone),
 		T(test_revoke_nt_discard_is_rebuilt),
+		T(test_revoke_repair_holds_what_it_brought),
+		T(test_revoke_give_one_take_one_op_ends),
 		T(test_revoke_flush_under_mdb_moves_to_pool),
 		T(test_revoke_secrecy_scan),
 		T(test_revoke_pte_observer_sees_every_change),
