@@ -44,6 +44,11 @@ struct fk {
 	struct input *in;
 	enum st state[NPOOL];
 	uint64_t kva[NPOOL];
+	/* Once the input says so (252), for good: before it gives back a
+	 * form, it names the page it gave back last as a victim, if that is
+	 * still lent.  The kernel needing both at once must get on. */
+	bool swap;
+	int last_restored;
 };
 
 static struct fk fk;
@@ -109,6 +114,8 @@ static void fk_fault(void *state, const struct kp_fault *f,
 	d->discarded = false;
 	if (b == 255)
 		return;                         /* a denial */
+	if (b == 252)
+		fk.swap = true;
 	if (b == 254) {                         /* evict (maybe a lie) */
 		d->action = KP_REVOKE;
 		d->vaddr = POOL + byte(fk.in) % NPOOL * PG;
@@ -117,8 +124,17 @@ static void fk_fault(void *state, const struct kp_fault *f,
 	}
 	if (f->restore) {
 		for (uint32_t i = 0; i < NPOOL; i++) {
+			int last = fk.last_restored;
+
 			if (fk.state[i] != HELD || fk.kva[i] != f->kva)
 				continue;
+			if (fk.swap && last >= 0 && (uint32_t)last != i &&
+			    fk.state[last] == LENT) {
+				d->action = KP_REVOKE;
+				d->vaddr = POOL + (uint32_t)last * PG;
+				return;
+			}
+			fk.last_restored = (int)i;
 			tamper(i);
 			fk.state[i] = LENT;
 			d->action = KP_MAP;
@@ -200,6 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&fk, 0, sizeof fk);
 	fk.in = &in;
+	fk.last_restored = -1;
 	c.kmem = KM_KMEM_KPAGER;
 	c.key_seed = 1;
 	if (km_create(&c, &km, why, sizeof why) != KM_OK)
