@@ -115,8 +115,8 @@ static void report(struct tr_replay *r, const struct revocations *rv,
 		task[i].name = t->name;
 		task[i].st = t->peak;
 		if (t->ended)
-			snprintf(task[i].exit, sizeof task[i].exit, "%d",
-			         (int)t->status);
+			snprintf(task[i].exit, sizeof task[i].exit, "%d%s",
+			         (int)t->status, t->kept ? " kept" : "");
 		else
 			snprintf(task[i].exit, sizeof task[i].exit, "running");
 	}
@@ -134,6 +134,7 @@ static void report(struct tr_replay *r, const struct revocations *rv,
 	rep.replay = true;
 	rep.events = st.events;
 	rep.skipped = st.skipped;
+	rep.kept = st.kept;
 	if (json)
 		report_json(stdout, &rep);
 	else

@@ -223,6 +223,9 @@ void report_text(FILE *f, const struct report *r)
 	if (r->replay)
 		fprintf(f, "replay: %" PRIu64 " events, %" PRIu64 " skipped "
 		        "(of tasks a fault ended)\n", r->events, r->skipped);
+	if (r->replay && r->kept > 0)
+		fprintf(f, "replay: %" PRIu32 " ended tasks the kernel could "
+		        "not delete, and kept (exit \"kept\")\n", r->kept);
 	if (r->rv.revoked > 0)
 		fprintf(f, "revoked kernel pages: %" PRIu64 " revocations (%"
 		        PRIu64 " forms discarded); back: %" PRIu64 " restored, %"
@@ -264,8 +267,8 @@ void report_json(FILE *f, const struct report *r)
 	        r->guest_cycles, r->cycles - r->guest_cycles, r->ks.ufaults,
 	        r->ks.kfaults, r->ks.denied, r->syscalls, r->ipcs);
 	if (r->replay)
-		fprintf(f, ", \"events\": %" PRIu64 ", \"skipped\": %" PRIu64,
-		        r->events, r->skipped);
+		fprintf(f, ", \"events\": %" PRIu64 ", \"skipped\": %" PRIu64
+		        ", \"kept\": %" PRIu32, r->events, r->skipped, r->kept);
 	fprintf(f, ", \"revocations\": %" PRIu64 ", \"forms_discarded\": %"
 	        PRIu64 ", \"restored\": %" PRIu64 ", \"rebuilt\": %" PRIu64
 	        ", \"came_back_empty\": %" PRIu64 ", \"forms_refused\": %"

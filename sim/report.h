@@ -104,6 +104,7 @@ struct report {
 	struct revocations rv;
 	bool replay;                    /* a replay: events and skipped */
 	uint64_t events, skipped;
+	uint32_t kept;                  /* ended tasks the kernel kept */
 };
 
 void report_text(FILE *f, const struct report *r);

@@ -494,6 +494,7 @@ static void end_task(struct tr_replay *r, uint32_t task, int32_t status,
 	struct tr_task_result *res = result_of(r, task);
 	km_thread_t few[16], *ids = few;
 	uint32_t n;
+	int err;
 
 	if (k->km == 0)
 		return;
@@ -523,7 +524,19 @@ static void end_task(struct tr_replay *r, uint32_t task, int32_t status,
 		if (why != NULL)
 			snprintf(res->why, sizeof res->why, "%s", why);
 	}
-	km_task_destroy(r->km, k->km);
+	/* The kernel may refuse (a kpager that will not give back what the
+	 * deletion needs, a task still paging others' threads): it keeps
+	 * the task, as the machine does, and the result says so. */
+	if ((err = km_task_destroy(r->km, k->km)) != KM_OK) {
+		r->st.kept++;
+		if (res != NULL) {
+			res->kept = true;
+			if (res->why[0] == '\0')
+				snprintf(res->why, sizeof res->why, "ended, but "
+				         "the kernel kept it: %s",
+				         km_strerror(err));
+		}
+	}
 	r->task_res[k->km] = 0;
 	k->km = 0;
 	if (killed)

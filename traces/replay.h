@@ -76,6 +76,9 @@ struct tr_replay_stats {
 	uint64_t syscalls, ipcs;
 	uint64_t maps_failed;           /* map, grant, unmap that failed */
 	uint32_t tasks, killed;         /* tasks created; ended by a fault */
+	uint32_t kept;                  /* ended, but the kernel could not
+	                                 * delete them (as the machine, it
+	                                 * keeps them: see their why) */
 	uint64_t waits;                 /* faults denied for lack of kernel
 	                                 * memory, whose threads then waited
 	                                 * for it */
@@ -92,6 +95,8 @@ struct tr_task_result {
 	bool ended;                     /* endtask, or killed */
 	bool killed;                    /* ended by a fault it could not
 	                                 * survive; why says which */
+	bool kept;                      /* ended, but the kernel could not
+	                                 * delete it; why says why */
 	uint64_t waits;                 /* its threads' waits for memory */
 	int32_t status;
 	char why[160];                  /* why it was killed */
