@@ -45,6 +45,29 @@ static bool part_out(const struct km *km, km_task_t t, uint32_t slot)
 	       p->pfn[KM_SLOT_PAGE(slot)] == KM_OUT_PFN;
 }
 
+/* Is the MDB page holding (t, slot) lost, its repair not done yet (a
+ * repair that found no frame for a page it needed)?  Links into it stand
+ * until the repair cuts them. */
+static bool part_lost(const struct km *km, km_task_t t, uint32_t slot)
+{
+	const struct km_pages *p;
+
+	if (t >= km->cfg.max_tasks || !km->task[t].live)
+		return false;
+	p = &km->task[t].page[KM_KT_MDB];
+	return KM_SLOT_PAGE(slot) < p->len &&
+	       km_pages_lost(p, KM_SLOT_PAGE(slot)) == KM_LOST_PENDING;
+}
+
+/* Is task t's node table for PDE `pde` lost, its rebuild not done yet?
+ * It is vacant meanwhile. */
+static bool nt_lost(const struct km *km, km_task_t t, uint32_t pde)
+{
+	const struct km_pages *p = &km->task[t].page[KM_KT_NT];
+
+	return pde < p->len && km_pages_lost(p, pde) == KM_LOST_PENDING;
+}
+
 /* The receipt of part (t, slot) in its revoked page, if it has one. */
 static const struct km_receipt *receipt_of(const struct km *km, km_task_t t,
                                            uint32_t slot)
@@ -66,6 +89,8 @@ static bool peer_is(const struct km *km, km_task_t t, uint32_t slot, int tag,
 	const union km_part *p;
 	const struct km_receipt *r;
 
+	if (part_lost(km, t, slot))
+		return true;
 	if (part_out(km, t, slot)) {
 		r = receipt_of(km, t, slot);
 		return r != NULL && r->tag == tag && r->task == pt &&
@@ -84,7 +109,8 @@ static bool peer_is(const struct km *km, km_task_t t, uint32_t slot, int tag,
 static bool nt_lookup(const struct km *km, km_task_t t, uint32_t vpn,
                       uint32_t *slot)
 {
-	if (KM_NT(&km->task[t], vpn >> 10) == KM_OUT_PFN)
+	if (KM_NT(&km->task[t], vpn >> 10) == KM_OUT_PFN ||
+	    nt_lost(km, t, vpn >> 10))
 		return false;
 	*slot = km_recv_at(km, t, vpn);
 	return true;
@@ -195,6 +221,10 @@ static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
 {
 	const union km_part *s, *p;
 
+	/* Detached (its sender part was lost): the repair removes it. */
+	if (r->send_task == KM_NONE && r->send_slot == KM_NONE &&
+	    km->ndetached > 0)
+		return true;
 	if (!peer_is(km, r->send_task, r->send_slot, KM_PART_SEND, t, slot))
 		FAIL("task %u mapping 0x%x: its sender part does not point "
 		     "back", t, r->vpn << KM_PAGE_SHIFT);
@@ -207,7 +237,8 @@ static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
 	if (r->pfn >= km->cfg.frames || km->frame[r->pfn].pool)
 		FAIL("task %u mapping 0x%x: frame %u is not sigma0's", t,
 		     r->vpn << KM_PAGE_SHIFT, r->pfn);
-	if (part_out(km, r->send_task, r->send_slot))
+	if (part_out(km, r->send_task, r->send_slot) ||
+	    part_lost(km, r->send_task, r->send_slot))
 		return true;    /* the parent is named in the revoked part */
 	s = part_ok(km, r->send_task, r->send_slot, KM_PART_SEND);
 	if (r->send_task == KM_SIGMA0) {
@@ -217,7 +248,8 @@ static bool check_recv(const struct km *km, km_task_t t, uint32_t slot,
 			     s->s.parent, r->pfn);
 		return true;
 	}
-	if (part_out(km, r->send_task, s->s.parent))
+	if (part_out(km, r->send_task, s->s.parent) ||
+	    part_lost(km, r->send_task, s->s.parent))
 		return true;
 	p = part_ok(km, r->send_task, s->s.parent, KM_PART_RECV);
 	if (p == NULL)
@@ -242,7 +274,8 @@ static bool check_send(const struct km *km, km_task_t t, uint32_t slot,
 	if (!peer_is(km, s->recv_task, s->recv_slot, KM_PART_RECV, t, slot))
 		FAIL("task %u sender part %#x: its receiver part does not "
 		     "point back", t, slot);
-	if (t != KM_SIGMA0 && part_out(km, t, s->parent))
+	if (t != KM_SIGMA0 &&
+	    (part_out(km, t, s->parent) || part_lost(km, t, s->parent)))
 		return true;    /* parent and list checked when it is back */
 	if (!head_of(km, t, s->parent, &head))
 		FAIL("task %u sender part %#x: parent %#x is not a mapping",
@@ -251,13 +284,14 @@ static bool check_send(const struct km *km, km_task_t t, uint32_t slot,
 		if (head != slot)
 			FAIL("task %u sender part %#x: first child, but its "
 			     "parent's list starts elsewhere", t, slot);
-	} else if (!part_out(km, t, s->prev)) {
+	} else if (!part_out(km, t, s->prev) && !part_lost(km, t, s->prev)) {
 		o = part_ok(km, t, s->prev, KM_PART_SEND);
 		if (o == NULL || o->s.next != slot || o->s.parent != s->parent)
 			FAIL("task %u sender part %#x: bad previous sibling",
 			     t, slot);
 	}
-	if (s->next != KM_NONE && !part_out(km, t, s->next)) {
+	if (s->next != KM_NONE && !part_out(km, t, s->next) &&
+	    !part_lost(km, t, s->next)) {
 		o = part_ok(km, t, s->next, KM_PART_SEND);
 		if (o == NULL || o->s.prev != slot || o->s.parent != s->parent)
 			FAIL("task %u sender part %#x: bad next sibling",
@@ -304,7 +338,7 @@ static bool check_receipts(const struct km *km, km_task_t t, uint32_t pg,
 }
 
 static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
-                      char *why, size_t why_len)
+                      uint64_t *detached, char *why, size_t why_len)
 {
 	const struct km_task *tk = &km->task[t];
 	uint32_t free_parts = 0;
@@ -335,6 +369,7 @@ static bool check_mdb(const struct km *km, km_task_t t, uint64_t *recvs,
 
 				if (t == KM_SIGMA0)
 					FAIL("sigma0 holds a receiver part");
+				*detached += p->r.send_task == KM_NONE;
 				if (!check_recv(km, t, slot, &p->r, why, why_len))
 					return false;
 				if (nt_lookup(km, t, p->r.vpn, &nte) && nte != slot)
@@ -410,6 +445,7 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 	const struct km_task *tk = &km->task[t];
 	const uint32_t *pd = NULL, *nd = NULL;
 	uint32_t mappings = 0;
+	bool counted = true;    /* every node table could be read */
 
 	if (KM_PD(tk) == KM_NO_PFN || KM_ND(tk) == KM_NO_PFN)
 		FAIL("task %u has no page or node directory", t);
@@ -449,6 +485,12 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 		} else if ((pd != NULL && pd[i] != 0) || tk->pt_missing[i]) {
 			FAIL("task %u PDE %u: entry for a revoked table", t, i);
 		}
+		/* Lost and not yet rebuilt: vacant, its page table and the
+		 * node directory as they were before the loss. */
+		if (nt_lost(km, t, i)) {
+			counted = false;
+			continue;
+		}
 		nt = km_words(km, KM_NT(tk, i));
 		for (uint32_t j = 0; j < 1024; j++) {
 			km_vaddr_t va = (i << 22) | (j << 12);
@@ -477,6 +519,12 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 				                      KM_PTE_P | KM_PTE_RW |
 				                      KM_PTE_US) : pte != 0)
 					FAIL("task %u 0x%x: bad UTCB entry", t, va);
+				continue;
+			}
+			if (part_lost(km, t, nte - 1)) {
+				/* Lost: the repair undoes it. */
+				mappings++;
+				missing += pt != NULL && pte == 0;
 				continue;
 			}
 			if (part_out(km, t, nte - 1)) {
@@ -526,7 +574,7 @@ static bool check_tables(const struct km *km, km_task_t t, char *why,
 			FAIL("task %u PDE %u: %u PTEs await a refill, the count "
 			     "says %u", t, i, missing, tk->pt_missing[i]);
 	}
-	if (mappings != tk->nmappings)
+	if (counted && mappings != tk->nmappings)
 		FAIL("task %u: %u mappings, the count says %u", t, mappings,
 		     tk->nmappings);
 	return true;
@@ -730,7 +778,7 @@ static bool check_pagees(const struct km *km, char *why, size_t why_len)
 
 bool km_check(const struct km *km, char *why, size_t why_len)
 {
-	uint64_t pages = 0, recvs = 0, lost = 0;
+	uint64_t pages = 0, recvs = 0, lost = 0, detached = 0;
 	uint32_t nthreads = 0, ntasks = 0;
 	char dummy[8];
 
@@ -751,7 +799,7 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 			    !check_lost(km, t, &lost, why, why_len))
 				return false;
 		}
-		if (!check_mdb(km, t, &recvs, why, why_len) ||
+		if (!check_mdb(km, t, &recvs, &detached, why, why_len) ||
 		    !check_task_pages(km, t, &pages, why, why_len))
 			return false;
 		if (tk->kpager != KM_ROOT_KPAGER &&
@@ -760,6 +808,10 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 	}
 	if (ntasks != km->ntasks)
 		FAIL("%u tasks live, the count says %u", ntasks, km->ntasks);
+	if (detached != km->ndetached)
+		FAIL("%llu mappings detached from a lost sender part, the "
+		     "count says %u", (unsigned long long)detached,
+		     km->ndetached);
 	if (lost != km->nlost)
 		FAIL("tasks have %llu pages lost and not repaired, the count "
 		     "says %u", (unsigned long long)lost, km->nlost);
@@ -800,7 +852,9 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 			     "say %u and %u", k, clients, lent, kp->clients,
 			     kp->st.lent);
 	}
-	/* The whole-tree walk needs every MDB page in. */
+	/* The whole-tree walk needs every MDB page in, and none lost. */
+	if (km->nlost > 0 || km->ndetached > 0)
+		return true;
 	for (km_task_t t = 0; t < km->cfg.max_tasks; t++)
 		if (km->task[t].live && km->task[t].nout[KM_KT_MDB] > 0)
 			return true;

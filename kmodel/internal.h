@@ -338,6 +338,7 @@ struct km {
 	                                 * discarded or refused): present,
 	                                 * vacant, awaiting km_repair */
 	uint64_t losses;                /* pages lost so far (nlost's total) */
+	bool repairing;                 /* km_repair is under way */
 	uint32_t ndetached;             /* mappings whose sender part was lost,
 	                                 * awaiting removal by km_repair */
 
@@ -500,6 +501,12 @@ static inline int km_bring(struct km *km, struct km_kpage kp)
 	KM_ASSERT(kp.type == KM_KT_NT || kp.type == KM_KT_MDB);
 	if ((pfn = km_kpage_pfn(km, kp)) == KM_NO_PFN)
 		return km_bring_out(km, kp);
+	/* Lost and not yet repaired (a repair found no frame): it reads as
+	 * empty, so a walk that crosses it waits for the repair. */
+	if (km->nlost > 0 && !km->repairing &&
+	    km_pages_lost(&km->task[kp.task].page[kp.type], kp.index) ==
+	    KM_LOST_PENDING)
+		return KM_ERETRY;
 	km_frame_used(km, pfn);
 	return KM_OK;
 }
@@ -514,6 +521,7 @@ void km_mdb_page_init(struct km *km, struct km_kpage kp, km_pfn_t pfn);
 
 /* repair.c: undoing what lost node tables and MDB pages held */
 int km_repair(struct km *km);
+int km_settle(struct km *km);
 
 /* pt.c: page tables, node tables */
 /* The PTE and the node-table entry of va, if their tables are in. */
@@ -580,7 +588,8 @@ static inline uint32_t km_recv_at(const struct km *km, km_task_t t,
 }
 
 /* km_recv_at for a walk that may meet a revoked node table: brings it
- * back first.  A lost one reads as empty until km_repair (km->nlost). */
+ * back first.  A lost one is KM_ERETRY, for km_repair, except inside the
+ * repair, which reads it as empty. */
 static inline int km_recv_find(struct km *km, km_task_t t, uint32_t vpn,
                                uint32_t *slot)
 {

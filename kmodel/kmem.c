@@ -498,6 +498,8 @@ static int lent_frame_now(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 {
 	int err;
 
+	if ((err = km_settle(km)) != KM_OK)
+		return err;
 	km_op_begin(km, KM_NO_THREAD);
 	while ((err = lent_frame(km, id, vaddr, pfn)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)

@@ -818,6 +818,8 @@ static int map_plan(struct km *km, const struct plan *p, uint32_t *moved)
 {
 	int err;
 
+	if ((err = km_settle(km)) != KM_OK)
+		return err;
 	km->op_evictions = 0;
 	while ((err = map_plan_once(km, p, moved)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
@@ -1132,6 +1134,8 @@ int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
 	end = first + (size >> KM_PAGE_SHIFT);
 	/* May every affected mapping change, and is everything it touches
 	 * in the kernel? */
+	if ((err = km_settle(km)) != KM_OK)
+		return err;
 	km->op_evictions = 0;
 	while ((err = unmap_prepare(km, task, first, end)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
@@ -1229,6 +1233,8 @@ int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
 		if (n.slot != KM_NONE && !lookup_in(km, n))
 			return KM_EBUSY;
 	} else {
+		if ((err = km_settle(km)) != KM_OK)
+			return err;
 		km_op_begin(km, KM_NO_THREAD);
 		for (;;) {
 			err = km_recv_find(km, task, va >> KM_PAGE_SHIFT,

@@ -611,8 +611,10 @@ static int repair_round(struct km *km)
 static int repair_losses(struct km *km)
 {
 	int err = KM_OK;
-	bool ran = false;
+	bool ran = false, outer = km->repairing;
 
+	/* Repair reads lost pages (as empty); walks outside it may not. */
+	km->repairing = true;
 	while (km->nlost > 0 || km->ndetached > 0) {
 		ran = true;
 		/* A kpager asked during the last round may have named a
@@ -624,11 +626,28 @@ static int repair_losses(struct km *km)
 			break;
 		err = KM_OK;
 	}
+	km->repairing = outer;
 	release_held(km);
 	/* (With no round, the counts are as the operations kept them.) */
 	if (ran)
 		recount_mappings(km);
 	return err;
+}
+
+/*
+ * A repair may stop short (the kernel found no frame for a page it
+ * needed): lost pages and detached mappings then stand between
+ * operations, and km_check accepts them.  A walk that crosses a lost page
+ * starts over after km_repair (km_bring), and fails with its error while
+ * the page stands; an operation on the mapping database first finishes
+ * the removal of detached mappings, which walks do not expect to meet.
+ * (Not from a kpager's callback: an operation is under way then.)
+ */
+int km_settle(struct km *km)
+{
+	if (km->in_callback > 0 || km->ndetached == 0)
+		return KM_OK;
+	return km_repair(km);
 }
 
 /*

@@ -206,6 +206,8 @@ int km_task_destroy(struct km *km, km_task_t t)
 	/* Can every mapping it holds, and every one derived from them, go
 	 * (bringing back what was revoked)?  Its node tables are all back
 	 * then, the UTCB area's too. */
+	if ((err = km_settle(km)) != KM_OK)
+		return err;
 	km->op_evictions = 0;
 	while ((err = km_unmap_all_prepare(km, t)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)

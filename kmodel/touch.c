@@ -224,8 +224,10 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 		return KM_OK;
 	}
 	/* The node table, and the mapping node it names, may be revoked:
-	 * the kernel needs them back to know what is mapped here. */
-	if ((err = touch_bring(km, th->task, va)) != KM_OK)
+	 * the kernel needs them back to know what is mapped here (and any
+	 * repair left over done, to read them). */
+	if ((err = km_settle(km)) != KM_OK ||
+	    (err = touch_bring(km, th->task, va)) != KM_OK)
 		return err;
 	ntp = km_nte_slot(km, tk, va);
 	nte = ntp != NULL ? *ntp : KM_NTE_NONE;

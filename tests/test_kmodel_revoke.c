@@ -954,6 +954,87 @@ static void test_revoke_give_one_take_one_op_ends(void **state)
 	CHECK(fx->km);
 }
 
+static uint32_t kpool_free(struct km *km)
+{
+	struct km_stats ks;
+
+	km_stats(km, &ks);
+	return ks.kpool_free;
+}
+
+/* Lets the kernel's own pool run down to at most `left` frames: tasks of
+ * its own (in hog[], at most 8) take them. */
+static void drain_kernel_pool(struct km *km, uint32_t left, km_task_t hog[8])
+{
+	km_vaddr_t va = 0x20000000u;
+	km_thread_t th;
+
+	for (int n = 0; n < 8 && kpool_free(km) > left &&
+	     km_task_create(km, KM_ROOT_KPAGER, &hog[n]) == KM_OK; n++)
+		while (kpool_free(km) > left &&
+		       km_thread_create(km, hog[n], 0, &th) == KM_OK)
+			for (; kpool_free(km) > left &&
+			       km_touch(km, th, va, KM_ACC_WRITE) == KM_OK;
+			     va += PG)
+				;
+}
+
+/*
+ * A repair that finds no frame: the node table at VA and MDB page 0 are
+ * lost (forms dropped), the kpager denies restores, and the kernel's
+ * pool has one frame, which the node table takes.  The repair needs MDB
+ * page 0 too and stops.  The loss stands between operations: km_check
+ * accepts it, and every operation on the mapping database fails with
+ * the repair's error (no unmap that misses a mapping it cannot read),
+ * until frames come free and the next one finishes the repair.
+ */
+static void test_revoke_repair_without_frames_waits(void **state)
+{
+	struct fx *fx = *state;
+	km_task_t hog[8] = { 0 };
+	struct km_mapping m;
+	char why[256];
+
+	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
+	for (uint32_t r = 1; r <= 6; r++)
+		OK(km_touch(fx->km, fx->th[0], VA + (r << 22), KM_ACC_WRITE));
+	drain_kernel_pool(fx->km, 6, hog);
+	fx->rk.deny_restore = true;
+	/* Other node tables, entered empty and rebuilt, take a frame each
+	 * until one is left. */
+	for (uint32_t r = 1; r <= 6 && kpool_free(fx->km) > 1; r++) {
+		revoke(fx, KM_KT_NT, (VA >> 22) + r, true);
+		OK(km_lookup(fx->km, fx->t, VA + (r << 22), &m));
+	}
+	assert_int_equal(kpool_free(fx->km), 1);
+	revoke(fx, KM_KT_NT, VA >> 22, true);
+	revoke(fx, KM_KT_MDB, 0, true);
+
+	assert_int_equal(km_lookup(fx->km, fx->t, VA, &m), KM_ENOMEM);
+	if (!km_check(fx->km, why, sizeof why))
+		fail_msg("km_check with the repair pending: %s", why);
+	assert_int_equal(km_unmap(fx->km, fx->t, km_fpage(VA, 12, KM_RWX),
+	                          KM_UNMAP_SELF, NULL), KM_ENOMEM);
+	assert_int_equal(km_map(fx->km, fx->t, km_fpage(VA, 12, KM_R), hog[0],
+	                        0x40000000u, KM_MAP, NULL), KM_ENOMEM);
+	assert_int_equal(km_touch(fx->km, fx->th[0], VA + 2 * PG,
+	                          KM_ACC_WRITE), KM_ENOMEM);
+	assert_int_equal(km_task_destroy(fx->km, fx->t), KM_ENOMEM);
+	CHECK(fx->km);
+
+	/* Frames come free: the next operation finishes the repair.  MDB
+	 * page 0 held the mappings at VA and VA + PG: they are gone. */
+	for (int n = 0; n < 8; n++)
+		if (hog[n] != 0)
+			OK(km_task_destroy(fx->km, hog[n]));
+	assert_int_equal(km_lookup(fx->km, fx->t, VA, &m), KM_ENOMAP);
+	assert_int_equal(km_lookup(fx->km, fx->t, VA + PG, &m), KM_ENOMAP);
+	CHECK(fx->km);
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_WRITE));
+	OK(km_lookup(fx->km, fx->t, VA, &m));
+	CHECK(fx->km);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Secrecy: nothing in an exported page but the client's own data.         */
 
@@ -1184,6 +1265,7 @@ int main(void)
 		T(test_revoke_nt_discard_is_rebuilt),
 		T(test_revoke_repair_holds_what_it_brought),
 		T(test_revoke_give_one_take_one_op_ends),
+		T(test_revoke_repair_without_frames_waits),
 		T(test_revoke_flush_under_mdb_moves_to_pool),
 		T(test_revoke_secrecy_scan),
 		T(test_revoke_pte_observer_sees_every_change),
