@@ -521,7 +521,22 @@ void km_mdb_page_init(struct km *km, struct km_kpage kp, km_pfn_t pfn);
 
 /* repair.c: undoing what lost node tables and MDB pages held */
 int km_repair(struct km *km);
-int km_settle(struct km *km);
+
+/*
+ * A repair may stop short (the kernel found no frame for a page it
+ * needed): lost pages and detached mappings then stand between
+ * operations, and km_check accepts them.  A walk that crosses a lost page
+ * starts over after km_repair (km_bring), and fails with its error while
+ * the page stands; an operation on the mapping database first finishes
+ * the removal of detached mappings, which walks do not expect to meet.
+ * (Not from a kpager's callback: an operation is under way then.)
+ */
+static inline int km_settle(struct km *km)
+{
+	if (km->in_callback > 0 || km->ndetached == 0)
+		return KM_OK;
+	return km_repair(km);
+}
 
 /* pt.c: page tables, node tables */
 /* The PTE and the node-table entry of va, if their tables are in. */

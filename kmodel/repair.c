@@ -635,22 +635,6 @@ static int repair_losses(struct km *km)
 }
 
 /*
- * A repair may stop short (the kernel found no frame for a page it
- * needed): lost pages and detached mappings then stand between
- * operations, and km_check accepts them.  A walk that crosses a lost page
- * starts over after km_repair (km_bring), and fails with its error while
- * the page stands; an operation on the mapping database first finishes
- * the removal of detached mappings, which walks do not expect to meet.
- * (Not from a kpager's callback: an operation is under way then.)
- */
-int km_settle(struct km *km)
-{
-	if (km->in_callback > 0 || km->ndetached == 0)
-		return KM_OK;
-	return km_repair(km);
-}
-
-/*
  * What the kernel does between two attempts of an operation: undoes what
  * lost pages held, then revokes the victim a kpager named (KP_REVOKE; it
  * may be a page that was lost, which must be whole before it goes out),

@@ -4,8 +4,10 @@
  * map, grant, unmap, make and end threads); the input also says when the
  * kpager revokes which of its lent pages (keeping the form or not), and
  * what it does to a form before it gives it back: bytes overwritten,
- * another page's form, a false "discarded", a denial.  After every step
- * km_check must hold: whatever the kpager does, the model stays whole.
+ * another page's form, a false "discarded", a denial.  A task of the
+ * kernel's own pool may take its frames meanwhile, so that a repair finds
+ * none.  After every step km_check must hold: whatever the kpager does,
+ * the model stays whole.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -212,12 +214,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	km_task_t kt, t[2];
 	km_thread_t th[2][4] = { { 0 } };
 	km_kpager_t kp;
+	km_task_t hog = 0;              /* a task of the kernel's own pool */
+	km_thread_t hog_th = 0;
+	uint32_t hog_pages = 0;
 	char why[256];
 
 	memset(&fk, 0, sizeof fk);
 	fk.in = &in;
 	fk.last_restored = -1;
 	c.kmem = KM_KMEM_KPAGER;
+	c.kpool_frames = 16;    /* small, for the kernel-pool task to drain */
 	c.key_seed = 1;
 	if (km_create(&c, &km, why, sizeof why) != KM_OK)
 		abort();
@@ -234,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		km_thread_t *tt = th[who];
 		uint32_t pages;
 
-		switch (op % 6) {
+		switch (op % 7) {
 		case 0:
 			if (tt[0] != 0)
 				km_touch(km, tt[0], client_va(b),
@@ -259,16 +265,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else if (km_thread_destroy(km, tt[1 + b % 3]) == KM_OK)
 				tt[1 + b % 3] = 0;
 			break;
-		default: {
+		case 5: {
 			struct km_mapping m;
 
 			km_lookup(km, t[who], client_va(b), &m);
 			break;
 		}
+		default:
+			/* The kernel's own pool: a task of it takes up to b
+			 * more frames' worth of pages (so that repairs may
+			 * find no frame), or it goes and gives them back. */
+			if (hog != 0 && (op & 8)) {
+				if (km_task_destroy(km, hog) == KM_OK)
+					hog = hog_th = 0;
+				break;
+			}
+			if (hog == 0 &&
+			    (km_task_create(km, KM_ROOT_KPAGER, &hog) != KM_OK ||
+			     km_thread_create(km, hog, 0, &hog_th) != KM_OK))
+				break;
+			for (uint32_t k = 0; k <= b && km_touch(km, hog_th,
+			     0x60000000u + hog_pages * PG, KM_ACC_WRITE) ==
+			     KM_OK; k++)
+				hog_pages++;
+			break;
 		}
 		if (!km_check(km, why, sizeof why)) {
 			fprintf(stderr, "km_check after step %d (op %u): %s\n",
-			        step, op % 6, why);
+			        step, op % 7, why);
 			abort();
 		}
 	}
