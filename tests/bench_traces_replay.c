@@ -252,26 +252,32 @@ static void replay_line(const char *path, const char *label,
 }
 
 /* Writes one trace and prints its three passes.  With KPSIM_BENCH_KEEP
- * set to a directory, the trace stays there as NAME.trace (for timing
- * kpsim compare on it, say). */
+ * set to a directory, the trace is written there as NAME.trace, and
+ * stays (for timing kpsim compare on it, say). */
 static int bench(const char *name, int (*gen)(const char *, uint64_t),
                  uint64_t events)
 {
 	const char *keep = getenv("KPSIM_BENCH_KEEP");
-	char path[] = "/tmp/kpsim-bench-XXXXXX";
+	char path[4096] = "/tmp/kpsim-bench-XXXXXX";
 	struct tr_replay_config pool = tr_replay_config_default(65536);
 	struct tr_replay_config fcfs = pool;
 	uint64_t n = 0, touches = 0, faults = 0, cycles = 0;
 	double parse;
-	int fd = mkstemp(path);
 
-	if (fd < 0)
-		return -1;
-	close(fd);
+	if (keep != NULL) {
+		snprintf(path, sizeof path, "%s/%s.trace", keep, name);
+	} else {
+		int fd = mkstemp(path);
+
+		if (fd < 0)
+			return -1;
+		close(fd);
+	}
 	fcfs.kmem = KM_KMEM_KPAGER;
 	fcfs.kpager = &kp_fcfs_ops;
 	fcfs.kpager_args = "frames=16384";
 	if (gen(path, events) != 0) {
+		fprintf(stderr, "bench: cannot write the trace %s\n", path);
 		unlink(path);
 		return -1;
 	}
@@ -282,20 +288,10 @@ static int bench(const char *name, int (*gen)(const char *, uint64_t),
 	       parse, parse * (double)touches / (double)n);
 	replay_line(path, "replay, in-kernel pool", &pool, parse);
 	replay_line(path, "replay, fcfs kpager", &fcfs, parse);
-	if (keep != NULL) {
-		char kept[4096];
-
-		snprintf(kept, sizeof kept, "%s/%s.trace", keep, name);
-		if (rename(path, kept) != 0) {
-			fprintf(stderr, "bench: cannot keep the trace as %s\n",
-			        kept);
-			unlink(path);
-			return -1;
-		}
-		printf("  (kept as %s)\n", kept);
-		return 0;
-	}
-	unlink(path);
+	if (keep != NULL)
+		printf("  (kept as %s)\n", path);
+	else
+		unlink(path);
 	return 0;
 }
 
