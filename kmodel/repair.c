@@ -87,12 +87,13 @@ static int hold(struct km *km, struct km_kpage kp)
 	return KM_OK;
 }
 
-/* Ends the hold on every page the repair kept in. */
-static void release_held(struct km *km)
+/* Ends the hold on the pages held since there were `base` (a repair
+ * nested in a kpager's callback leaves the outer one's). */
+static void release_held(struct km *km, uint32_t base)
 {
-	for (uint32_t i = 0; i < km->nheld; i++)
+	for (uint32_t i = base; i < km->nheld; i++)
 		km->frame[km->held[i]].flags &= (uint8_t)~KM_FR_HELD;
-	km->nheld = 0;
+	km->nheld = base;
 }
 
 /* Brings back a node table or MDB page and holds it in; KM_ERETRY (a
@@ -612,6 +613,7 @@ static int repair_losses(struct km *km)
 {
 	int err = KM_OK;
 	bool ran = false, outer = km->repairing;
+	uint32_t held = km->nheld;
 
 	/* Repair reads lost pages (as empty); walks outside it may not. */
 	km->repairing = true;
@@ -627,7 +629,7 @@ static int repair_losses(struct km *km)
 		err = KM_OK;
 	}
 	km->repairing = outer;
-	release_held(km);
+	release_held(km, held);
 	/* (With no round, the counts are as the operations kept them.) */
 	if (ran)
 		recount_mappings(km);
