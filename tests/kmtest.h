@@ -192,4 +192,34 @@ static inline uint64_t kmt_env_u64(const char *name, uint64_t dflt)
 	return v && *v ? strtoull(v, NULL, 0) : dflt;
 }
 
+/* The frames left in the kernel's own pool. */
+static inline uint32_t kmt_kpool_free(const struct km *km)
+{
+	struct km_stats ks;
+
+	km_stats(km, &ks);
+	return ks.kpool_free;
+}
+
+/* Lets the kernel's own pool run down to at most `left` frames: up to
+ * eight tasks of its own (their ids in hog[], which starts zeroed) take
+ * them with threads and touches from 0x20000000 on.  Returns the frames
+ * left: more than `left` only if none of those could take one more. */
+static inline uint32_t kmt_drain_kernel_pool(struct km *km, uint32_t left,
+                                             km_task_t hog[8])
+{
+	km_vaddr_t va = 0x20000000u;
+	km_thread_t th;
+
+	for (int n = 0; n < 8 && kmt_kpool_free(km) > left &&
+	     km_task_create(km, KM_ROOT_KPAGER, &hog[n]) == KM_OK; n++)
+		while (kmt_kpool_free(km) > left &&
+		       km_thread_create(km, hog[n], 0, &th) == KM_OK)
+			for (; kmt_kpool_free(km) > left &&
+			       km_touch(km, th, va, KM_ACC_WRITE) == KM_OK;
+			     va += KM_PAGE_SIZE)
+				;
+	return kmt_kpool_free(km);
+}
+
 #endif /* KPSIM_TESTS_KMTEST_H */

@@ -954,31 +954,6 @@ static void test_revoke_give_one_take_one_op_ends(void **state)
 	CHECK(fx->km);
 }
 
-static uint32_t kpool_free(struct km *km)
-{
-	struct km_stats ks;
-
-	km_stats(km, &ks);
-	return ks.kpool_free;
-}
-
-/* Lets the kernel's own pool run down to at most `left` frames: tasks of
- * its own (in hog[], at most 8) take them. */
-static void drain_kernel_pool(struct km *km, uint32_t left, km_task_t hog[8])
-{
-	km_vaddr_t va = 0x20000000u;
-	km_thread_t th;
-
-	for (int n = 0; n < 8 && kpool_free(km) > left &&
-	     km_task_create(km, KM_ROOT_KPAGER, &hog[n]) == KM_OK; n++)
-		while (kpool_free(km) > left &&
-		       km_thread_create(km, hog[n], 0, &th) == KM_OK)
-			for (; kpool_free(km) > left &&
-			       km_touch(km, th, va, KM_ACC_WRITE) == KM_OK;
-			     va += PG)
-				;
-}
-
 /*
  * A repair that finds no frame: the node table at VA and MDB page 0 are
  * lost (forms dropped), the kpager denies restores, and the kernel's
@@ -998,15 +973,15 @@ static void test_revoke_repair_without_frames_waits(void **state)
 	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
 	for (uint32_t r = 1; r <= 6; r++)
 		OK(km_touch(fx->km, fx->th[0], VA + (r << 22), KM_ACC_WRITE));
-	drain_kernel_pool(fx->km, 6, hog);
+	kmt_drain_kernel_pool(fx->km, 6, hog);
 	fx->rk.deny_restore = true;
 	/* Other node tables, entered empty and rebuilt, take a frame each
 	 * until one is left. */
-	for (uint32_t r = 1; r <= 6 && kpool_free(fx->km) > 1; r++) {
+	for (uint32_t r = 1; r <= 6 && kmt_kpool_free(fx->km) > 1; r++) {
 		revoke(fx, KM_KT_NT, (VA >> 22) + r, true);
 		OK(km_lookup(fx->km, fx->t, VA + (r << 22), &m));
 	}
-	assert_int_equal(kpool_free(fx->km), 1);
+	assert_int_equal(kmt_kpool_free(fx->km), 1);
 	revoke(fx, KM_KT_NT, VA >> 22, true);
 	revoke(fx, KM_KT_MDB, 0, true);
 

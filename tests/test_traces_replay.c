@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "kmodel.h"
+#include "kmtest.h"
 #include "replay.h"
 #include "trace.h"
 
@@ -103,25 +104,6 @@ static km_vaddr_t lent_at(struct km_kpage kp)
 	return 0;
 }
 
-/* Lets the kernel's own pool run dry: tasks of its own take it all (new
- * tasks, threads' UTCB and KTCB pages, touches) until none gets a frame.
- * Returns the frames left, fewer than any of these needs. */
-static uint32_t drain_kernel_pool(struct km *km)
-{
-	km_vaddr_t va = 0x20000000u;
-	struct km_stats ks;
-	km_task_t t;
-	km_thread_t th;
-
-	while (km_task_create(km, KM_ROOT_KPAGER, &t) == KM_OK)
-		while (km_thread_create(km, t, 0, &th) == KM_OK)
-			for (; km_touch(km, th, va, KM_ACC_WRITE) == KM_OK;
-			     va += PG)
-				;
-	km_stats(km, &ks);
-	return ks.kpool_free;
-}
-
 /*
  * Both tasks' node tables go out, their forms dropped; the kernel's own
  * pool runs dry, and the lender denies restores.  (If one frame is left,
@@ -136,8 +118,7 @@ static void test_replay_keeps_a_task_the_kernel_cannot_delete(void **state)
 	struct tr_replay_stats st;
 	struct tr_replay *r;
 	struct km_task_stats ts;
-	struct km_stats ks;
-	km_task_t id[2];
+	km_task_t id[2], hog[8] = { 0 };
 	struct km *km;
 	char why[TR_WHY_SIZE];
 
@@ -160,13 +141,12 @@ static void test_replay_keeps_a_task_the_kernel_cannot_delete(void **state)
 		                                    va >> 22 }), true), KM_OK);
 	}
 	lender.deny_restores = true;
-	if (drain_kernel_pool(km) == 1)
+	if (kmt_drain_kernel_pool(km, 0, hog) == 1)
 		event(r, (struct tr_event){ .kind = TR_TOUCH, .a = 2,
 		                            .va = va + PG,
 		                            .access = TR_ACC_WRITE });
-	km_stats(km, &ks);
-	assert_int_equal(ks.kpool_free, 0);
-	assert_true(km_check(km, why, sizeof why));
+	assert_int_equal(kmt_kpool_free(km), 0);
+	CHECK(km);
 
 	event(r, (struct tr_event){ .kind = TR_ENDTASK, .a = 1, .status = 3 });
 	/* The replay goes on; the task is kept, and says why. */
@@ -179,8 +159,7 @@ static void test_replay_keeps_a_task_the_kernel_cannot_delete(void **state)
 	print_message("why: %s\n", res->why);
 	assert_non_null(strstr(res->why, "kernel kept it"));
 	assert_int_equal(km_task_stats(km, id[0], &ts), KM_OK);
-	if (!km_check(km, why, sizeof why))
-		fail_msg("km_check: %s", why);
+	CHECK(km);
 	/* Its trace id may be used again; task 2 ends as usual. */
 	event(r, (struct tr_event){ .kind = TR_TASK, .a = 1, .name = "new" });
 	event(r, (struct tr_event){ .kind = TR_ENDTASK, .a = 1 });
@@ -188,8 +167,7 @@ static void test_replay_keeps_a_task_the_kernel_cannot_delete(void **state)
 	tr_replay_stats(r, &st);
 	assert_int_equal(st.kept, 1);
 	assert_false(tr_replay_task(r, 2)->kept);
-	if (!km_check(km, why, sizeof why))
-		fail_msg("km_check: %s", why);
+	CHECK(km);
 	tr_replay_destroy(r);
 }
 
