@@ -99,7 +99,7 @@ struct tr_task_result {
 	                                 * delete it; why says why */
 	uint64_t waits;                 /* its threads' waits for memory */
 	int32_t status;
-	char why[160];                  /* why it was killed */
+	char why[160];                  /* why it was killed, or kept */
 	struct km_task_stats peak;      /* most kernel pages by type and
 	                                 * group, threads, mappings; faults */
 	uint64_t cycles;                /* clock spent on its events */
