@@ -114,9 +114,10 @@ static void report(struct tr_replay *r, const struct revocations *rv,
 		task[i].id = t->km_id;
 		task[i].name = t->name;
 		task[i].st = t->peak;
+		task[i].kept = t->kept;
 		if (t->ended)
-			snprintf(task[i].exit, sizeof task[i].exit, "%d%s",
-			         (int)t->status, t->kept ? " kept" : "");
+			snprintf(task[i].exit, sizeof task[i].exit, "%d",
+			         (int)t->status);
 		else
 			snprintf(task[i].exit, sizeof task[i].exit, "running");
 	}

@@ -241,9 +241,12 @@ void report_text(FILE *f, const struct report *r)
 	        "kfaults");
 	for (size_t i = 0; i < r->ntask; i++) {
 		const struct report_task *t = &r->task[i];
+		char exit[24];
 
+		snprintf(exit, sizeof exit, "%s%s", t->exit,
+		         t->kept ? " kept" : "");
 		fprintf(f, "%-4u %-12.12s %7s %5u %5u %5u %5u %5u %8" PRIu64
-		        " %8" PRIu64 "\n", t->id, t->name, t->exit,
+		        " %8" PRIu64 "\n", t->id, t->name, exit,
 		        t->st.group[KM_KG_P], t->st.group[KM_KG_N],
 		        t->st.group[KM_KG_M], t->st.group[KM_KG_U],
 		        t->st.group[KM_KG_K], t->st.ufaults, t->st.kfaults);
@@ -284,6 +287,8 @@ void report_json(FILE *f, const struct report *r)
 		json_string(f, t->name);
 		if (strcmp(t->exit, "running") != 0)
 			fprintf(f, ", \"exit\": %s", t->exit);
+		if (t->kept)
+			fprintf(f, ", \"kept\": true");
 		fprintf(f, ", \"P\": %u, \"N\": %u, \"M\": %u, \"U\": %u, "
 		        "\"K\": %u, \"user_faults\": %" PRIu64
 		        ", \"kernel_faults\": %" PRIu64 "}",

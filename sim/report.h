@@ -79,8 +79,8 @@ void faults_csv_row(FILE *f, const struct km_fault_rec *r);
 struct report_task {
 	km_task_t id;
 	const char *name;
-	char exit[24];                  /* the status (with " kept" if the
-	                                 * kernel kept it), or "running" */
+	char exit[16];                  /* the status, or "running" */
+	bool kept;                      /* ended, but the kernel kept it */
 	struct km_task_stats st;
 };
 
