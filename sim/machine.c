@@ -504,6 +504,11 @@ bool sim_machine_exit_status(const struct sim_machine *m, km_task_t task,
 	return true;
 }
 
+bool sim_machine_task_kept(const struct sim_machine *m, km_task_t task)
+{
+	return task < m->max_tasks && m->task[task].kept;
+}
+
 km_task_t sim_machine_thread_task(const struct sim_machine *m,
                                   km_thread_t thread)
 {
@@ -732,10 +737,12 @@ void sim_m_exit_thread(struct sim_machine *m, km_thread_t th)
 		/* Ending its threads may have brought revoked pages back. */
 		note_peak(m, id);
 		record_endtask(m, id, k->status);
-		if ((err = km_task_destroy(m->km, id)) != KM_OK)
+		if ((err = km_task_destroy(m->km, id)) != KM_OK) {
+			k->kept = true;
 			sim_m_note(m, SIM_ESTATE, "task %u (%s) ended, but the "
 			           "kernel kept it: %s", id, k->name,
 			           km_strerror(err));
+		}
 		sim_m_retry_waiting(m);
 	}
 }

@@ -34,6 +34,8 @@ struct pte_event {
 struct mtask {
 	bool live;                      /* has an engine and threads */
 	bool done;                      /* ended: status is valid */
+	bool kept;                      /* ended, but km_task_destroy refused:
+	                                 * the model still holds it */
 	int status;
 	char name[32];
 	const struct sim_elf *img;      /* borrowed; NULL: no image */

@@ -230,16 +230,16 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 
 /* ---- Reports ---------------------------------------------------------------- */
 
-/* The report of a machine's run. */
+/* The report of a machine's run: every task it named, every marker. */
 static void report(struct sim_machine *m, const struct revocations *rv,
                    bool json, const char *error, const char *check)
 {
 	struct sim_machine_stats st;
-	struct report_task task[256];
-	struct tr_marker mark[64];
+	struct report_task *task;
+	struct tr_marker *mark;
 	const struct sim_marker *mk;
 	struct report r;
-	size_t nmark;
+	size_t nmark, ntask = 0;
 
 	memset(&r, 0, sizeof r);
 	sim_machine_stats(m, &st);
@@ -249,8 +249,20 @@ static void report(struct sim_machine *m, const struct revocations *rv,
 	r.guest_cycles = st.guest_cycles;
 	r.syscalls = st.syscalls;
 	r.ipcs = st.ipcs;
-	for (km_task_t t = sim_machine_task_next(m, 0);
-	     t != 0 && r.ntask < sizeof task / sizeof task[0];
+	for (km_task_t t = sim_machine_task_next(m, 0); t != 0;
+	     t = sim_machine_task_next(m, t))
+		ntask++;
+	mk = sim_machine_markers(m, &nmark);
+	task = calloc(ntask ? ntask : 1, sizeof *task);
+	mark = calloc(nmark ? nmark : 1, sizeof *mark);
+	if (task == NULL || mark == NULL) {
+		fprintf(stderr, "kpsim run: out of host memory for the "
+		        "report\n");
+		free(task);
+		free(mark);
+		return;
+	}
+	for (km_task_t t = sim_machine_task_next(m, 0); t != 0;
 	     t = sim_machine_task_next(m, t)) {
 		struct report_task *rt = &task[r.ntask++];
 		int status = 0;
@@ -258,14 +270,13 @@ static void report(struct sim_machine *m, const struct revocations *rv,
 		rt->id = t;
 		rt->name = sim_machine_task_name(m, t);
 		sim_machine_task_stats(m, t, &rt->st);
+		rt->kept = sim_machine_task_kept(m, t);
 		if (sim_machine_exit_status(m, t, &status))
 			snprintf(rt->exit, sizeof rt->exit, "%d", status);
 		else
 			snprintf(rt->exit, sizeof rt->exit, "running");
 	}
-	mk = sim_machine_markers(m, &nmark);
-	for (size_t i = 0; i < nmark && r.nmark < sizeof mark / sizeof mark[0];
-	     i++)
+	for (size_t i = 0; i < nmark; i++)
 		mark[r.nmark++] = (struct tr_marker){ mk[i].id, mk[i].cycle,
 		        mk[i].fault_seq, mk[i].task, mk[i].thread };
 	r.task = task;
@@ -277,6 +288,8 @@ static void report(struct sim_machine *m, const struct revocations *rv,
 		report_json(stdout, &r);
 	else
 		report_text(stdout, &r);
+	free(task);
+	free(mark);
 }
 
 /* ---- A host fault inside a guest's reservation --------------------------------- */
