@@ -549,7 +549,7 @@ struct result {
 	uint64_t victim_cycles;         /* with the attackers */
 	uint64_t alone_cycles;          /* without them */
 	uint32_t alone_killed;
-	double slowdown;                /* 0: not measured */
+	double slowdown;                /* see slowdown_of */
 	struct task_row *task;
 	size_t ntask;
 	uint64_t *fault_cycles;         /* per fault, nested ones included */
@@ -876,16 +876,35 @@ static double share(const struct result *r)
 	                 : 0;
 }
 
-/* The victims' slowdown as printed: a ratio, "killed N", or "-". */
-static void slowdown_text(const struct result *r, char *buf, size_t len)
+/* What the victims' slowdown is: not measured (no attackers, or no other
+ * task did any work to compare), victims lost to the attackers, or a
+ * ratio. */
+enum slowdown { SD_NONE, SD_LOST, SD_RATIO };
+
+static enum slowdown slowdown_of(const struct result *r)
 {
 	if (!r->has_attacker)
+		return SD_NONE;
+	if (r->victims_killed > r->alone_killed)
+		return SD_LOST;
+	return r->alone_cycles > 0 ? SD_RATIO : SD_NONE;
+}
+
+/* The victims' slowdown as printed: a ratio, "N lost", or "-". */
+static void slowdown_text(const struct result *r, char *buf, size_t len)
+{
+	switch (slowdown_of(r)) {
+	case SD_NONE:
 		snprintf(buf, len, "-");
-	else if (r->victims_killed > r->alone_killed)
+		break;
+	case SD_LOST:
 		snprintf(buf, len, "%u lost", r->victims_killed -
 		         r->alone_killed);
-	else
+		break;
+	case SD_RATIO:
 		snprintf(buf, len, "%.3fx", r->slowdown);
+		break;
+	}
 }
 
 static void print_text(const struct opts *o, const struct input *in,
@@ -961,9 +980,9 @@ static void print_csv(const struct opts *o, const struct input *in,
 		const struct result *r = &res[i];
 		char sd[32] = "";
 
-		if (r->has_attacker && r->victims_killed <= r->alone_killed)
+		if (slowdown_of(r) == SD_RATIO)
 			snprintf(sd, sizeof sd, "%.4f", r->slowdown);
-		else if (r->has_attacker)
+		else if (slowdown_of(r) == SD_LOST)
 			snprintf(sd, sizeof sd, "killed");
 		printf("%s,%s,all,,,,%u,%.2f,%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%" PRIu64
@@ -1007,9 +1026,9 @@ static void print_json(const struct opts *o, const struct input *in,
 		       r->kframes_mean, r->kfaults, r->ufaults, r->revocations,
 		       r->restores, r->aborts, r->denials, r->killed,
 		       r->kmm_cycles, share(r) / 100);
-		if (!r->has_attacker)
+		if (slowdown_of(r) == SD_NONE)
 			printf("null");
-		else if (r->victims_killed > r->alone_killed)
+		else if (slowdown_of(r) == SD_LOST)
 			printf("\"killed\"");
 		else
 			printf("%.6f", r->slowdown);
