@@ -1007,15 +1007,15 @@ static void print_json(const struct opts *o, const struct input *in,
                        const struct result *res, bool first)
 {
 	printf("%s{\"input\": ", first ? "" : ",\n ");
-	json_string(stdout, in->name);
+	json_put_string(stdout, in->name);
 	printf(", \"budget_frames\": %u, \"attackers\": ", o->budget);
-	json_string(stdout, in->attackers);
+	json_put_string(stdout, in->attackers);
 	printf(", \"policies\": [");
 	for (size_t i = 0; i < o->npol; i++) {
 		const struct result *r = &res[i];
 
 		printf("%s\n  {\"policy\": ", i ? "," : "");
-		json_string(stdout, o->pol[i].label);
+		json_put_string(stdout, o->pol[i].label);
 		printf(", \"cycles\": %" PRIu64 ", \"kframes_peak\": %u, "
 		       "\"kframes_mean\": %.2f, \"kernel_faults\": %" PRIu64
 		       ", \"user_faults\": %" PRIu64 ", \"revocations\": %" PRIu64
@@ -1037,7 +1037,7 @@ static void print_json(const struct opts *o, const struct input *in,
 			const struct task_row *row = &r->task[t];
 
 			printf("%s{\"name\": ", t ? ", " : "");
-			json_string(stdout, row->name);
+			json_put_string(stdout, row->name);
 			printf(", \"trace_id\": %u, \"attacker\": %s, "
 			       "\"killed\": %s, \"kframes_peak\": %u, "
 			       "\"kframes_mean\": %.2f, \"cycles\": %" PRIu64 "}",

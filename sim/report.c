@@ -180,16 +180,63 @@ void faults_csv_row(FILE *f, const struct km_fault_rec *r)
 
 /* ---- Reports --------------------------------------------------------------- */
 
-void json_string(FILE *f, const char *s)
+/* The length of the well-formed UTF-8 sequence at s (RFC 3629: shortest
+ * form, no surrogates, at most U+10FFFF), or 0 if it is not one.  s is
+ * NUL-terminated, and NUL is no continuation byte: a sequence cut short
+ * by the end is not read past it. */
+static size_t utf8_len(const unsigned char *s)
 {
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;              /* shorter forms of the same */
+	else if (s[0] == 0xed)
+		hi = 0x9f;              /* UTF-16 surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;              /* past U+10FFFF */
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* A JSON string of s: quotes, backslashes and control bytes escaped, and
+ * a byte that is not part of well-formed UTF-8 (a file name may hold
+ * anything) given as U+FFFD, so that the output is always valid JSON. */
+void json_put_string(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
 	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (n == 0) {
+			fputs("\\ufffd", f);
+			p++;
+		} else if (*p == '"' || *p == '\\') {
+			fprintf(f, "\\%c", *p++);
+		} else if (*p < 0x20) {
+			fprintf(f, "\\u%04x", *p++);
+		} else {
+			fwrite(p, 1, n, f);
+			p += n;
+		}
 	}
 	fputc('"', f);
 }
@@ -284,7 +331,7 @@ void report_json(FILE *f, const struct report *r)
 
 		fprintf(f, "%s{\"id\": %u, \"program\": ", i ? ", " : "",
 		        t->id);
-		json_string(f, t->name);
+		json_put_string(f, t->name);
 		if (strcmp(t->exit, "running") != 0)
 			fprintf(f, ", \"exit\": %s", t->exit);
 		if (t->kept)
@@ -302,10 +349,10 @@ void report_json(FILE *f, const struct report *r)
 		        "\"thread\": %u}", i ? ", " : "", r->mark[i].id,
 		        r->mark[i].cycle, r->mark[i].task, r->mark[i].thread);
 	fprintf(f, "], \"km_check\": ");
-	json_string(f, r->check);
+	json_put_string(f, r->check);
 	fprintf(f, ", \"error\": ");
 	if (r->error != NULL)
-		json_string(f, r->error);
+		json_put_string(f, r->error);
 	else
 		fprintf(f, "null");
 	fprintf(f, "}\n");

@@ -69,7 +69,9 @@ void model_opts_free(struct model_opts *o);
 int parse_size(const char *s, uint32_t *frames);
 /* A whole file's text (< 1 MiB), or NULL with errno set. */
 char *read_text(const char *path);
-void json_string(FILE *f, const char *s);
+/* s as a JSON string, always valid: bytes that are not UTF-8 become
+ * U+FFFD. */
+void json_put_string(FILE *f, const char *s);
 
 /* The fault-record CSV: opens it and writes the header (NULL after
  * printing why), one row per record. */
