@@ -907,10 +907,35 @@ static void slowdown_text(const struct result *r, char *buf, size_t len)
 	}
 }
 
+/* Row t's label in the per-task table: "*" for an attacker, the name and
+ * trace id, and, where the trace used that id for a task of that name
+ * before (a shell's processes, one after another), which one it is. */
+static void task_label(const struct result *r, size_t t, char *buf,
+                       size_t len)
+{
+	const struct task_row *row = &r->task[t];
+	unsigned k = 1;
+	const char *suffix;
+
+	for (size_t u = 0; u < t; u++)
+		k += r->task[u].trace_id == row->trace_id &&
+		     strcmp(r->task[u].name, row->name) == 0;
+	if (k == 1) {
+		snprintf(buf, len, "%s%s#%u", row->attacker ? "*" : "",
+		         row->name, row->trace_id);
+		return;
+	}
+	suffix = k % 100 / 10 == 1 ? "th" : k % 10 == 1 ? "st" :
+	         k % 10 == 2 ? "nd" : k % 10 == 3 ? "rd" : "th";
+	snprintf(buf, len, "%s%s#%u (%u%s)", row->attacker ? "*" : "",
+	         row->name, row->trace_id, k, suffix);
+}
+
 static void print_text(const struct opts *o, const struct input *in,
                        struct result *res)
 {
 	char sd[32];
+	int width = 20;
 
 	printf("kpsim compare: %s, budget %u frames (%u KiB) of kernel memory "
 	       "per policy\n\n", in->name, o->budget, o->budget * 4);
@@ -933,16 +958,23 @@ static void print_text(const struct opts *o, const struct input *in,
 	}
 	printf("\nkernel frames per task, peak/mean (sampled every %" PRIu64
 	       " cycles); * attacker, ! lost\n", o->sample);
-	printf("%-20s", "task");
+	/* The first column is as wide as its longest label. */
+	for (size_t t = 0; t < res[0].ntask; t++) {
+		char name[64];
+
+		task_label(&res[0], t, name, sizeof name);
+		if (strlen(name) > (size_t)width)
+			width = (int)strlen(name);
+	}
+	printf("%-*s", width, "task");
 	for (size_t i = 0; i < o->npol; i++)
 		printf(" %13.13s", o->pol[i].label);
 	printf("\n");
 	for (size_t t = 0; t < res[0].ntask; t++) {
-		char name[40];
+		char name[64];
 
-		snprintf(name, sizeof name, "%s%s#%u", res[0].task[t].attacker ?
-		         "*" : "", res[0].task[t].name, res[0].task[t].trace_id);
-		printf("%-20.20s", name);
+		task_label(&res[0], t, name, sizeof name);
+		printf("%-*s", width, name);
 		for (size_t i = 0; i < o->npol; i++) {
 			const struct task_row *row = t < res[i].ntask ?
 			                             &res[i].task[t] : NULL;
