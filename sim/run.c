@@ -342,10 +342,23 @@ static int spawn_all(struct sim_machine *m, struct images *im, int argc,
 		struct sim_elf *img;
 		int ac = 0;
 
+		if (strlen(argv[i]) >= sizeof word) {
+			fprintf(stderr, "kpsim run: PROGRAM '%.40s...' is %zu "
+			        "bytes long; at most %zu\n", argv[i],
+			        strlen(argv[i]), sizeof word - 1);
+			return -1;
+		}
 		snprintf(word, sizeof word, "%s", argv[i]);
-		for (w = strtok_r(word, " ", &save); w && ac < 63;
-		     w = strtok_r(NULL, " ", &save))
+		for (w = strtok_r(word, " ", &save); w != NULL;
+		     w = strtok_r(NULL, " ", &save)) {
+			if (ac == 63) {
+				fprintf(stderr, "kpsim run: PROGRAM '%s' has "
+				        "more than 63 words (the program and "
+				        "its arguments)\n", av[0]);
+				return -1;
+			}
 			av[ac++] = w;
+		}
 		av[ac] = NULL;
 		if (ac == 0) {
 			fprintf(stderr, "kpsim run: an empty PROGRAM\n");
