@@ -345,6 +345,15 @@ static int parse_compare(int argc, char **argv, struct opts *o)
 			o->jobs = v > MAX_POLICIES ? MAX_POLICIES : (uint32_t)v;
 			break;
 		case 'g':
+			/* The gnuplot script names its files in single
+			 * quotes, and paths are built in 4 KiB. */
+			if (strpbrk(optarg, "'\n") != NULL ||
+			    strlen(optarg) > 3800 || optarg[0] == '\0') {
+				fprintf(stderr, "kpsim compare: --plot '%s': a "
+				        "directory of at most 3800 bytes, "
+				        "without quotes or newlines\n", optarg);
+				return -1;
+			}
 			o->plot_dir = optarg;
 			break;
 		case 'h':
