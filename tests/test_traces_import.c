@@ -201,10 +201,31 @@ static void test_lackey_name_given(void **state)
 	assert_int_equal(lackey("I  00001000,1\n", NULL, "my prog/2", &e, &st,
 	                        why, sizeof why, 0), 0);
 	assert_string_equal(e.v[0].name, "my_prog_2");
-	assert_int_equal(lackey("", NULL, NULL, &e, &st, why, sizeof why, 0),
-	                 0);
+	assert_int_equal(lackey("I  00001000,1\n", NULL, NULL, &e, &st, why,
+	                        sizeof why, 0), 0);
 	assert_string_equal(e.v[0].name, "lackey");     /* no Command: */
-	assert_int_equal(e.n, 4);       /* task, thread, endthread, endtask */
+}
+
+/* A log without an instruction is not lackey's account of a run: an
+ * empty file, or valgrind's own lines alone (its log went elsewhere). */
+static void test_lackey_no_instruction(void **state)
+{
+	static struct events e;
+	struct tr_import_stats st;
+	char why[TR_WHY_SIZE];
+
+	(void)state;
+	assert_int_equal(lackey("", NULL, NULL, &e, &st, why, sizeof why, 0),
+	                 -1);
+	assert_non_null(strstr(why, "no instruction ('I  ADDR,SIZE') in 0 "
+	                       "lines"));
+	assert_int_equal(lackey("==7== Lackey, an example Valgrind tool\n"
+	                        "==7== Command: /bin/true\n\n", NULL, NULL,
+	                        &e, &st, why, sizeof why, 0), -1);
+	assert_non_null(strstr(why, "in 3 lines"));
+	assert_int_equal(lackey(" L 00001000,4\n", NULL, NULL, &e, &st, why,
+	                        sizeof why, 0), -1);
+	assert_non_null(strstr(why, "no instruction"));
 }
 
 /* The whole of a small file, NUL-terminated, in buf. */
@@ -716,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_lackey_real_busybox),
 		cmocka_unit_test(test_lackey_straddles_and_writes),
 		cmocka_unit_test(test_lackey_name_given),
+		cmocka_unit_test(test_lackey_no_instruction),
 		cmocka_unit_test(test_lackey_valgrind_lines),
 		cmocka_unit_test(test_lackey_comment_cut),
 		cmocka_unit_test(test_lackey_two_processes),

@@ -375,6 +375,15 @@ int tr_import_lackey(FILE *in, const char *in_name, const char *name,
 		goto out;
 	}
 	st->lines = lineno;
+	/* Every program runs an instruction: a log without one is not
+	 * lackey's account of a run (valgrind wrote it elsewhere, or it is
+	 * another file), and an empty trace would pass for one. */
+	if (st->insns == 0) {
+		fail(&im, "%s: no instruction ('I  ADDR,SIZE') in %" PRIu64
+		     " lines: not the log of valgrind --tool=lackey "
+		     "--trace-mem=yes --log-file=LOG", in_name, lineno);
+		goto out;
+	}
 	rc = finish(&im, completed + current);
 out:
 	st->lines = lineno;
