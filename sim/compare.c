@@ -173,6 +173,24 @@ static int add_policy(struct opts *o, const char *spec)
 		        MAX_POLICIES);
 		return -1;
 	}
+	if (spec[0] == '\0') {
+		fprintf(stderr, "kpsim compare: an empty policy name\n");
+		return -1;
+	}
+	if (strlen(spec) >= sizeof p->spec) {
+		fprintf(stderr, "kpsim compare: policy '%.40s...' is %zu bytes "
+		        "long; at most %zu\n", spec, strlen(spec),
+		        sizeof p->spec - 1);
+		return -1;
+	}
+	/* Two columns of one table under one label could not be told
+	 * apart. */
+	for (size_t i = 0; i < o->npol; i++)
+		if (strcmp(o->pol[i].spec, spec) == 0) {
+			fprintf(stderr, "kpsim compare: policy %s is listed "
+			        "twice\n", spec);
+			return -1;
+		}
 	p = &o->pol[o->npol];
 	memset(p, 0, sizeof *p);
 	snprintf(p->spec, sizeof p->spec, "%s", spec);
@@ -196,16 +214,24 @@ static int add_policy(struct opts *o, const char *spec)
 	return 0;
 }
 
+/* Adds each policy of a comma-separated list; an empty one (",," or a
+ * comma at either end) is an error, not skipped. */
 static int add_policies(struct opts *o, const char *list)
 {
-	char buf[256], *save = NULL;
+	char *buf = strdup(list), *w, *next;
+	int rc = 0;
 
-	snprintf(buf, sizeof buf, "%s", list);
-	for (char *w = strtok_r(buf, ",", &save); w != NULL;
-	     w = strtok_r(NULL, ",", &save))
-		if (add_policy(o, w) != 0)
-			return -1;
-	return 0;
+	if (buf == NULL) {
+		fprintf(stderr, "kpsim compare: out of host memory\n");
+		return -1;
+	}
+	for (w = buf; rc == 0 && w != NULL; w = next) {
+		if ((next = strchr(w, ',')) != NULL)
+			*next++ = '\0';
+		rc = add_policy(o, w);
+	}
+	free(buf);
+	return rc;
 }
 
 /* Gives each policy the budget, unless its arguments set it already. */
@@ -311,7 +337,13 @@ static int parse_compare(int argc, char **argv, struct opts *o)
 		case 'b':
 			if ((v = parse_u64_arg("budget", optarg, 1)) == 0)
 				return -1;
-			o->budget = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+			if (v > UINT32_MAX) {
+				fprintf(stderr, "kpsim compare: --budget %s is "
+				        "more frames than any simulated RAM\n",
+				        optarg);
+				return -1;
+			}
+			o->budget = (uint32_t)v;
 			o->budget_set = true;
 			break;
 		case 'a':
