@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,6 +46,19 @@ static void usage(FILE *out)
 	        "options.\n");
 }
 
+/* The command's status, unless what it printed never arrived: a report
+ * or table lost to a full disk or a closed pipe must not pass for one
+ * written.  (Files named by options check their own writes.) */
+static int stdout_flushed(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "kpsim: writing standard output failed: %s\n",
+		        strerror(errno ? errno : EIO));
+		return rc == 0 ? 1 : rc;
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -62,7 +76,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
+			return stdout_flushed(commands[i].run(argc - 1,
+			                                      argv + 1));
 	fprintf(stderr, "kpsim: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;
