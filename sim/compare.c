@@ -1209,8 +1209,9 @@ static int plot(const struct opts *o, const struct input *in,
 			fclose(gp);
 			return -1;
 		}
-		qsort(r->fault_cycles, r->nfault, sizeof *r->fault_cycles,
-		      cmp_u64);
+		if (r->nfault > 0)      /* (none: no array to sort) */
+			qsort(r->fault_cycles, r->nfault,
+			      sizeof *r->fault_cycles, cmp_u64);
 		for (size_t k = 0; k < r->nfault; k++)
 			fprintf(f, "%" PRIu64 " %.6f\n", r->fault_cycles[k],
 			        (double)(k + 1) / (double)r->nfault);
