@@ -1,8 +1,9 @@
 /*
  * bench_sim_machine: what the machine's accounting costs in host time, and
  * how fast user page faults go.  Not a test: it prints figures.
- *   1. The same compute-bound guests ("spin N", registers only, and
- *      "memspin N", loads, stores and calls, of data/machine_guest.c) under
+ *   1. The same compute-bound guests ("spin N", registers only,
+ *      "memspin N", loads, stores and calls, and "crc N", CRC-32 through
+ *      a table, of data/machine_guest.c) under
  *      full accounting (block hook, instruction count, time slices), as
  *      `kpsim run` uses it, and on engines with no hooks at all; MIPS of
  *      each and their ratio, in one process.
@@ -89,8 +90,10 @@ int main(int argc, char **argv)
 	}
 	/* The raw engine counts nothing: the full run's count, which is
 	 * exact and the same program, gives both rates. */
-	for (int k = 0; k < 2; k++) {
-		spin_argv[1] = k == 0 ? "spin" : "memspin";
+	for (int k = 0; k < 3; k++) {
+		static const char *const mode[] = { "spin", "memspin", "crc" };
+
+		spin_argv[1] = (char *)mode[k];
 		t_full = run_once(guest, spin_argv, 3, 4096, false, false, &full,
 		                  &ks);
 		t_raw = run_once(guest, spin_argv, 3, 4096, true, false, &raw,

@@ -14,6 +14,9 @@
  *   spin N     N iterations of arithmetic: a compute-bound guest.
  *   memspin N  N iterations of loads and stores over 64 KiB, with a call
  *              and a branch in each: compute-bound, with memory.
+ *   crc N      the CRC-32 of N bytes (a 16 KiB buffer over and over),
+ *              byte by byte through a 1 KiB table, as zlib's simplest
+ *              loop: a compute kernel of real programs.
  *   rep N      copies N bytes with one rep movsb.
  *   taskbomb   creates tasks that wait for it, until the machine refuses.
  *   fuzz N     N system calls with random numbers and registers (none
@@ -111,6 +114,30 @@ static int memspin(uint32_t n)
 			mem_table[j] = h;
 	}
 	return h == 0xffffffffu;
+}
+
+static uint8_t crc_buf[16384];
+
+static int crc(uint32_t n)
+{
+	uint32_t table[256], c = 0xffffffffu;
+	volatile uint32_t sink;
+
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t v = i;
+
+		for (int k = 0; k < 8; k++)
+			v = v & 1 ? 0xedb88320u ^ (v >> 1) : v >> 1;
+		table[i] = v;
+	}
+	for (uint32_t i = 0; i < sizeof crc_buf; i++)
+		crc_buf[i] = (uint8_t)(i * 7u + (i >> 5));
+	for (uint32_t i = 0; i < n; i++)
+		c = table[(c ^ crc_buf[i & (sizeof crc_buf - 1)]) & 0xffu] ^
+		    (c >> 8);
+	sink = ~c;
+	(void)sink;
+	return 0;
 }
 
 static int spin(uint32_t n)
@@ -257,5 +284,7 @@ int main(int argc, char **argv)
 		return memspin(kps_atou(argv[2]));
 	if (strcmp(argv[1], "spin") == 0 && argc == 3)
 		return spin(kps_atou(argv[2]));
+	if (strcmp(argv[1], "crc") == 0 && argc == 3)
+		return crc(kps_atou(argv[2]));
 	return 2;
 }
