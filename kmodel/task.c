@@ -347,21 +347,37 @@ static struct km_thread *thread_get(const struct km *km, km_thread_t th)
 	return &km->thread[th];
 }
 
+/* Does UTCB slot `utcb` hold the last thread of its page (so that its
+ * end frees the page)? */
+static bool utcb_page_goes(const struct km_task *tk, uint32_t utcb)
+{
+	uint32_t first = utcb / KM_UTCB_PER_PAGE * KM_UTCB_PER_PAGE;
+
+	for (uint32_t i = first; i < first + KM_UTCB_PER_PAGE; i++)
+		if (i != utcb && tk->utcb_slot[i] != 0)
+			return false;
+	return true;
+}
+
 int km_thread_destroy(struct km *km, km_thread_t th)
 {
+	const struct km_thread *t;
 	struct km_kpage nt;
 	int err;
 
-	if (thread_get(km, th) == NULL)
+	if ((t = thread_get(km, th)) == NULL)
 		return KM_ENOTHREAD;
 	/* Freeing its UTCB page clears the page's mark in the UTCB area's
-	 * node table, which must be in. */
-	nt = (struct km_kpage){ km->thread[th].task, KM_KT_NT, KM_UTCB_PDE };
+	 * node table, which must be in.  While that table cannot come back
+	 * (a repair waits for a frame), a thread whose UTCB page stays, with
+	 * another thread's UTCB in it, does not write the table and may
+	 * still go. */
+	nt = (struct km_kpage){ t->task, KM_KT_NT, KM_UTCB_PDE };
 	km_op_begin(km, th);
 	while ((err = km_bring(km, nt)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
 			break;
-	if (err != KM_OK)
+	if (err != KM_OK && utcb_page_goes(&km->task[t->task], t->utcb))
 		return err;
 	thread_free(km, th);
 	return KM_OK;

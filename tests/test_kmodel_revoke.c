@@ -1010,6 +1010,45 @@ static void test_revoke_repair_without_frames_waits(void **state)
 	CHECK(fx->km);
 }
 
+/*
+ * A thread may end while a repair of the UTCB area's node table waits for
+ * a frame, unless its UTCB page goes with it: only then does deleting it
+ * write that table (the page's mark).  The last thread of the page waits
+ * for the repair like any operation that needs the table.
+ */
+static void test_revoke_thread_ends_while_repair_stopped(void **state)
+{
+	struct fx *fx = *state;
+	const uint32_t utcb_pde = KM_UTCB_AREA >> 22;
+	km_task_t hog[8] = { 0 };
+	enum km_thread_state st;
+
+	kmt_drain_kernel_pool(fx->km, 0, hog);
+	assert_int_equal(kmt_kpool_free(fx->km), 0);
+	fx->rk.deny_restore = true;
+	revoke(fx, KM_KT_NT, utcb_pde, true);
+
+	/* th[1] and th[2] share their UTCB page with th[0]. */
+	OK(km_thread_destroy(fx->km, fx->th[1]));
+	CHECK(fx->km);
+	OK(km_thread_destroy(fx->km, fx->th[2]));
+	CHECK(fx->km);
+	assert_int_equal(km_thread_state(fx->km, fx->th[1], &st, NULL),
+	                 KM_ENOTHREAD);
+	/* th[0]'s goes with it, and its mark needs the table. */
+	assert_int_equal(km_thread_destroy(fx->km, fx->th[0]), KM_ENOMEM);
+	OK(km_thread_state(fx->km, fx->th[0], &st, NULL));
+	CHECK(fx->km);
+
+	for (int n = 0; n < 8; n++)
+		if (hog[n] != 0)
+			OK(km_task_destroy(fx->km, hog[n]));
+	OK(km_thread_destroy(fx->km, fx->th[0]));
+	CHECK(fx->km);
+	OK(km_task_destroy(fx->km, fx->t));
+	CHECK(fx->km);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Secrecy: nothing in an exported page but the client's own data.         */
 
@@ -1241,6 +1280,7 @@ int main(void)
 		T(test_revoke_repair_holds_what_it_brought),
 		T(test_revoke_give_one_take_one_op_ends),
 		T(test_revoke_repair_without_frames_waits),
+		T(test_revoke_thread_ends_while_repair_stopped),
 		T(test_revoke_flush_under_mdb_moves_to_pool),
 		T(test_revoke_secrecy_scan),
 		T(test_revoke_pte_observer_sees_every_change),
