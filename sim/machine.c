@@ -452,6 +452,7 @@ void sim_machine_destroy(struct sim_machine *m)
 		task_release(m, &m->task[i]);
 	km_destroy(m->km);
 	free(m->task);
+	free(m->spawned);
 	free(m->thread);
 	free(m->rq);
 	free(m->mark);
@@ -574,6 +575,32 @@ const char *sim_machine_task_name(const struct sim_machine *m,
 	if (task >= m->max_tasks || m->task[task].name[0] == '\0')
 		return NULL;
 	return m->task[task].name;
+}
+
+bool sim_machine_task_info(const struct sim_machine *m, size_t i,
+                           struct sim_task_info *out)
+{
+	const struct mtask_seen *s;
+
+	if (i >= m->nspawned)
+		return false;
+	s = &m->spawned[i];
+	memset(out, 0, sizeof *out);
+	out->id = s->id;
+	if (s->archived) {
+		out->name = s->name;
+		out->done = s->done;
+		out->kept = s->kept;
+		out->status = s->status;
+		out->st = s->final;
+		return true;
+	}
+	out->name = m->task[s->id].name;
+	out->done = m->task[s->id].done;
+	out->kept = m->task[s->id].kept;
+	out->status = m->task[s->id].status;
+	sim_machine_task_stats(m, s->id, &out->st);
+	return true;
 }
 
 /* ---- The run queue ------------------------------------------------------ */
@@ -804,9 +831,46 @@ static int build_stack(struct sim_machine *m, km_thread_t th, int argc,
 	return SIM_OK;
 }
 
-/* Undoes a spawn that failed half way: no record of the task stays. */
+/* Is there room for one more entry in m->spawned? */
+static bool spawned_room(struct sim_machine *m)
+{
+	struct mtask_seen *n;
+	size_t cap;
+
+	if (m->nspawned < m->spawned_cap)
+		return true;
+	cap = m->spawned_cap ? 2 * m->spawned_cap : 64;
+	n = realloc(m->spawned, cap * sizeof *n);
+	if (n == NULL)
+		return false;
+	m->spawned = n;
+	m->spawned_cap = cap;
+	return true;
+}
+
+/* Keeps what the report needs of task t, whose slot is about to be
+ * cleared or given to a later task. */
+static void archive_task(struct sim_machine *m, const struct mtask *t)
+{
+	struct mtask_seen *s = &m->spawned[t->spawn_seq];
+
+	s->archived = true;
+	s->done = t->done;
+	s->kept = t->kept;
+	s->status = t->status;
+	snprintf(s->name, sizeof s->name, "%s", t->name);
+	s->final = t->final;
+}
+
+/* Undoes a spawn that failed half way: its slot is cleared.  The
+ * recording has the task, created and ended (-1), and so has the list
+ * sim_machine_task_info gives. */
 static void abandon_task(struct sim_machine *m, km_task_t id)
 {
+	note_peak(m, id);       /* what it held, as the replay counts it */
+	m->task[id].done = true;
+	m->task[id].status = -1;
+	archive_task(m, &m->task[id]);
 	task_release(m, &m->task[id]);
 	m->task[id].name[0] = '\0';
 	record_endtask(m, id, -1);
@@ -826,17 +890,34 @@ static int spawn_task(struct sim_machine *m, const char *name,
 		         LIVE_TASKS_MAX);
 		return SIM_ESTATE;
 	}
+	if (!spawned_room(m)) {
+		snprintf(why, why_len, "creating task %s: out of host memory",
+		         name);
+		return SIM_EHOST;
+	}
 	/* The model's task ids are below its max_tasks, m->task's size. */
 	err = km_task_create(m->km, m->kpager, id);
 	if (err != KM_OK) {
+		struct mtask_seen *s = &m->spawned[m->nspawned++];
+
+		/* A spawn that failed is a task in the report, as in the
+		 * replay of the recording: never created, exit -1. */
+		memset(s, 0, sizeof *s);
+		s->archived = s->done = true;
+		s->status = -1;
+		snprintf(s->name, sizeof s->name, "%s", name);
 		record_failed(m, TR_TASK, name, 0);
 		snprintf(why, why_len, "creating task %s: %s", name,
 		         km_strerror(err));
 		return err == KM_ELIMIT ? SIM_EARG : SIM_ESTATE;
 	}
 	t = &m->task[*id];
+	if (t->name[0] != '\0')
+		archive_task(m, t);     /* an ended task had this id */
 	memset(t, 0, sizeof *t);
 	snprintf(t->name, sizeof t->name, "%s", name);
+	t->spawn_seq = m->nspawned;
+	m->spawned[m->nspawned++] = (struct mtask_seen){ .id = *id };
 	if (m->cfg.record != NULL) {
 		struct tr_event ev;
 
@@ -924,6 +1005,7 @@ int sim_machine_spawn(struct sim_machine *m, const struct sim_elf *img,
 	err = build_stack(m, th, argc, argv, &esp, why, why_len);
 	if (err != SIM_OK) {
 		m->thread[th].st = MT_FREE;
+		note_peak(m, id);       /* its thread's pages count, too */
 		record_ids(m, TR_ENDTHREAD, th, 0);
 		km_thread_destroy(m->km, th);
 		sim_m_retry_waiting(m);

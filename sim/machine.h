@@ -167,6 +167,22 @@ bool sim_machine_task_stats(const struct sim_machine *m, km_task_t task,
 const char *sim_machine_task_name(const struct sim_machine *m,
                                   km_task_t task);
 
+/* The i-th task spawned (0 first), as a report lists it: false past the
+ * last.  Every spawn is there, in order, as in the replay of the run's
+ * recording: one that failed (id 0, or its task abandoned) has ended
+ * with status -1, and an id the model gave again to a later task appears
+ * once for each.  name is valid until the next spawn. */
+struct sim_task_info {
+	km_task_t id;                   /* 0: the model created none */
+	const char *name;
+	bool done;                      /* ended; status is valid */
+	bool kept;                      /* ended, but the model kept it */
+	int status;
+	struct km_task_stats st;        /* as sim_machine_task_stats */
+};
+bool sim_machine_task_info(const struct sim_machine *m, size_t i,
+                           struct sim_task_info *out);
+
 /* Reads (write false) or writes `len` bytes of a task's memory at `va`
  * without faulting: only pages the task has mapped (writes need them
  * writable).  For tests and tools.  SIM_OK or SIM_EARG. */

@@ -49,6 +49,7 @@ struct mtask {
 	struct km_task_stats final;     /* its most kernel memory (by type and
 	                                 * group), threads and mappings, and its
 	                                 * faults when last looked at */
+	size_t spawn_seq;               /* its entry in sim_machine.spawned */
 };
 
 enum mthread_state {
@@ -84,6 +85,20 @@ struct sim_machine {
 	uint32_t max_tasks, max_threads;
 	uint32_t live_tasks;            /* tasks with an engine now */
 	struct mtask *task;             /* [max_tasks], by km task id */
+	/* Every task spawned, in spawn order: the model reuses ended tasks'
+	 * ids, so a task whose slot in `task` went to a later one keeps here
+	 * what the report needs of it; the others are read from `task`. */
+	struct mtask_seen {
+		km_task_t id;
+		bool archived;          /* its slot was cleared or went to a
+		                         * later task: the rest is the task
+		                         * as it ended (id 0: never created) */
+		bool done, kept;
+		int status;
+		char name[32];
+		struct km_task_stats final;
+	} *spawned;
+	size_t nspawned, spawned_cap;
 	struct mthread *thread;         /* [max_threads], by km thread id */
 	km_thread_t *rq;                /* run queue: a ring of max_threads */
 	uint32_t rq_head, rq_len;

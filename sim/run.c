@@ -235,6 +235,7 @@ static void report(struct sim_machine *m, const struct revocations *rv,
                    bool json, const char *error, const char *check)
 {
 	struct sim_machine_stats st;
+	struct sim_task_info ti;
 	struct report_task *task;
 	struct tr_marker *mark;
 	const struct sim_marker *mk;
@@ -249,8 +250,9 @@ static void report(struct sim_machine *m, const struct revocations *rv,
 	r.guest_cycles = st.guest_cycles;
 	r.syscalls = st.syscalls;
 	r.ipcs = st.ipcs;
-	for (km_task_t t = sim_machine_task_next(m, 0); t != 0;
-	     t = sim_machine_task_next(m, t))
+	/* Every task spawned, in order, those whose ids later tasks took
+	 * again included: the rows the replay of the recording prints. */
+	while (sim_machine_task_info(m, ntask, &ti))
 		ntask++;
 	mk = sim_machine_markers(m, &nmark);
 	task = calloc(ntask ? ntask : 1, sizeof *task);
@@ -262,17 +264,16 @@ static void report(struct sim_machine *m, const struct revocations *rv,
 		free(mark);
 		return;
 	}
-	for (km_task_t t = sim_machine_task_next(m, 0); t != 0;
-	     t = sim_machine_task_next(m, t)) {
+	for (size_t i = 0; i < ntask && sim_machine_task_info(m, i, &ti);
+	     i++) {
 		struct report_task *rt = &task[r.ntask++];
-		int status = 0;
 
-		rt->id = t;
-		rt->name = sim_machine_task_name(m, t);
-		sim_machine_task_stats(m, t, &rt->st);
-		rt->kept = sim_machine_task_kept(m, t);
-		if (sim_machine_exit_status(m, t, &status))
-			snprintf(rt->exit, sizeof rt->exit, "%d", status);
+		rt->id = ti.id;
+		rt->name = ti.name;
+		rt->st = ti.st;
+		rt->kept = ti.kept;
+		if (ti.done)
+			snprintf(rt->exit, sizeof rt->exit, "%d", ti.status);
 		else
 			snprintf(rt->exit, sizeof rt->exit, "running");
 	}

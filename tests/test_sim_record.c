@@ -202,17 +202,32 @@ static void run_and_replay(const char *workload, const struct policy *p)
 			assert_int_equal(rm[i].cycle, mm[i].cycle);
 			assert_int_equal(rm[i].fault_seq, mm[i].fault_seq);
 		}
-		/* Each task's kernel memory at its most, and its faults. */
-		for (size_t i = 0; tr_replay_task(r, i) != NULL; i++) {
-			const struct tr_task_result *t = tr_replay_task(r, i);
-			struct km_task_stats ts;
+		/* The same tasks in the same order (every spawn, ids the
+		 * model gave again included), each with its kernel memory at
+		 * its most, its faults and how it ended. */
+		{
+			struct sim_task_info ti;
+			size_t i = 0;
 
-			if (!sim_machine_task_stats(m, t->km_id, &ts))
-				continue;       /* the id went to a later task */
-			assert_memory_equal(ts.group, t->peak.group,
-			                    sizeof ts.group);
-			assert_int_equal(ts.ufaults, t->peak.ufaults);
-			assert_int_equal(ts.kfaults, t->peak.kfaults);
+			for (; tr_replay_task(r, i) != NULL; i++) {
+				const struct tr_task_result *t =
+					tr_replay_task(r, i);
+
+				if (!sim_machine_task_info(m, i, &ti))
+					fail_msg("%s: the replay has task %zu "
+					         "(%s), the run not", workload, i,
+					         t->name);
+				assert_int_equal(ti.id, t->km_id);
+				assert_int_equal(ti.done, t->ended);
+				if (ti.done)
+					assert_int_equal(ti.status, t->status);
+				assert_int_equal(ti.kept, t->kept);
+				assert_memory_equal(ti.st.group, t->peak.group,
+				                    sizeof ti.st.group);
+				assert_int_equal(ti.st.ufaults, t->peak.ufaults);
+				assert_int_equal(ti.st.kfaults, t->peak.kfaults);
+			}
+			assert_false(sim_machine_task_info(m, i, &ti));
 		}
 		printf("  %-24s %-12s %6llu events %5zu faults %10llu cycles\n",
 		       workload, p->kmem == KM_KMEM_POOL ? "pool" :
