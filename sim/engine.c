@@ -124,6 +124,13 @@ struct sim_engine {
 	uint32_t intr_eip;    /* EIP as the hook saw it */
 	int hook_err;         /* error raised inside a hook, SIM_OK if none */
 
+	/* Unicorn's translation cache (see "The translation cache"). */
+	uint8_t *tcache;      /* its host mapping, or NULL if not found */
+	size_t tcache_len;
+	bool tcache_armed;    /* flushed once: a full cache is flushed now */
+	bool arm_stop;        /* the block hook stopped the run to arm it */
+	uint32_t learned_since_check, runs_since_check;
+
 	struct sim_engine_stats stats;
 	uint8_t code[2 * SIM_PAGE_SIZE]; /* decoder scratch: one block's bytes */
 	char msg[256];
@@ -485,6 +492,120 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
 	return true;
 }
 
+/* ---- The translation cache ---------------------------------------------- *
+ *
+ * Unicorn 2.0.1 never makes the initial allocation of its one code region
+ * (tcg_region_initial_alloc is called only from a flush).  So the first
+ * time an engine's 1 GiB cache fills, tcg_tb_alloc "allocates" region 0
+ * again, zeroes it and translates on, without a flush: every translated
+ * block is gone while the page lists, the hash table and the chained jumps
+ * still point into the cache.  The next store to a page with such a list,
+ * or a jump to such a block, crashes the host (page_collection_lock) or
+ * runs whatever lies there.  About 13 M instructions of straight-line code
+ * the engine never saw before fill it (a guest that ran into zeroed
+ * memory did, under a chaos kpager).  After one flush the region is
+ * allocated and later full caches are flushed as QEMU meant.
+ *
+ * A flush zeroes the whole 1 GiB (1.3 s, and 1 GiB resident, on this
+ * machine), so an engine flushes once, when a quarter of its cache is in
+ * use: it has translated 256 MiB of code by then, which no bundled
+ * workload comes near.  The cache is found among the process's mappings
+ * as the one a new engine adds; its use is its resident pages (mincore),
+ * checked every TCACHE_CHECK_LEARNED new blocks and every
+ * TCACHE_CHECK_RUNS runs.  Code translated again and again within one
+ * run (a guest rewriting the code it runs) adds to the cache unseen until
+ * the run ends.
+ */
+
+#define TCACHE_MIN_LEN (256u << 20)    /* mappings smaller are not it */
+#define TCACHE_CHECK_LEARNED 256u
+#define TCACHE_CHECK_RUNS 4096u
+#define TCACHE_MAX 512                 /* large rwx mappings remembered */
+
+/* Starts of the large read-write-execute mappings of the process, in
+ * start[0, *n); false if /proc/self/maps cannot be read. */
+static bool rwx_mappings(uintptr_t start[TCACHE_MAX], size_t len[TCACHE_MAX],
+                         size_t *n)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+
+	*n = 0;
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof line, f) != NULL) {
+		unsigned long lo, hi;
+		char perms[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+		    strcmp(perms, "rwxp") == 0 && hi - lo >= TCACHE_MIN_LEN &&
+		    *n < TCACHE_MAX) {
+			start[*n] = lo;
+			len[(*n)++] = hi - lo;
+		}
+	}
+	fclose(f);
+	return true;
+}
+
+/* Of the large rwx mappings now, the one not in before[0, nbefore): this
+ * engine's cache, if there is exactly one. */
+static void tcache_find(struct sim_engine *e, const uintptr_t *before,
+                        size_t nbefore)
+{
+	uintptr_t start[TCACHE_MAX];
+	size_t len[TCACHE_MAX], n, found = 0;
+
+	if (!rwx_mappings(start, len, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		bool old = false;
+
+		for (size_t j = 0; j < nbefore; j++)
+			old |= before[j] == start[i];
+		if (!old) {
+			e->tcache = (uint8_t *)start[i];
+			e->tcache_len = len[i];
+			found++;
+		}
+	}
+	if (found != 1) {
+		e->tcache = NULL;
+		e->tcache_len = 0;
+	}
+}
+
+/* Is a quarter of the cache in use (resident)? */
+static bool tcache_filling(const struct sim_engine *e)
+{
+	unsigned char v[4096];
+	size_t resident = 0;
+
+	for (size_t off = 0; off < e->tcache_len;
+	     off += sizeof v * SIM_PAGE_SIZE) {
+		size_t len = e->tcache_len - off;
+
+		if (len > sizeof v * SIM_PAGE_SIZE)
+			len = sizeof v * SIM_PAGE_SIZE;
+		if (mincore(e->tcache + off, len, v) != 0)
+			return false;
+		for (size_t i = 0; i < (len + SIM_PAGE_SIZE - 1) / SIM_PAGE_SIZE;
+		     i++)
+			resident += v[i] & 1;
+	}
+	return resident * SIM_PAGE_SIZE >= e->tcache_len / 4;
+}
+
+/* Flushes the cache once, between runs (a flush under a running block
+ * would free the code it returns to). */
+static int tcache_arm(struct sim_engine *e)
+{
+	UC_TRY(e, uc_ctl_flush_tlb(e->uc));     /* UC_CTL_TB_FLUSH, misnamed */
+	e->tcache_armed = true;
+	e->stats.tcache_flushes++;
+	return SIM_OK;
+}
+
 /* ---- Hooks -------------------------------------------------------------- */
 
 /*
@@ -549,6 +670,7 @@ put:
 		return NULL;
 	}
 	e->used++;
+	e->learned_since_check++;
 	return icache_put(e->slots, e->nslots, &s);
 }
 
@@ -586,6 +708,17 @@ on_block_slow(uc_engine *uc, uint64_t addr, uint32_t size,
 		if (!(s = block_slot(e, (uint32_t)addr, size, key))) {
 			uc_emu_stop(uc);
 			return;
+		}
+		/* New code fills the translation cache: stop before this
+		 * block, uncounted, for sim_engine_run to flush it once. */
+		if (e->learned_since_check >= TCACHE_CHECK_LEARNED) {
+			e->learned_since_check = 0;
+			if (e->tcache != NULL && !e->tcache_armed &&
+			    tcache_filling(e)) {
+				e->arm_stop = true;
+				uc_emu_stop(uc);
+				return;
+			}
 		}
 	}
 	/* Stop before a block that would overrun the budget: the block hook
@@ -868,6 +1001,9 @@ static int setup(struct sim_engine *e, const struct sim_engine_config *cfg,
 				 const struct sys_layout *lay)
 {
 	size_t window = (size_t)cfg->nframes * SIM_PAGE_SIZE;
+	uintptr_t before[TCACHE_MAX];
+	size_t before_len[TCACHE_MAX], nbefore = 0;
+	bool have_before;
 	struct stat st;
 	int err;
 
@@ -888,11 +1024,15 @@ static int setup(struct sim_engine *e, const struct sim_engine_config *cfg,
 			 MAP_SHARED | MAP_FIXED, cfg->memfd, 0) == MAP_FAILED)
 		return fail(e, SIM_EHOST, "mapping the window: %s", strerror(errno));
 
+	have_before = rwx_mappings(before, before_len, &nbefore);
 	UC_TRY(e, uc_open(UC_ARCH_X86, UC_MODE_32, &e->uc));
 	/* With exits enabled and none set, `until` is ignored and 2.0.1 never
 	 * invalidates (i.e. fetches) an exit address after a run. */
 	UC_TRY(e, uc_ctl_exits_enable(e->uc));
 	UC_TRY(e, uc_mem_map_ptr(e->uc, 0, RESERVATION_SIZE, UC_PROT_ALL, e->res));
+	/* The first call that needs the engine made its translation cache. */
+	if (have_before)
+		tcache_find(e, before, nbefore);
 	e->ctx_size = uc_context_size(e->uc);
 	UC_TRY(e, uc_context_alloc(e->uc, &e->ctx_tmp));
 	UC_TRY(e, uc_context_alloc(e->uc, &e->ctx_k));
@@ -1285,10 +1425,21 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	e->blk.key = 0;
 	e->intr_seen = false;
 	e->hook_err = SIM_OK;
-	/* `until` is ignored (exits are enabled and empty): see setup(). */
-	r = uc_emu_start(e->uc, begin, 0, 0, 0);
-	if (e->hook_err != SIM_OK)
-		return e->hook_err;
+	/* `until` is ignored (exits are enabled and empty): see setup().  A
+	 * stop to flush the translation cache is not the guest's business:
+	 * the run goes on from the block it stopped before. */
+	for (;;) {
+		e->arm_stop = false;
+		r = uc_emu_start(e->uc, begin, 0, 0, 0);
+		if (e->hook_err != SIM_OK)
+			return e->hook_err;
+		if (!e->arm_stop || r != UC_ERR_OK || e->intr_seen)
+			break;
+		if ((err = tcache_arm(e)) != SIM_OK)
+			return err;
+		UC_TRY(e, uc_reg_read(e->uc, UC_X86_REG_EIP, &v[R_EIP]));
+		begin = v[R_EIP];
+	}
 	if (r != UC_ERR_OK && r != UC_ERR_INSN_INVALID)
 		return fail(e, SIM_EUC, "uc_emu_start(%#llx): %s",
 					(unsigned long long)begin, uc_strerror(r));
@@ -1345,6 +1496,13 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	ev->cycles = e->run_cycles;
 	e->stats.icount += e->run_icount;
 	e->stats.runs++;
+	/* Code translated again within runs fills the cache too. */
+	if (++e->runs_since_check >= TCACHE_CHECK_RUNS) {
+		e->runs_since_check = 0;
+		if (e->tcache != NULL && !e->tcache_armed && tcache_filling(e) &&
+		    (err = tcache_arm(e)) != SIM_OK)
+			return err;
+	}
 	return SIM_OK;
 }
 

@@ -140,6 +140,8 @@ struct sim_engine_stats {
 	uint64_t midblock_stops;/* exceptions that needed the over-count fix */
 	uint64_t inexact;       /* fixes that could not be made exact */
 	uint64_t stub_runs;     /* ring-0 stub executions (TLB flushes) */
+	uint64_t tcache_flushes;/* translation-cache flushes kpsim made
+							   (engine.c, "The translation cache") */
 };
 
 /*

@@ -14,6 +14,9 @@
  *   spin N     N iterations of arithmetic: a compute-bound guest.
  *   memspin N  N iterations of loads and stores over 64 KiB, with a call
  *              and a branch in each: compute-bound, with memory.
+ *   zeros OFF  jumps into fresh zeroed pages ("add [eax], al" over and
+ *              over, EAX pointing OFF bytes in): a guest gone astray,
+ *              whose new code fills Unicorn's translation cache.
  *   crc N      the CRC-32 of N bytes (a 16 KiB buffer over and over),
  *              byte by byte through a 1 KiB table, as zlib's simplest
  *              loop: a compute kernel of real programs.
@@ -114,6 +117,15 @@ static int memspin(uint32_t n)
 			mem_table[j] = h;
 	}
 	return h == 0xffffffffu;
+}
+
+#define ZEROS 0x30000000u
+
+static int zeros(uint32_t off)
+{
+	__asm__ volatile("mov %0, %%eax\n\tjmp *%1" : : "r"(ZEROS + off),
+	                 "r"(ZEROS) : "eax", "memory");
+	return 1;
 }
 
 static uint8_t crc_buf[16384];
@@ -286,5 +298,7 @@ int main(int argc, char **argv)
 		return spin(kps_atou(argv[2]));
 	if (strcmp(argv[1], "crc") == 0 && argc == 3)
 		return crc(kps_atou(argv[2]));
+	if (strcmp(argv[1], "zeros") == 0 && argc == 3)
+		return zeros(kps_atou(argv[2]));
 	return 2;
 }
