@@ -505,11 +505,6 @@ bool sim_machine_exit_status(const struct sim_machine *m, km_task_t task,
 	return true;
 }
 
-bool sim_machine_task_kept(const struct sim_machine *m, km_task_t task)
-{
-	return task < m->max_tasks && m->task[task].kept;
-}
-
 km_task_t sim_machine_thread_task(const struct sim_machine *m,
                                   km_thread_t thread)
 {

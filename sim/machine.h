@@ -147,9 +147,6 @@ const struct sim_marker *sim_machine_markers(const struct sim_machine *m,
  * if killed, and false if the task never existed here or still runs). */
 bool sim_machine_exit_status(const struct sim_machine *m, km_task_t task,
                              int *status);
-/* Did the task end while the model kept it (km_task_destroy refused; the
- * run noted why)?  A replay of the run's recording keeps it too. */
-bool sim_machine_task_kept(const struct sim_machine *m, km_task_t task);
 /* The task of the thread sim_machine_spawn returned. */
 km_task_t sim_machine_thread_task(const struct sim_machine *m,
                                   km_thread_t thread);

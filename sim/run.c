@@ -380,16 +380,15 @@ static int spawn_all(struct sim_machine *m, struct images *im, int argc,
 	return 0;
 }
 
-/* 0 when every task ended with status 0. */
+/* 0 when every task spawned ended with status 0 (those whose ids later
+ * tasks took again included). */
 static int all_exited_ok(struct sim_machine *m)
 {
-	for (km_task_t t = sim_machine_task_next(m, 0); t != 0;
-	     t = sim_machine_task_next(m, t)) {
-		int status;
+	struct sim_task_info ti;
 
-		if (!sim_machine_exit_status(m, t, &status) || status != 0)
+	for (size_t i = 0; sim_machine_task_info(m, i, &ti); i++)
+		if (!ti.done || ti.status != 0)
 			return 1;
-	}
 	return 0;
 }
 
