@@ -17,6 +17,10 @@
  *   zeros OFF  jumps into fresh zeroed pages ("add [eax], al" over and
  *              over, EAX pointing OFF bytes in): a guest gone astray,
  *              whose new code fills Unicorn's translation cache.
+ *   selfmod N  N times round a loop of 500 "add [esi], al" whose first
+ *              instruction stores into the loop's own code (the byte
+ *              that is there): each round is translated anew, under
+ *              the same addresses.
  *   crc N      the CRC-32 of N bytes (a 16 KiB buffer over and over),
  *              byte by byte through a 1 KiB table, as zlib's simplest
  *              loop: a compute kernel of real programs.
@@ -126,6 +130,37 @@ static int zeros(uint32_t off)
 	__asm__ volatile("mov %0, %%eax\n\tjmp *%1" : : "r"(ZEROS + off),
 	                 "r"(ZEROS) : "eax", "memory");
 	return 1;
+}
+
+static uint8_t selfmod_code[4096] __attribute__((aligned(4096)));
+static uint8_t selfmod_data[16];
+
+static int selfmod(uint32_t n)
+{
+	uint8_t *p = selfmod_code;
+	int32_t back;
+
+	if (n == 0)
+		return 0;
+	*p++ = 0x88;                    /* mov [ebx], cl */
+	*p++ = 0x0B;
+	for (int i = 0; i < 500; i++) {
+		*p++ = 0x00;            /* add [esi], al */
+		*p++ = 0x06;
+	}
+	*p++ = 0x4A;                    /* dec edx */
+	*p++ = 0x0F;                    /* jnz selfmod_code */
+	*p++ = 0x85;
+	back = (int32_t)((uintptr_t)selfmod_code - (uintptr_t)(p + 4));
+	memcpy(p, &back, 4);
+	p += 4;
+	*p++ = 0xC3;                    /* ret */
+	__asm__ volatile("call *%%edi"
+	                 : : "D"(selfmod_code), "b"(selfmod_code + 10),
+	                   "c"((uint32_t)selfmod_code[10]), "S"(selfmod_data),
+	                   "a"(0), "d"(n)
+	                 : "memory", "cc");
+	return 0;
 }
 
 static uint8_t crc_buf[16384];
@@ -300,5 +335,7 @@ int main(int argc, char **argv)
 		return crc(kps_atou(argv[2]));
 	if (strcmp(argv[1], "zeros") == 0 && argc == 3)
 		return zeros(kps_atou(argv[2]));
+	if (strcmp(argv[1], "selfmod") == 0 && argc == 3)
+		return selfmod(kps_atou(argv[2]));
 	return 2;
 }
