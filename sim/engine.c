@@ -588,8 +588,10 @@ static void tcache_find(struct sim_engine *e, const uintptr_t *before,
 static bool tcache_filling(const struct sim_engine *e)
 {
 	for (size_t k = 0; k < 16; k++) {
-		const volatile uint64_t *line = (const volatile uint64_t *)(void *)
-			(e->tcache + e->tcache_len / 4 + k * (e->tcache_len / 64));
+		size_t off = (e->tcache_len / 4 + k * (e->tcache_len / 64)) &
+		             ~(size_t)63;
+		const volatile uint64_t *line =
+			(const volatile uint64_t *)(void *)(e->tcache + off);
 
 		for (size_t i = 0; i < 8; i++)
 			if (line[i] != 0)
