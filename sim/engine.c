@@ -513,10 +513,11 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
  * as the one a new engine adds, and checked (tcache_filling) every
  * TCACHE_CHECK_LEARNED new blocks and every TCACHE_CHECK_RUNS runs.  New
  * code is seen as new blocks; code translated again under the same
- * addresses (a loop that rewrites itself translates about 80 KiB a round
- * of 500 instructions: 8 MiB in a slice of 100,000) only as runs end, so
- * a slice far longer than the default could pass the remaining three
- * quarters between two checks.
+ * addresses only as runs end.  A loop that rewrites itself (the machine
+ * guest's selfmod: 500 instructions a round) translates 75 to 84 KiB a
+ * round, about 16 MiB in a default slice of 100,000 instructions and
+ * 256 MiB in the 16 runs between checks, inside the three quarters left;
+ * a slice far longer than the default could outrun the checks.
  */
 
 #define TCACHE_MIN_LEN (256u << 20)    /* mappings smaller are not it */
