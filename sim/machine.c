@@ -543,14 +543,6 @@ static void note_peak(struct sim_machine *m, km_task_t id)
 		merge_peak(&m->task[id].final, &now);
 }
 
-km_task_t sim_machine_task_next(const struct sim_machine *m, km_task_t after)
-{
-	for (km_task_t t = after + 1; t < m->max_tasks; t++)
-		if (m->task[t].name[0] != '\0')
-			return t;
-	return 0;
-}
-
 bool sim_machine_task_stats(const struct sim_machine *m, km_task_t task,
                             struct km_task_stats *out)
 {
@@ -562,14 +554,6 @@ bool sim_machine_task_stats(const struct sim_machine *m, km_task_t task,
 	if (m->task[task].live && km_task_stats(m->km, task, &now) == KM_OK)
 		merge_peak(out, &now);
 	return true;
-}
-
-const char *sim_machine_task_name(const struct sim_machine *m,
-                                  km_task_t task)
-{
-	if (task >= m->max_tasks || m->task[task].name[0] == '\0')
-		return NULL;
-	return m->task[task].name;
 }
 
 bool sim_machine_task_info(const struct sim_machine *m, size_t i,

@@ -150,19 +150,12 @@ bool sim_machine_exit_status(const struct sim_machine *m, km_task_t task,
 /* The task of the thread sim_machine_spawn returned. */
 km_task_t sim_machine_thread_task(const struct sim_machine *m,
                                   km_thread_t thread);
-/* Tasks spawned here, running or ended, in id order: the first id >
- * after, or 0.  (The model reuses the ids of ended tasks: a task spawned
- * later replaces the record of an ended one with its id.) */
-km_task_t sim_machine_task_next(const struct sim_machine *m, km_task_t after);
 /* A task's kernel memory and faults (km_task_stats): per type and group,
  * the most pages it has held while a thread ended or this was asked
  * (threads end one by one, so the end says little); its faults as they
  * are, or were when it ended.  False for a task not spawned here. */
 bool sim_machine_task_stats(const struct sim_machine *m, km_task_t task,
                             struct km_task_stats *out);
-/* The name a task was spawned with, or NULL. */
-const char *sim_machine_task_name(const struct sim_machine *m,
-                                  km_task_t task);
 
 /* The i-th task spawned (0 first), as a report lists it: false past the
  * last.  Every spawn is there, in order, as in the replay of the run's
