@@ -511,18 +511,22 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
  * use: it has translated 256 MiB of code by then, which no bundled
  * workload comes near.  The cache is found among the process's mappings
  * as the one a new engine adds, and checked (tcache_filling) every
- * TCACHE_CHECK_LEARNED new blocks and every TCACHE_CHECK_RUNS runs.  New
- * code is seen as new blocks; code translated again under the same
- * addresses only as runs end.  A loop that rewrites itself (the machine
+ * TCACHE_CHECK_LEARNED new blocks, every TCACHE_CHECK_RUNS runs, and
+ * every TCACHE_CHECK_INSNS instructions within a run.  New code is seen
+ * as new blocks; code translated again under the same addresses only
+ * between runs, or at the stops that cut a long run into parts of
+ * TCACHE_CHECK_INSNS (the guest cannot tell: the run goes on from the
+ * block it stopped before).  A loop that rewrites itself (the machine
  * guest's selfmod: 500 instructions a round) translates 75 to 84 KiB a
- * round, about 16 MiB in a default slice of 100,000 instructions and
- * 256 MiB in the 16 runs between checks, inside the three quarters left;
- * a slice far longer than the default could outrun the checks.
+ * round: about 16 MiB between two checks inside a run, and 256 MiB in
+ * 16 short runs, inside the three quarters left.  Without the cut, a
+ * --slice of 10^9 let that loop fill the cache in one run and crash.
  */
 
 #define TCACHE_MIN_LEN (256u << 20)    /* mappings smaller are not it */
 #define TCACHE_CHECK_LEARNED 256u
 #define TCACHE_CHECK_RUNS 16u
+#define TCACHE_CHECK_INSNS 100000u
 #define TCACHE_MAX 512                 /* large rwx mappings remembered */
 
 /* Starts of the large read-write-execute mappings of the process, in
@@ -599,6 +603,12 @@ static bool tcache_filling(const struct sim_engine *e)
 				return true;
 	}
 	return false;
+}
+
+/* Is the cache to be watched: found, and not flushed yet? */
+static bool tcache_watched(const struct sim_engine *e)
+{
+	return e->tcache != NULL && !e->tcache_armed;
 }
 
 /* Flushes the cache once, between runs (a flush under a running block
@@ -718,8 +728,7 @@ on_block_slow(uc_engine *uc, uint64_t addr, uint32_t size,
 		 * block, uncounted, for sim_engine_run to flush it once. */
 		if (e->learned_since_check >= TCACHE_CHECK_LEARNED) {
 			e->learned_since_check = 0;
-			if (e->tcache != NULL && !e->tcache_armed &&
-			    tcache_filling(e)) {
+			if (tcache_watched(e) && tcache_filling(e)) {
 				e->arm_stop = true;
 				uc_emu_stop(uc);
 				return;
@@ -1423,28 +1432,40 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	UC_TRY(e, regs_batch(e->uc, v, R_EIP, true));
 	UC_TRY(e, uc_reg_write(e->uc, UC_X86_REG_EFLAGS, &v[R_EFLAGS]));
 
-	e->budget = budget;
 	e->run_icount = 0;
 	e->run_cycles = 0;
-	e->budget_hit = false;
 	e->blk.key = 0;
 	e->intr_seen = false;
 	e->hook_err = SIM_OK;
 	/* `until` is ignored (exits are enabled and empty): see setup().  A
-	 * stop to flush the translation cache is not the guest's business:
-	 * the run goes on from the block it stopped before. */
+	 * stop to flush the translation cache, or to check it within a long
+	 * run, is not the guest's business: the run goes on from the block
+	 * it stopped before. */
 	for (;;) {
+		/* (Only a counting engine stops at a budget.) */
+		bool part = e->counting && tcache_watched(e) &&
+		            budget - e->run_icount > TCACHE_CHECK_INSNS;
+
+		e->budget = part ? e->run_icount + TCACHE_CHECK_INSNS : budget;
+		e->budget_hit = false;
 		e->arm_stop = false;
 		r = uc_emu_start(e->uc, begin, 0, 0, 0);
 		if (e->hook_err != SIM_OK)
 			return e->hook_err;
-		if (!e->arm_stop || r != UC_ERR_OK || e->intr_seen)
+		if (r != UC_ERR_OK || e->intr_seen)
 			break;
-		if ((err = tcache_arm(e)) != SIM_OK)
+		if (part && e->budget_hit && !e->arm_stop) {
+			e->stats.run_cuts++;
+			e->arm_stop = tcache_filling(e);
+		} else if (!e->arm_stop) {
+			break;
+		}
+		if (e->arm_stop && (err = tcache_arm(e)) != SIM_OK)
 			return err;
 		UC_TRY(e, uc_reg_read(e->uc, UC_X86_REG_EIP, &v[R_EIP]));
 		begin = v[R_EIP];
 	}
+	e->budget = budget;
 	if (r != UC_ERR_OK && r != UC_ERR_INSN_INVALID)
 		return fail(e, SIM_EUC, "uc_emu_start(%#llx): %s",
 					(unsigned long long)begin, uc_strerror(r));
@@ -1504,7 +1525,7 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	/* Code translated again within runs fills the cache too. */
 	if (++e->runs_since_check >= TCACHE_CHECK_RUNS) {
 		e->runs_since_check = 0;
-		if (e->tcache != NULL && !e->tcache_armed && tcache_filling(e) &&
+		if (tcache_watched(e) && tcache_filling(e) &&
 		    (err = tcache_arm(e)) != SIM_OK)
 			return err;
 	}

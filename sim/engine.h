@@ -142,6 +142,7 @@ struct sim_engine_stats {
 	uint64_t stub_runs;     /* ring-0 stub executions (TLB flushes) */
 	uint64_t tcache_flushes;/* translation-cache flushes kpsim made
 							   (engine.c, "The translation cache") */
+	uint64_t run_cuts;      /* stops inside runs to check that cache */
 };
 
 /*

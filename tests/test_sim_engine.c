@@ -388,6 +388,42 @@ static void test_sim_engine_budget_stops_at_block_boundary(void **state)
 	assert_int_equal(stops, 9);
 }
 
+/* A run longer than the engine's check interval is cut into parts (to
+ * look at the translation cache between them): the guest must not tell,
+ * neither in what it computes nor in what the run counts. */
+static void test_sim_engine_long_run_cut_unseen(void **state)
+{
+	static const uint8_t code[] = {
+		0xB9, 0x40, 0x0D, 0x03, 0x00,       /* 0: mov ecx, 200000       */
+		0x01, 0xC8,                         /* 5: add eax, ecx          */
+		0x49,                               /* 7: dec ecx               */
+		0x75, 0xFB,                         /* 8: jnz 5                 */
+		0xCD, 0x30,                         /* A: int 0x30              */
+	};
+	const uint32_t n = 200000;
+	struct fixture *f = *state;
+	struct sim_regs r = {.esp = VA_STACK, .eip = VA_CODE};
+	struct sim_engine_stats st;
+	struct sim_event ev;
+
+	tm_put(&f->m, f->code_pfn, 0, code, sizeof code);
+	/* A budget stop inside a part: the first block is 4 instructions,
+	 * the loop's 3, so 250,000 is met exactly after 83,333 rounds. */
+	OK(sim_engine_run(f->t.e, &r, 250000, &ev));
+	assert_int_equal(ev.kind, SIM_EV_BUDGET);
+	assert_int_equal(ev.icount, 250000);
+	assert_int_equal(ev.eip, VA_CODE + 5);
+	assert_int_equal(r.ecx, n - 83333);
+	/* The rest in one run, to the system call. */
+	OK(sim_engine_run(f->t.e, &r, UINT64_MAX, &ev));
+	assert_int_equal(ev.kind, SIM_EV_SYSCALL);
+	assert_int_equal(ev.icount, 3 * (n - 83333) + 1);
+	assert_int_equal(r.eax, (uint32_t)((uint64_t)n * (n + 1) / 2));
+	sim_engine_get_stats(f->t.e, &st);
+	assert_int_equal(st.icount, 3 * n + 2);
+	assert_true(st.run_cuts >= 5);
+}
+
 static void test_sim_engine_consecutive_faults_no_double_fault(void **state)
 {
 	static const uint8_t code[] = {
@@ -576,6 +612,7 @@ int main(void)
 		T(test_sim_engine_icount_after_midblock_fault),
 		T(test_sim_engine_syscall_round_trip),
 		T(test_sim_engine_budget_stops_at_block_boundary),
+		T(test_sim_engine_long_run_cut_unseen),
 		T(test_sim_engine_consecutive_faults_no_double_fault),
 		T(test_sim_engine_user_state_survives_flush),
 		T(test_sim_engine_forget_code),
