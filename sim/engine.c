@@ -130,6 +130,7 @@ struct sim_engine {
 	bool tcache_armed;    /* flushed once: a full cache is flushed now */
 	bool arm_stop;        /* the block hook stopped the run to arm it */
 	uint32_t learned_since_check, runs_since_check;
+	uint64_t checked_icount; /* stats.icount at the last check */
 
 	struct sim_engine_stats stats;
 	uint8_t code[2 * SIM_PAGE_SIZE]; /* decoder scratch: one block's bytes */
@@ -511,16 +512,16 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
  * use: it has translated 256 MiB of code by then, which no bundled
  * workload comes near.  The cache is found among the process's mappings
  * as the one a new engine adds, and checked (tcache_filling) every
- * TCACHE_CHECK_LEARNED new blocks, every TCACHE_CHECK_RUNS runs, and
- * every TCACHE_CHECK_INSNS instructions within a run.  New code is seen
+ * TCACHE_CHECK_LEARNED new blocks, and every TCACHE_CHECK_RUNS runs or
+ * TCACHE_CHECK_INSNS instructions, whichever comes first.  New code is seen
  * as new blocks; code translated again under the same addresses only
  * between runs, or at the stops that cut a long run into parts of
  * TCACHE_CHECK_INSNS (the guest cannot tell: the run goes on from the
  * block it stopped before).  A loop that rewrites itself (the machine
  * guest's selfmod: 500 instructions a round) translates 75 to 84 KiB a
- * round: about 16 MiB between two checks inside a run, and 256 MiB in
- * 16 short runs, inside the three quarters left.  Without the cut, a
- * --slice of 10^9 let that loop fill the cache in one run and crash.
+ * round, about 34 MiB in the 200,000 instructions at most between two
+ * checks, inside the three quarters left.  (Without the cut, a --slice of
+ * 10^9 let that loop fill the cache in one run and crash the host.)
  */
 
 #define TCACHE_MIN_LEN (256u << 20)    /* mappings smaller are not it */
@@ -1456,6 +1457,7 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 			break;
 		if (part && e->budget_hit && !e->arm_stop) {
 			e->stats.run_cuts++;
+			e->checked_icount = e->stats.icount + e->run_icount;
 			e->arm_stop = tcache_filling(e);
 		} else if (!e->arm_stop) {
 			break;
@@ -1522,9 +1524,12 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	ev->cycles = e->run_cycles;
 	e->stats.icount += e->run_icount;
 	e->stats.runs++;
-	/* Code translated again within runs fills the cache too. */
-	if (++e->runs_since_check >= TCACHE_CHECK_RUNS) {
+	/* Code translated again within runs fills the cache too: checked
+	 * after a few runs, or after a few short runs' worth of work. */
+	if (++e->runs_since_check >= TCACHE_CHECK_RUNS ||
+	    e->stats.icount - e->checked_icount >= TCACHE_CHECK_INSNS) {
 		e->runs_since_check = 0;
+		e->checked_icount = e->stats.icount;
 		if (tcache_watched(e) && tcache_filling(e) &&
 		    (err = tcache_arm(e)) != SIM_OK)
 			return err;
