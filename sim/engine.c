@@ -127,8 +127,7 @@ struct sim_engine {
 	/* Unicorn's translation cache (see "The translation cache"). */
 	uint8_t *tcache;      /* its host mapping, or NULL if not found */
 	size_t tcache_len;
-	bool tcache_armed;    /* flushed once: a full cache is flushed now */
-	bool arm_stop;        /* the block hook stopped the run to arm it */
+	bool flush_stop;      /* the run stopped to flush the cache */
 	uint32_t learned_since_check, runs_since_check;
 	uint64_t checked_icount; /* stats.icount at the last check */
 
@@ -507,11 +506,18 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
  * memory did, under a chaos kpager).  After one flush the region is
  * allocated and later full caches are flushed as QEMU meant.
  *
- * A flush zeroes the whole 1 GiB (1.3 s, and 1 GiB resident, on this
- * machine), so an engine flushes once, when a quarter of its cache is in
- * use: it has translated 256 MiB of code by then, which no bundled
- * workload comes near.  The cache is found among the process's mappings
- * as the one a new engine adds, and checked (tcache_filling) every
+ * So kpsim flushes the cache itself, between runs, each time a sixteenth
+ * of it (64 MiB) is in use, which no bundled workload comes near; Unicorn
+ * never meets a full one.  A flush zeroes the whole 1 GiB (1.3 s on this
+ * machine), which makes all of it resident: kpsim then gives it back to
+ * the host (MADV_DONTNEED; it reads as zero again, as after the flush).
+ * Without that, every engine that had flushed once held 1 GiB: four
+ * tasks running the self-rewriting loop below reached 4.2 GB, and a
+ * guest that spawned two dozen would have had the host's memory.  Now an
+ * engine holds at most about a sixteenth of its cache.
+ *
+ * The cache is found among the process's mappings as the one a new
+ * engine adds, and checked (tcache_filling) every
  * TCACHE_CHECK_LEARNED new blocks, and every TCACHE_CHECK_RUNS runs or
  * TCACHE_CHECK_INSNS instructions, whichever comes first.  New code is seen
  * as new blocks; code translated again under the same addresses only
@@ -520,8 +526,9 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
  * block it stopped before).  A loop that rewrites itself (the machine
  * guest's selfmod: 500 instructions a round) translates 75 to 84 KiB a
  * round, about 34 MiB in the 200,000 instructions at most between two
- * checks, inside the three quarters left.  (Without the cut, a --slice of
- * 10^9 let that loop fill the cache in one run and crash the host.)
+ * checks, far inside the fifteen sixteenths left.  (Without the cut, a
+ * --slice of 10^9 let that loop fill the cache in one run and crash the
+ * host.)
  */
 
 #define TCACHE_MIN_LEN (256u << 20)    /* mappings smaller are not it */
@@ -529,6 +536,7 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
 #define TCACHE_CHECK_RUNS 16u
 #define TCACHE_CHECK_INSNS 100000u
 #define TCACHE_MAX 512                 /* large rwx mappings remembered */
+#define TCACHE_KEEP (64u << 10)        /* the start, with the prologue, stays */
 
 /* Starts of the large read-write-execute mappings of the process, in
  * start[0, *n); false if /proc/self/maps cannot be read. */
@@ -556,8 +564,21 @@ static bool rwx_mappings(uintptr_t start[TCACHE_MAX], size_t len[TCACHE_MAX],
 	return true;
 }
 
+/* Is the line at p all zero? */
+static bool line_zero(const uint8_t *p)
+{
+	const volatile uint64_t *line = (const volatile uint64_t *)(const void *)p;
+
+	for (size_t i = 0; i < 8; i++)
+		if (line[i] != 0)
+			return false;
+	return true;
+}
+
 /* Of the large rwx mappings now, the one not in before[0, nbefore): this
- * engine's cache, if there is exactly one. */
+ * engine's cache, if there is exactly one and it looks like a new one:
+ * the prologue at its start, nothing at TCACHE_KEEP (tcache_flush gives
+ * back all from there). */
 static void tcache_find(struct sim_engine *e, const uintptr_t *before,
                         size_t nbefore)
 {
@@ -577,47 +598,52 @@ static void tcache_find(struct sim_engine *e, const uintptr_t *before,
 			found++;
 		}
 	}
-	if (found != 1) {
+	if (found != 1 || line_zero(e->tcache) ||
+	    !line_zero(e->tcache + TCACHE_KEEP)) {
 		e->tcache = NULL;
 		e->tcache_len = 0;
 	}
 }
 
 /*
- * Has translation reached a quarter of the cache?  Unicorn fills it from
- * its start, in order, until a flush, and the host gives it zeroed: so
- * code has passed the quarter once one of 16 cache lines spread over the
- * second quarter is not zero.  (Reading a line never written maps the
- * host's zero page: no memory, and the 16 lines are one.)  A few loads,
- * cheap enough to ask every few runs.
+ * Has translation reached a sixteenth of the cache?  Unicorn fills it
+ * from its start, in order, and it is zero beyond what it filled (from
+ * the host at first, and after each flush by kpsim's): so code has passed
+ * the sixteenth once one of 16 cache lines spread over the second
+ * sixteenth is not zero.  (Reading a line never written maps the host's
+ * zero page: no memory, and the 16 lines are one.)  A few loads, cheap
+ * enough to ask every few runs.
  */
 static bool tcache_filling(const struct sim_engine *e)
 {
 	for (size_t k = 0; k < 16; k++) {
-		size_t off = (e->tcache_len / 4 + k * (e->tcache_len / 64)) &
+		size_t off = (e->tcache_len / 16 + k * (e->tcache_len / 256)) &
 		             ~(size_t)63;
-		const volatile uint64_t *line =
-			(const volatile uint64_t *)(void *)(e->tcache + off);
 
-		for (size_t i = 0; i < 8; i++)
-			if (line[i] != 0)
-				return true;
+		if (!line_zero(e->tcache + off))
+			return true;
 	}
 	return false;
 }
 
-/* Is the cache to be watched: found, and not flushed yet? */
+/* Is the cache watched (found)? */
 static bool tcache_watched(const struct sim_engine *e)
 {
-	return e->tcache != NULL && !e->tcache_armed;
+	return e->tcache != NULL;
 }
 
-/* Flushes the cache once, between runs (a flush under a running block
- * would free the code it returns to). */
-static int tcache_arm(struct sim_engine *e)
+/* Flushes the cache, between runs (a flush under a running block would
+ * free the code it returns to), and gives back to the host the memory
+ * the flush's zeroing made resident.  Only the prologue, in the first
+ * bytes, lives outside the region the flush empties: the first
+ * TCACHE_KEEP bytes stay as they are. */
+static int tcache_flush(struct sim_engine *e)
 {
 	UC_TRY(e, uc_ctl_flush_tlb(e->uc));     /* UC_CTL_TB_FLUSH, misnamed */
-	e->tcache_armed = true;
+	if (madvise(e->tcache + TCACHE_KEEP, e->tcache_len - TCACHE_KEEP,
+	            MADV_DONTNEED) != 0)
+		return fail(e, SIM_EHOST, "giving back the translation cache: %s",
+		            strerror(errno));
 	e->stats.tcache_flushes++;
 	return SIM_OK;
 }
@@ -726,11 +752,11 @@ on_block_slow(uc_engine *uc, uint64_t addr, uint32_t size,
 			return;
 		}
 		/* New code fills the translation cache: stop before this
-		 * block, uncounted, for sim_engine_run to flush it once. */
+		 * block, uncounted, for sim_engine_run to flush it. */
 		if (e->learned_since_check >= TCACHE_CHECK_LEARNED) {
 			e->learned_since_check = 0;
 			if (tcache_watched(e) && tcache_filling(e)) {
-				e->arm_stop = true;
+				e->flush_stop = true;
 				uc_emu_stop(uc);
 				return;
 			}
@@ -1154,7 +1180,19 @@ bool sim_engine_owns(const struct sim_engine *e, const void *p)
 void sim_engine_get_stats(const struct sim_engine *e,
 						  struct sim_engine_stats *st)
 {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n;
+	unsigned char *vec;
+
 	*st = e->stats;
+	st->tcache_resident = 0;
+	if (e->tcache == NULL)
+		return;
+	n = e->tcache_len / page;
+	vec = malloc(n);
+	if (vec != NULL && mincore(e->tcache, e->tcache_len, vec) == 0)
+		for (size_t i = 0; i < n; i++)
+			st->tcache_resident += (vec[i] & 1) ? page : 0;
+	free(vec);
 }
 
 /* ---- Ring-0 stubs --------------------------------------------------------- */
@@ -1449,20 +1487,20 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 
 		e->budget = part ? e->run_icount + TCACHE_CHECK_INSNS : budget;
 		e->budget_hit = false;
-		e->arm_stop = false;
+		e->flush_stop = false;
 		r = uc_emu_start(e->uc, begin, 0, 0, 0);
 		if (e->hook_err != SIM_OK)
 			return e->hook_err;
 		if (r != UC_ERR_OK || e->intr_seen)
 			break;
-		if (part && e->budget_hit && !e->arm_stop) {
+		if (part && e->budget_hit && !e->flush_stop) {
 			e->stats.run_cuts++;
 			e->checked_icount = e->stats.icount + e->run_icount;
-			e->arm_stop = tcache_filling(e);
-		} else if (!e->arm_stop) {
+			e->flush_stop = tcache_filling(e);
+		} else if (!e->flush_stop) {
 			break;
 		}
-		if (e->arm_stop && (err = tcache_arm(e)) != SIM_OK)
+		if (e->flush_stop && (err = tcache_flush(e)) != SIM_OK)
 			return err;
 		UC_TRY(e, uc_reg_read(e->uc, UC_X86_REG_EIP, &v[R_EIP]));
 		begin = v[R_EIP];
@@ -1531,7 +1569,7 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 		e->runs_since_check = 0;
 		e->checked_icount = e->stats.icount;
 		if (tcache_watched(e) && tcache_filling(e) &&
-		    (err = tcache_arm(e)) != SIM_OK)
+		    (err = tcache_flush(e)) != SIM_OK)
 			return err;
 	}
 	return SIM_OK;
@@ -1911,8 +1949,9 @@ bool sim_engine_selftest(char *why, size_t len)
 	 * cache") needs to find the cache. */
 	if (t.e->tcache == NULL) {
 		st_fail(&t, "Unicorn's translation cache is not among the "
-		        "process's rwx mappings of 256 MiB or more, so kpsim "
-		        "cannot flush it before 2.0.1 reuses it unflushed");
+		        "process's rwx mappings of 256 MiB or more, or does not "
+		        "start with a prologue of under 64 KiB, so kpsim cannot "
+		        "flush it before 2.0.1 reuses it unflushed");
 		goto out;
 	}
 	ok = st_build(&t) && st_walk(&t) && st_faults(&t) && st_tlb(&t) &&

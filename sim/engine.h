@@ -143,6 +143,8 @@ struct sim_engine_stats {
 	uint64_t tcache_flushes;/* translation-cache flushes kpsim made
 							   (engine.c, "The translation cache") */
 	uint64_t run_cuts;      /* stops inside runs to check that cache */
+	uint64_t tcache_resident; /* bytes of that cache in host memory now
+							   (0 if the engine did not find it) */
 };
 
 /*

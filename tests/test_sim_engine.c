@@ -424,6 +424,56 @@ static void test_sim_engine_long_run_cut_unseen(void **state)
 	assert_true(st.run_cuts >= 5);
 }
 
+/* Code that rewrites itself is translated again every round; past a
+ * sixteenth of the translation cache the engine flushes it and gives the
+ * memory back, so that the guest cannot make the host hold the 1 GiB the
+ * flush zeroes (nor crash it in 2.0.1's reuse of a full cache). */
+static void test_sim_engine_selfmod_cache_given_back(void **state)
+{
+	enum { ADDS = 200, ROUNDS = 20000 };
+	static uint8_t code[16 + 3 * ADDS + 16];
+	struct fixture *f = *state;
+	struct sim_regs r = {.esp = VA_STACK, .eip = VA_DATA2};
+	struct sim_engine_stats st;
+	struct sim_event ev;
+	uint32_t pfn = tm_alloc(&f->m), at = 0, loop;
+
+	OK(tm_map(&f->m, &f->t, VA_DATA2, pfn, USER_RW));
+	code[at++] = 0xB9;                          /* mov ecx, ROUNDS       */
+	memcpy(&code[at], &(uint32_t){ ROUNDS }, 4);
+	at += 4;
+	loop = at;
+	code[at++] = 0xC6;                          /* mov byte [imm], 1:    */
+	code[at++] = 0x05;                          /* the first add's imm8, */
+	memcpy(&code[at], &(uint32_t){ VA_DATA2 + loop + 7 + 2 }, 4);
+	at += 4;                                    /* the same, rewritten   */
+	code[at++] = 0x01;
+	for (int i = 0; i < ADDS; i++) {            /* add eax, 1            */
+		code[at++] = 0x83;
+		code[at++] = 0xC0;
+		code[at++] = 0x01;
+	}
+	code[at++] = 0x49;                          /* dec ecx               */
+	code[at++] = 0x0F;                          /* jnz loop              */
+	code[at++] = 0x85;
+	memcpy(&code[at], &(int32_t){ (int32_t)loop - (int32_t)(at + 4) }, 4);
+	at += 4;
+	code[at++] = 0xCD;                          /* int 0x30              */
+	code[at++] = 0x30;
+	assert_true(at <= sizeof code);
+	tm_put(&f->m, pfn, 0, code, at);
+
+	OK(sim_engine_run(f->t.e, &r, UINT64_MAX, &ev));
+	assert_int_equal(ev.kind, SIM_EV_SYSCALL);
+	assert_int_equal(r.eax, ADDS * ROUNDS);
+	sim_engine_get_stats(f->t.e, &st);
+	print_message("translation cache: %llu flushes, %llu MiB resident\n",
+	              (unsigned long long)st.tcache_flushes,
+	              (unsigned long long)(st.tcache_resident >> 20));
+	assert_true(st.tcache_flushes >= 1);
+	assert_true(st.tcache_resident <= (128u << 20));
+}
+
 static void test_sim_engine_consecutive_faults_no_double_fault(void **state)
 {
 	static const uint8_t code[] = {
@@ -613,6 +663,7 @@ int main(void)
 		T(test_sim_engine_syscall_round_trip),
 		T(test_sim_engine_budget_stops_at_block_boundary),
 		T(test_sim_engine_long_run_cut_unseen),
+		T(test_sim_engine_selfmod_cache_given_back),
 		T(test_sim_engine_consecutive_faults_no_double_fault),
 		T(test_sim_engine_user_state_survives_flush),
 		T(test_sim_engine_forget_code),
