@@ -22,9 +22,17 @@
  * Budget stops are made in the block hook of the block that would exceed the
  * budget: that block is not counted, and since 2.0.1 emits the block hook
  * before the TB's exit check, it does not run either (EIP = its start).
- * Known limit: a guest store that rewrites the block it is running makes
- * QEMU abandon that block without an exception (precise SMC); the rest of
- * the block is then over-counted. Ordinary code never does this.
+ * Known limits, both only for code that rewrites itself: a guest store
+ * that rewrites the block it is running makes QEMU abandon that block
+ * without an exception (precise SMC), and the rest of the block is then
+ * over-counted; and a block rewritten in place with the same address and
+ * size keeps the count learned for the old code (a call to "nop; nop;
+ * ret", rewritten to "xor eax, eax; ret" and called again, counts 10
+ * instructions for 9).  The hook is told only the address and the size,
+ * and watching every store for writes to code would cost memory-bound
+ * guests what the count costs them now.  Ordinary code does neither; a
+ * hostile guest can so understate its own instructions and cycles, and
+ * run more in a time slice than it is charged for.
  */
 #include "engine.h"
 
