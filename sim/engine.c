@@ -1489,8 +1489,10 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 	 * run, is not the guest's business: the run goes on from the block
 	 * it stopped before. */
 	for (;;) {
-		/* (Only a counting engine stops at a budget.) */
+		/* (Only a counting engine stops at a budget.  The first block
+		 * of a run counts even if it passes the budget.) */
 		bool part = e->counting && tcache_watched(e) &&
+		            budget > e->run_icount &&
 		            budget - e->run_icount > TCACHE_CHECK_INSNS;
 
 		e->budget = part ? e->run_icount + TCACHE_CHECK_INSNS : budget;
