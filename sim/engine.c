@@ -516,13 +516,14 @@ static bool icache_rebuild(struct sim_engine *e, size_t nslots, uint32_t lo,
  *
  * So kpsim flushes the cache itself, between runs, each time a sixteenth
  * of it (64 MiB) is in use, which no bundled workload comes near; Unicorn
- * never meets a full one.  A flush zeroes the whole 1 GiB (1.3 s on this
- * machine), which makes all of it resident: kpsim then gives it back to
- * the host (MADV_DONTNEED; it reads as zero again, as after the flush).
- * Without that, every engine that had flushed once held 1 GiB: four
- * tasks running the self-rewriting loop below reached 4.2 GB, and a
- * guest that spawned two dozen would have had the host's memory.  Now an
- * engine holds at most about a sixteenth of its cache.
+ * never meets a full one.  A flush zeroes the whole 1 GiB (0.24 s or
+ * more on this machine, in huge pages), which makes all of it resident:
+ * kpsim then gives it back to the host (MADV_DONTNEED; it reads as zero
+ * again, as after the flush).  Without that, every engine that had
+ * flushed once held 1 GiB: four tasks running the self-rewriting loop
+ * below reached 4.2 GB, and a guest that spawned two dozen would have had
+ * the host's memory.  Now an engine holds about a sixteenth of its cache
+ * at most, but for the moment of a flush (the same four: 1.28 GB).
  *
  * The cache is found among the process's mappings as the one a new
  * engine adds, and checked (tcache_filling) every
