@@ -1504,7 +1504,7 @@ int sim_engine_run(struct sim_engine *e, struct sim_regs *regs,
 			return e->hook_err;
 		if (r != UC_ERR_OK || e->intr_seen)
 			break;
-		if (part && e->budget_hit && !e->flush_stop) {
+		if (part && e->budget_hit) {  /* a part ended (not a flush stop) */
 			e->stats.run_cuts++;
 			e->checked_icount = e->stats.icount + e->run_icount;
 			e->flush_stop = tcache_filling(e);
