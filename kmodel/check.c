@@ -137,7 +137,7 @@ static bool head_of(const struct km *km, km_task_t t, uint32_t parent,
 
 static bool check_frames(const struct km *km, char *why, size_t why_len)
 {
-	uint32_t kernel = 0, pool_free = 0, s0_free = 0, lent = 0;
+	uint32_t kernel = 0, pool_free = 0, s0_free = 0, lent = 0, pool_nts = 0;
 
 	for (km_pfn_t f = 0; f < km->cfg.frames; f++) {
 		const struct km_frame *fr = &km->frame[f];
@@ -170,6 +170,9 @@ static bool check_frames(const struct km *km, char *why, size_t why_len)
 				     "name it", f, km_ktype_name(kp.type),
 				     kp.task, kp.index);
 		}
+		pool_nts += fr->pool && fr->ktype == KM_KT_NT &&
+		            km->cfg.kmem == KM_KMEM_KPAGER &&
+		            km->task[fr->ktask].kpager != KM_ROOT_KPAGER;
 		if (!fr->pool) {
 			uint32_t slot;
 			const union km_part *p;
@@ -195,6 +198,9 @@ static bool check_frames(const struct km *km, char *why, size_t why_len)
 	if (kernel != km->kernel_frames)
 		FAIL("%u frames hold kernel pages, the count says %u",
 		     kernel, km->kernel_frames);
+	if (pool_nts > km->kpool_nts)
+		FAIL("%u pool frames hold kpagers' clients' node tables, the "
+		     "count says at most %u", pool_nts, km->kpool_nts);
 	if (pool_free != km->kpool_len)
 		FAIL("%u pool frames are free, the pool stack holds %u",
 		     pool_free, km->kpool_len);

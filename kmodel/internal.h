@@ -292,6 +292,11 @@ struct km {
 	uint32_t s0_free;               /* frames sigma0 has not mapped */
 	km_pfn_t *kpool;                /* free in-kernel pool frames (a stack) */
 	uint32_t kpool_len;
+	uint32_t kpool_low;             /* with fewer free, km_settle takes
+	                                 * back kpagers' clients' node tables
+	                                 * (km_pool_reclaim) */
+	uint32_t kpool_nts;             /* at least the pool frames that hold
+	                                 * one (km_check) */
 	uint32_t kernel_frames;         /* frames holding kernel pages */
 	uint32_t lent;                  /* of those, frames lent by kpagers */
 
@@ -485,6 +490,7 @@ int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn);
 int km_victim_revoke(struct km *km);
 int km_kpage_to_pool(struct km *km, km_pfn_t pfn);
+void km_pool_reclaim(struct km *km);
 int km_bring_out(struct km *km, struct km_kpage kp);
 void km_lost_note(struct km *km, struct km_kpage kp);
 
@@ -529,13 +535,17 @@ int km_repair(struct km *km);
  * starts over after km_repair (km_bring), and fails with its error while
  * the page stands; an operation on the mapping database first finishes
  * the removal of detached mappings, which walks do not expect to meet.
- * (Not from a kpager's callback: an operation is under way then.)
+ * With the kernel's pool low, it first takes back the node tables the
+ * pool holds for kpagers' clients (km_pool_reclaim).  (Not from a
+ * kpager's callback: an operation is under way then.)
  */
 static inline int km_settle(struct km *km)
 {
-	if (km->in_callback > 0 || km->ndetached == 0)
+	if (km->in_callback > 0)
 		return KM_OK;
-	return km_repair(km);
+	if (km->kpool_len < km->kpool_low && km->kpool_nts > 0)
+		km_pool_reclaim(km);
+	return km->ndetached == 0 ? KM_OK : km_repair(km);
 }
 
 /* pt.c: page tables, node tables */

@@ -360,6 +360,51 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
 	}
 }
 
+/* Does kernel page kp, entered from the pool, belong to a client of a
+ * kpager, which is asked for it if it goes out? */
+static bool pool_lent_to_client(const struct km *km, struct km_kpage kp)
+{
+	return km->cfg.kmem == KM_KMEM_KPAGER &&
+	       km->task[kp.task].kpager != KM_ROOT_KPAGER;
+}
+
+/* Counts kp, just entered in a pool frame, for km_pool_reclaim if it is
+ * a kpager's client's node table.  (The count is a bound, kept below the
+ * pool's size.) */
+static void pool_nt_note(struct km *km, struct km_kpage kp)
+{
+	if (kp.type == KM_KT_NT && pool_lent_to_client(km, kp) &&
+	    km->kpool_nts < km->cfg.kpool_frames)
+		km->kpool_nts++;
+}
+
+/*
+ * Takes kernel page kp, in frame pfn, out of the kernel: converts it to
+ * its external form in the frame (zeroed if `discard`) and marks it out.
+ * The frame is the caller's to give back.  KM_EIO, the page still in,
+ * if the host refuses memory for what stays pinned.
+ */
+static int page_out(struct km *km, struct km_kpage kp, km_pfn_t pfn,
+                    bool discard)
+{
+	struct km_task *tk = &km->task[kp.task];
+
+	km_charge(km, KM_C_REVOKE);
+	/* A new generation first: the form binds to it, so an older form of
+	 * the same page (or of a page of the same name in a task that died)
+	 * no longer passes. */
+	if (km_pages_aux(&tk->page[kp.type]) != KM_OK)
+		return KM_EIO;
+	tk->page[kp.type].gen[kp.index] = ++km->exports;
+	if (km_kform_export(km, kp, pfn, discard) != KM_OK)
+		return KM_EIO;
+	*kpage_slot(km, kp) = KM_OUT_PFN;
+	tk->nout[kp.type]++;
+	tk->page[kp.type].lost[kp.index] = discard;
+	frame_leave(km, kp, pfn);
+	return KM_OK;
+}
+
 /*
  * Revokes the kernel page held in a lent frame: converts it to its
  * external form, takes it out of the kernel and gives the frame back to
@@ -370,7 +415,6 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 {
 	struct km_frame *f = &km->frame[pfn];
 	struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype, f->kindex };
-	struct km_task *tk = &km->task[kp.task];
 	struct km_fault_rec rec, *outer;
 	struct km_kpager *k;
 
@@ -379,25 +423,11 @@ static int revoke_page(struct km *km, km_pfn_t pfn, bool discard,
 	outer = km_rec_begin(km, &rec, KM_FK_REVOKE, kp.task);
 	rec.kpage = kp;
 	rec.pfn = pfn;
-	km_charge(km, KM_C_REVOKE);
-	/* A new generation first: the form binds to it, so an older form of
-	 * the same page (or of a page of the same name in a task that died)
-	 * no longer passes. */
-	if (km_pages_aux(&tk->page[kp.type]) != KM_OK) {
+	if (page_out(km, kp, pfn, discard) != KM_OK) {
 		rec.decision = KM_D_FAILED;
 		km_rec_end(km, &rec, outer);
 		return KM_EIO;
 	}
-	tk->page[kp.type].gen[kp.index] = ++km->exports;
-	if (km_kform_export(km, kp, pfn, discard) != KM_OK) {
-		rec.decision = KM_D_FAILED;
-		km_rec_end(km, &rec, outer);
-		return KM_EIO;
-	}
-	*kpage_slot(km, kp) = KM_OUT_PFN;
-	tk->nout[kp.type]++;
-	tk->page[kp.type].lost[kp.index] = discard;
-	frame_leave(km, kp, pfn);
 	k = lend_end(km, pfn, unhide);
 	k->st.revoked++;
 	rec.decision = discard ? KM_D_DISCARDED : KM_D_EXPORTED;
@@ -446,6 +476,7 @@ int km_kpage_to_pool(struct km *km, km_pfn_t pfn)
 	nf->lender = KM_ROOT_KPAGER;
 	nf->last_use = f->last_use;
 	*kpage_slot(km, kp) = np;
+	pool_nt_note(km, kp);
 	f->kuse = KM_KU_NONE;
 	k = lend_end(km, pfn, true);
 	k->st.released++;
@@ -861,9 +892,62 @@ static int pool_alloc(struct km *km, struct km_kpage kp, enum km_import how,
 		km->frame[*pfn].lender = KM_ROOT_KPAGER;
 		rec.pfn = *pfn;
 		rec.decision = kpage_install(km, kp, *pfn, how);
+		pool_nt_note(km, kp);
 	}
 	km_rec_end(km, &rec, outer);
 	return err;
+}
+
+/*
+ * Takes back the pool's frames that hold node tables of kpagers' clients:
+ * salvaged (their kpager would not give them back, and an operation,
+ * perhaps another subsystem's, needed them) or moved there when their
+ * lender's mapping went.  Left there, a kpager that keeps refusing would
+ * drain the pool that kpagers' own tasks and repairs draw on, and stall
+ * every subsystem's operations.  A node table is redundant given the
+ * mapping database: it goes out with its form discarded, as a kpager's
+ * revocation with discard would send it.  The next operation that needs
+ * it asks the client's kpager, which has no form and lends a fresh frame,
+ * and the kernel rebuilds it there.
+ *
+ * Between operations only (km_settle): a walk relies on the pages it has
+ * brought in staying.  A node table awaiting repair, or held by one,
+ * stays until the next time.
+ */
+void km_pool_reclaim(struct km *km)
+{
+	uint32_t left = 0;
+
+	for (km_pfn_t pfn = km->cfg.frames - km->cfg.kpool_frames;
+	     pfn < km->cfg.frames; pfn++) {
+		struct km_frame *f = &km->frame[pfn];
+		struct km_kpage kp = { f->ktask, (enum km_ktype)f->ktype,
+		                       f->kindex };
+		struct km_fault_rec rec, *outer;
+
+		if (!f->pool || f->kuse != KM_KU_KERNEL ||
+		    kp.type != KM_KT_NT || !pool_lent_to_client(km, kp))
+			continue;
+		if ((f->flags & KM_FR_HELD) ||
+		    km_pages_lost(&km->task[kp.task].page[KM_KT_NT],
+		                  kp.index) != 0) {
+			left++;
+			continue;
+		}
+		outer = km_rec_begin(km, &rec, KM_FK_REVOKE, kp.task);
+		rec.kpage = kp;
+		rec.pfn = pfn;
+		if (page_out(km, kp, pfn, true) == KM_OK) {
+			km_charge(km, KM_C_KPOOL_FREE);
+			f->kuse = KM_KU_POOL;
+			km->kpool[km->kpool_len++] = pfn;
+			rec.decision = KM_D_DISCARDED;
+		} else {
+			left++;         /* the host refused memory: next time */
+		}
+		km_rec_end(km, &rec, outer);
+	}
+	km->kpool_nts = left;
 }
 
 /*

@@ -192,6 +192,7 @@ int km_create(const struct km_config *cfg, struct km **out,
 		km->kpool[km->kpool_len++] = f;
 	}
 	km->s0_free = c.frames - c.kpool_frames;
+	km->kpool_low = c.kpool_frames / 4;
 	/* sigma0 is the root of the mapping database: it has MDB pages for
 	 * its sender parts, but no page tables of its own. */
 	if (km_task_alloc_pages(&km->task[KM_SIGMA0]) != KM_OK) {

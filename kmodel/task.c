@@ -126,8 +126,13 @@ int km_task_set_kpager(struct km *km, km_task_t t, km_kpager_t kpager)
 	}
 	if (tk->kpager != KM_ROOT_KPAGER)
 		km->kpager[tk->kpager].clients--;
-	if (kpager != KM_ROOT_KPAGER)
+	if (kpager != KM_ROOT_KPAGER) {
 		km->kpager[kpager].clients++;
+		/* Its node tables, all from the pool, are a client's now
+		 * (see km_pool_reclaim). */
+		if (km->cfg.kmem == KM_KMEM_KPAGER)
+			km->kpool_nts = km->cfg.kpool_frames;
+	}
 	tk->kpager = kpager;
 	return KM_OK;
 }

@@ -222,4 +222,34 @@ static inline uint32_t kmt_drain_kernel_pool(struct km *km, uint32_t left,
 	return kmt_kpool_free(km);
 }
 
+/* Leaves the kernel's own pool exactly `left` frames, with nothing in it
+ * the kernel could take back (kmt_drain_kernel_pool may end a frame off
+ * either way).  Two tasks of the kernel's own, spare[2], made first, give
+ * one frame back or take one more: each thread takes a KTCB slot, four to
+ * a page, and a UTCB slot, eight to a page, so spare[0]'s fifth thread is
+ * alone in a KTCB page, and spare[1]'s fifth needs a KTCB page and
+ * nothing else.  (For none left, spare[0] is not made: 0.) */
+static inline void kmt_kernel_pool_exactly(struct km *km, uint32_t left,
+                                           km_task_t hog[8],
+                                           km_task_t spare[2])
+{
+	km_thread_t th[2][5];
+	uint32_t got;
+
+	spare[0] = 0;
+	for (int s = left > 0 ? 0 : 1; s < 2; s++) {   /* (0 needs no give) */
+		OK(km_task_create(km, KM_ROOT_KPAGER, &spare[s]));
+		for (int i = 0; i < 5 - s; i++)
+			OK(km_thread_create(km, spare[s], 0, &th[s][i]));
+	}
+	got = kmt_drain_kernel_pool(km, left, hog);
+	if (got == left + 1)
+		OK(km_thread_create(km, spare[1], 0, &th[1][4]));
+	else if (got + 1 == left)
+		OK(km_thread_destroy(km, th[0][4]));
+	if (kmt_kpool_free(km) != left)
+		fail_msg("the kernel's pool has %u frames, not %u",
+		         kmt_kpool_free(km), left);
+}
+
 #endif /* KPSIM_TESTS_KMTEST_H */

@@ -955,6 +955,52 @@ static void test_revoke_give_one_take_one_op_ends(void **state)
 }
 
 /*
+ * Node tables of a kpager's client that the kernel salvaged from its pool
+ * (the kpager would not give them back) go out again, forms discarded,
+ * once the pool runs low: an operation finds the pool as it was before
+ * all but the latest salvage, and a table comes back, rebuilt in a frame
+ * of the kpager, when it is needed.  (Left in the pool, such tables
+ * drained it: a hostile kpager's clients then stalled every subsystem's
+ * operations.)
+ */
+static void test_revoke_pool_takes_back_salvaged_tables(void **state)
+{
+	struct fx *fx = *state;
+	km_task_t hog[8] = { 0 };
+	struct km_task_stats ts;
+	struct km_mapping m;
+	uint32_t left;
+
+	for (uint32_t r = 1; r <= 4; r++)
+		OK(km_touch(fx->km, fx->th[0], VA + (r << 22), KM_ACC_WRITE));
+	left = kmt_drain_kernel_pool(fx->km, 6, hog);
+	assert_int_equal(left, 6);
+	fx->rk.deny_restore = true;
+	for (uint32_t r = 1; r <= 4; r++) {
+		revoke(fx, KM_KT_NT, (VA >> 22) + r, true);
+		OK(km_lookup(fx->km, fx->t, VA + (r << 22), &m));
+		CHECK(fx->km);
+		/* The latest table is in a pool frame, the ones before are
+		 * out again. */
+		assert_int_equal(kmt_kpool_free(fx->km), left - 1);
+		OK(km_task_stats(fx->km, fx->t, &ts));
+		assert_int_equal(ts.out[KM_KT_NT], r - 1);
+	}
+	/* The kpager, asked again, has no form: each table is rebuilt in
+	 * its fresh frame, mappings and all, and the pool is whole. */
+	fx->rk.deny_restore = false;
+	fx->rk.fresh_restores = 0;
+	for (uint32_t r = 1; r <= 4; r++) {
+		OK(km_lookup(fx->km, fx->t, VA + (r << 22), &m));
+		CHECK(fx->km);
+	}
+	assert_int_equal(fx->rk.fresh_restores, 4);
+	OK(km_task_stats(fx->km, fx->t, &ts));
+	assert_int_equal(ts.out[KM_KT_NT], 0);
+	assert_int_equal(kmt_kpool_free(fx->km), left);
+}
+
+/*
  * A repair that finds no frame: the node table at VA and MDB page 0 are
  * lost (forms dropped), the kpager denies restores, and the kernel's
  * pool has one frame, which the node table takes.  The repair needs MDB
@@ -966,22 +1012,14 @@ static void test_revoke_give_one_take_one_op_ends(void **state)
 static void test_revoke_repair_without_frames_waits(void **state)
 {
 	struct fx *fx = *state;
-	km_task_t hog[8] = { 0 };
+	km_task_t hog[8] = { 0 }, spare[2];
 	struct km_mapping m;
 	char why[256];
 
 	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
-	for (uint32_t r = 1; r <= 6; r++)
-		OK(km_touch(fx->km, fx->th[0], VA + (r << 22), KM_ACC_WRITE));
-	kmt_drain_kernel_pool(fx->km, 6, hog);
+	/* The kernel's own tasks take all but one frame of its pool. */
+	kmt_kernel_pool_exactly(fx->km, 1, hog, spare);
 	fx->rk.deny_restore = true;
-	/* Other node tables, entered empty and rebuilt, take a frame each
-	 * until one is left. */
-	for (uint32_t r = 1; r <= 6 && kmt_kpool_free(fx->km) > 1; r++) {
-		revoke(fx, KM_KT_NT, (VA >> 22) + r, true);
-		OK(km_lookup(fx->km, fx->t, VA + (r << 22), &m));
-	}
-	assert_int_equal(kmt_kpool_free(fx->km), 1);
 	revoke(fx, KM_KT_NT, VA >> 22, true);
 	revoke(fx, KM_KT_MDB, 0, true);
 
@@ -1279,6 +1317,7 @@ int main(void)
 		T(test_revoke_nt_discard_is_rebuilt),
 		T(test_revoke_repair_holds_what_it_brought),
 		T(test_revoke_give_one_take_one_op_ends),
+		T(test_revoke_pool_takes_back_salvaged_tables),
 		T(test_revoke_repair_without_frames_waits),
 		T(test_revoke_thread_ends_while_repair_stopped),
 		T(test_revoke_flush_under_mdb_moves_to_pool),

@@ -6,9 +6,11 @@
  * Subsystem B (an honest FCFS kpager, two client tasks with pages whose
  * contents are known) stays idle.  After every step km_check holds, and
  * B is exactly as it was: its kernel memory, its mappings, its PTEs and
- * its pages' bytes.  The chaos must have happened: revocations forced,
- * forms scribbled on and refused.  KPSIM_SEED=N replays a run;
- * KPSIM_CHAOS_STEPS=N sets its length (default 3,000).
+ * its pages' bytes.  A second test keeps B busy beside A with the
+ * kernel's pool small: none of B's operations may fail.  The chaos must
+ * have happened: revocations forced, forms scribbled on and refused.
+ * KPSIM_SEED=N replays a run; KPSIM_CHAOS_STEPS=N sets its length
+ * (default 3,000), KPSIM_CHAOS_POOL=N the second test's pool (32).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,108 +103,175 @@ static km_vaddr_t a_va(uint64_t *rng)
 	       (km_vaddr_t)(kmt_rng(rng) % 8) * KM_PAGE_SIZE;
 }
 
-static void test_chaos_leaves_others_alone(void **state)
+/* The two subsystems: A, chaos over FCFS, small enough to be under
+ * pressure, and B, an honest FCFS kpager, each with two client tasks. */
+struct rig {
+	struct km *km;
+	uint64_t seed, rng;
+	km_task_t a[2], b[2];
+	km_thread_t ath[2][3], bth[2];
+};
+
+static void rig_up(struct rig *r, uint32_t kpool_frames)
 {
 	struct km_config c = km_config_default(4096);
-	uint64_t seed = kmt_env_u64("KPSIM_SEED", 0), rng;
-	uint64_t steps = kmt_env_u64("KPSIM_CHAOS_STEPS", 3000);
-	struct b_state before, after;
-	struct km *km;
-	km_task_t kta, ktb, a[2], b[2];
-	km_thread_t ath[2][3] = { { 0 } }, bth[2];
+	km_task_t kta, ktb;
 	km_kpager_t ka, kb;
 	char why[256], args[128];
 
-	(void)state;
-	if (seed == 0)
-		seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 16;
+	memset(r->ath, 0, sizeof r->ath);
+	r->seed = kmt_env_u64("KPSIM_SEED", 0);
+	if (r->seed == 0)
+		r->seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 16;
 	printf("chaos: seed %llu (KPSIM_SEED replays it)\n",
-	       (unsigned long long)seed);
-	rng = seed | 1;
+	       (unsigned long long)r->seed);
+	r->rng = r->seed | 1;
 	c.kmem = KM_KMEM_KPAGER;
 	c.key_seed = 1;
-	OK(km_create(&c, &km, why, sizeof why));
-	km_set_fault_sink(km, sink, NULL);
+	if (kpool_frames != 0)
+		c.kpool_frames = kpool_frames;
+	OK(km_create(&c, &r->km, why, sizeof why));
+	km_set_fault_sink(r->km, sink, NULL);
 	memset(&seen, 0, sizeof seen);
 	/* B first: an honest kpager and two clients with known pages. */
-	OK(km_task_create(km, KM_ROOT_KPAGER, &ktb));
-	OK(km_kpager_create(km, &kp_fcfs_ops, ktb, "frames=96", &kb, why,
+	OK(km_task_create(r->km, KM_ROOT_KPAGER, &ktb));
+	OK(km_kpager_create(r->km, &kp_fcfs_ops, ktb, "frames=96", &kb, why,
 	                    sizeof why));
 	for (int t = 0; t < 2; t++) {
-		OK(km_task_create(km, kb, &b[t]));
-		OK(km_thread_create(km, b[t], 0, &bth[t]));
+		OK(km_task_create(r->km, kb, &r->b[t]));
+		OK(km_thread_create(r->km, r->b[t], 0, &r->bth[t]));
 		for (uint32_t i = 0; i < BPAGES; i++) {
 			struct km_mapping m;
 
-			OK(km_touch(km, bth[t], b_va(i), KM_ACC_WRITE));
-			OK(km_lookup(km, b[t], b_va(i), &m));
-			memset(km_frame_ptr(km, m.pfn), (int)(t * 64 + i), 64);
+			OK(km_touch(r->km, r->bth[t], b_va(i), KM_ACC_WRITE));
+			OK(km_lookup(r->km, r->b[t], b_va(i), &m));
+			memset(km_frame_ptr(r->km, m.pfn), (int)(t * 64 + i), 64);
 		}
 	}
-	/* A: chaos over FCFS, small enough to be under pressure. */
 	snprintf(args, sizeof args, "seed=%llu,revoke=250,discard=300,"
-	         "scribble=500,frames=40", (unsigned long long)(seed % 100000));
-	OK(km_task_create(km, KM_ROOT_KPAGER, &kta));
-	OK(km_kpager_create(km, &kp_chaos_ops, kta, args, &ka, why,
+	         "scribble=500,frames=40",
+	         (unsigned long long)(r->seed % 100000));
+	OK(km_task_create(r->km, KM_ROOT_KPAGER, &kta));
+	OK(km_kpager_create(r->km, &kp_chaos_ops, kta, args, &ka, why,
 	                    sizeof why));
 	for (int t = 0; t < 2; t++) {
-		OK(km_task_create(km, ka, &a[t]));
-		OK(km_thread_create(km, a[t], 0, &ath[t][0]));
+		OK(km_task_create(r->km, ka, &r->a[t]));
+		OK(km_thread_create(r->km, r->a[t], 0, &r->ath[t][0]));
 	}
-	b_take(km, b, &before);
-	for (uint64_t step = 0; step < steps; step++) {
-		int t = (int)(kmt_rng(&rng) % 2);
-		uint32_t pages;
+}
 
-		switch (kmt_rng(&rng) % 6) {
-		case 0: case 1:
-			if (ath[t][0] != 0)
-				km_touch(km, ath[t][0], a_va(&rng),
-				         kmt_rng(&rng) % 2 ? KM_ACC_WRITE :
-				         KM_ACC_READ);
-			break;
-		case 2:
-			km_map(km, a[t], km_fpage(a_va(&rng), 12, KM_RWX),
-			       a[!t], a_va(&rng), kmt_rng(&rng) % 4 ? KM_MAP :
-			       KM_GRANT, &pages);
-			break;
-		case 3:
-			km_unmap(km, a[t], km_fpage(a_va(&rng), 12, KM_RWX),
-			         kmt_rng(&rng) % 2 ? KM_UNMAP_SELF : 0, &pages);
-			break;
-		case 4: {
-			km_thread_t *th = &ath[t][1 + kmt_rng(&rng) % 2];
+/* One random operation of A's clients: touches, maps, grants, unmaps,
+ * threads, lookups.  Each may fail: its kpager is hostile. */
+static void a_step(struct rig *r)
+{
+	struct km *km = r->km;
+	uint64_t *rng = &r->rng;
+	int t = (int)(kmt_rng(rng) % 2);
+	uint32_t pages;
 
-			if (*th == 0)
-				km_thread_create(km, a[t], 0, th);
-			else if (km_thread_destroy(km, *th) == KM_OK)
-				*th = 0;
-			break;
-		}
-		default: {
-			struct km_mapping m;
+	switch (kmt_rng(rng) % 6) {
+	case 0: case 1:
+		if (r->ath[t][0] != 0)
+			km_touch(km, r->ath[t][0], a_va(rng),
+			         kmt_rng(rng) % 2 ? KM_ACC_WRITE : KM_ACC_READ);
+		break;
+	case 2:
+		km_map(km, r->a[t], km_fpage(a_va(rng), 12, KM_RWX), r->a[!t],
+		       a_va(rng), kmt_rng(rng) % 4 ? KM_MAP : KM_GRANT, &pages);
+		break;
+	case 3:
+		km_unmap(km, r->a[t], km_fpage(a_va(rng), 12, KM_RWX),
+		         kmt_rng(rng) % 2 ? KM_UNMAP_SELF : 0, &pages);
+		break;
+	case 4: {
+		km_thread_t *th = &r->ath[t][1 + kmt_rng(rng) % 2];
 
-			km_lookup(km, a[t], a_va(&rng), &m);
-			break;
-		}
-		}
-		CHECK(km);
-		b_take(km, b, &after);
-		if (memcmp(&before, &after, sizeof before) != 0)
-			fail_msg("step %llu: subsystem B changed (seed %llu)",
-			         (unsigned long long)step,
-			         (unsigned long long)seed);
+		if (*th == 0)
+			km_thread_create(km, r->a[t], 0, th);
+		else if (km_thread_destroy(km, *th) == KM_OK)
+			*th = 0;
+		break;
 	}
+	default: {
+		struct km_mapping m;
+
+		km_lookup(km, r->a[t], a_va(rng), &m);
+		break;
+	}
+	}
+}
+
+/* The chaos happened, and the kernel saw through some of it. */
+static void rig_down(struct rig *r)
+{
 	printf("chaos: %llu revocations; back: %llu restored, %llu rebuilt, "
 	       "%llu empty; %llu forms refused\n",
 	       (unsigned long long)seen.revoked,
 	       (unsigned long long)seen.restored,
 	       (unsigned long long)seen.rebuilt, (unsigned long long)seen.lost,
 	       (unsigned long long)seen.refused);
-	/* The chaos happened, and the kernel saw through some of it. */
 	assert_true(seen.revoked > 0);
 	assert_true(seen.refused + seen.lost > 0);
-	km_destroy(km);         /* the chaos kpager reports on stderr */
+	km_destroy(r->km);      /* the chaos kpager reports on stderr */
+}
+
+static void test_chaos_leaves_others_alone(void **state)
+{
+	uint64_t steps = kmt_env_u64("KPSIM_CHAOS_STEPS", 3000);
+	struct b_state before, after;
+	struct rig r;
+
+	(void)state;
+	rig_up(&r, 0);
+	b_take(r.km, r.b, &before);
+	for (uint64_t step = 0; step < steps; step++) {
+		a_step(&r);
+		CHECK(r.km);
+		b_take(r.km, r.b, &after);
+		if (memcmp(&before, &after, sizeof before) != 0)
+			fail_msg("step %llu: subsystem B changed (seed %llu)",
+			         (unsigned long long)step,
+			         (unsigned long long)r.seed);
+	}
+	rig_down(&r);
+}
+
+/*
+ * B busy beside A, with the kernel's pool small (32 frames, of which
+ * sigma0 and the kpagers' own tasks hold 20): a B client takes a page fault every
+ * step, over 64 pages it unmaps every 64 steps.  Every one of B's
+ * operations must succeed.  A's kpager refuses to give pages back when
+ * its frames run out; the kernel then salvages them from its pool, and
+ * before it took those back (km_pool_reclaim) A's clients' node tables
+ * held the pool dry within about 1,000 steps, so that a repair of A's
+ * losses, which every operation finishes first, failed B's touches.
+ */
+static void test_chaos_spares_busy_neighbour(void **state)
+{
+	uint64_t steps = kmt_env_u64("KPSIM_CHAOS_STEPS", 3000);
+	struct rig r;
+
+	(void)state;
+	rig_up(&r, (uint32_t)kmt_env_u64("KPSIM_CHAOS_POOL", 32));
+	for (uint64_t step = 0; step < steps; step++) {
+		km_vaddr_t va = 0x20000000u +
+		                (km_vaddr_t)(step % 64) * KM_PAGE_SIZE;
+		uint32_t n;
+		int rc;
+
+		a_step(&r);
+		CHECK(r.km);
+		rc = km_touch(r.km, r.bth[1], va, KM_ACC_WRITE);
+		if (rc == KM_OK && step % 64 == 63)
+			rc = km_unmap(r.km, r.b[1], km_fpage(0x20000000u, 18,
+			              KM_RWX), KM_UNMAP_SELF, &n);
+		if (rc != KM_OK)
+			fail_msg("step %llu: B's operation failed: %s (seed %llu)",
+			         (unsigned long long)step, kmt_err_name(rc),
+			         (unsigned long long)r.seed);
+		CHECK(r.km);
+	}
+	rig_down(&r);
 }
 
 /* Bad arguments are refused with the reason; unknown ones go to the
@@ -239,6 +308,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chaos_arguments),
 		cmocka_unit_test(test_chaos_leaves_others_alone),
+		cmocka_unit_test(test_chaos_spares_busy_neighbour),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

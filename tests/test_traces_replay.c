@@ -106,9 +106,8 @@ static km_vaddr_t lent_at(struct km_kpage kp)
 
 /*
  * Both tasks' node tables go out, their forms dropped; the kernel's own
- * pool runs dry, and the lender denies restores.  (If one frame is left,
- * task 2's node table, entered empty and rebuilt, takes it.)  Deleting
- * task 1 needs its node table back, and there is no frame to enter it.
+ * pool runs dry, and the lender denies restores.  Deleting task 1 needs
+ * its node table back, and there is no frame to enter it.
  */
 static void test_replay_keeps_a_task_the_kernel_cannot_delete(void **state)
 {
@@ -118,14 +117,14 @@ static void test_replay_keeps_a_task_the_kernel_cannot_delete(void **state)
 	struct tr_replay_stats st;
 	struct tr_replay *r;
 	struct km_task_stats ts;
-	km_task_t id[2], hog[8] = { 0 };
+	km_task_t id[2], hog[8] = { 0 }, spare[2];
 	struct km *km;
 	char why[TR_WHY_SIZE];
 
 	(void)state;
 	cfg.kmem = KM_KMEM_KPAGER;
 	cfg.kpager = &lender_ops;
-	cfg.kpool_frames = 16;
+	cfg.kpool_frames = 32;
 	if (tr_replay_create(&cfg, &r, why, sizeof why) != 0)
 		fail_msg("%s", why);
 	km = tr_replay_model(r);
@@ -141,11 +140,7 @@ static void test_replay_keeps_a_task_the_kernel_cannot_delete(void **state)
 		                                    va >> 22 }), true), KM_OK);
 	}
 	lender.deny_restores = true;
-	if (kmt_drain_kernel_pool(km, 0, hog) == 1)
-		event(r, (struct tr_event){ .kind = TR_TOUCH, .a = 2,
-		                            .va = va + PG,
-		                            .access = TR_ACC_WRITE });
-	assert_int_equal(kmt_kpool_free(km), 0);
+	kmt_kernel_pool_exactly(km, 0, hog, spare);
 	CHECK(km);
 
 	event(r, (struct tr_event){ .kind = TR_ENDTASK, .a = 1, .status = 3 });
