@@ -204,12 +204,14 @@ static inline struct km_outmeta *km_pages_meta(const struct km_pages *p,
 struct km_receipt {
 	uint8_t idx;                    /* the part's slot number in the page */
 	uint8_t tag;                    /* KM_PART_SEND or KM_PART_RECV */
-	uint16_t pad;
+	uint16_t flags;                 /* KM_RC_*: 0 but in a repair */
 	uint32_t task, slot;            /* the other party's part */
 	km_pfn_t pfn;                   /* receiver parts: the frame */
 	uint32_t vpn;                   /* receiver parts: the page */
 };
 
+#define KM_RC_UNDONE 0x1u      /* repair: its mapping is out of its task's
+                                 * revoked node table */
 #define KM_DIGEST_BYTES 16u
 struct km_outmeta {
 	uint8_t digest[KM_DIGEST_BYTES];
@@ -569,6 +571,7 @@ static inline uint32_t *km_nte_slot(const struct km *km,
 void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
                km_pfn_t pfn, unsigned rights, uint32_t nte);
 void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va);
+void km_pt_clear_out(struct km *km, struct km_task *tk, km_vaddr_t va);
 void km_pt_protect(struct km *km, struct km_task *tk, km_vaddr_t va,
                    unsigned rights);
 void km_pt_refill(struct km *km, struct km_task *tk, km_vaddr_t va,

@@ -151,7 +151,7 @@ static int nt_mdb_export(struct km *km, struct km_kpage kp, km_pfn_t pfn)
 				continue;
 			r->idx = (uint8_t)i;
 			r->tag = p->f.tag;
-			r->pad = 0;
+			r->flags = 0;
 			if (p->f.tag == KM_PART_RECV) {
 				r->task = p->r.send_task;
 				r->slot = p->r.send_slot;

@@ -59,25 +59,53 @@ void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
 
 /* Removes a page entered with km_pt_set.  Its page table may be out (the
  * PTE went with it) or back but not yet refilled. */
-void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
+/* Takes the PTE of a page leaving the task, if its table is in.  A
+ * mapping whose PTE awaited its refill (or was hidden while lent) needs
+ * none now; a UTCB page never awaits one. */
+static void pte_drop(struct km *km, struct km_task *tk, km_vaddr_t va,
+                     bool utcb)
 {
 	uint32_t *pte = km_pte_slot(km, tk, va);
+
+	if (pte == NULL)
+		return;
+	if (*pte == 0 && !utcb) {
+		KM_ASSERT(tk->pt_missing[KM_PDX(va)] > 0);
+		tk->pt_missing[KM_PDX(va)]--;
+	}
+	if (*pte != 0) {
+		*pte = 0;
+		km_pte_notify(km, tk, va, 1, KM_PTE_REMOVED);
+	}
+}
+
+void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
+{
 	uint32_t *nt = km_nte_slot(km, tk, va);
 
 	KM_ASSERT(nt != NULL && *nt != KM_NTE_NONE);
-	if (pte != NULL) {
-		/* A mapping whose PTE awaited its refill (or was hidden while
-		 * lent) needs none now. */
-		if (*pte == 0 && *nt != KM_NTE_UTCB) {
-			KM_ASSERT(tk->pt_missing[KM_PDX(va)] > 0);
-			tk->pt_missing[KM_PDX(va)]--;
-		}
-		if (*pte != 0) {
-			*pte = 0;
-			km_pte_notify(km, tk, va, 1, KM_PTE_REMOVED);
-		}
-	}
+	pte_drop(km, tk, va, *nt == KM_NTE_UTCB);
 	*nt = KM_NTE_NONE;
+	nd_add(km, tk, va, -1);
+}
+
+/*
+ * km_pt_clear for a mapping whose node table is revoked: its PTE, and its
+ * count in the node directory and in what the kernel kept of the table,
+ * go.  The table's form still names the mapping, so it may not come back
+ * as it is: it is marked discarded, to be rebuilt from the mapping
+ * database when it is next brought in.
+ */
+void km_pt_clear_out(struct km *km, struct km_task *tk, km_vaddr_t va)
+{
+	struct km_pages *nts = &tk->page[KM_KT_NT];
+	struct km_outmeta *m = km_pages_meta(nts, KM_PDX(va));
+
+	KM_ASSERT(KM_NT(tk, KM_PDX(va)) == KM_OUT_PFN && m != NULL &&
+	          m->count > 0);
+	pte_drop(km, tk, va, false);
+	m->count--;
+	nts->lost[KM_PDX(va)] = 1;
 	nd_add(km, tk, va, -1);
 }
 

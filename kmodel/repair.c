@@ -19,7 +19,8 @@
  * which they could have unmapped themselves; every other mapping stays.
  *
  * A round first brings back every page it will change (a page that
- * comes back lost, or not at all, joins the next round), then cuts every
+ * comes back lost, or not at all, joins the next round; a node table that
+ * is out stays out, see undo_recv), then cuts every
  * link into the lost pages, frees them, and last removes the mappings cut
  * loose ("detached": receiver parts whose sender part was lost).  Every
  * step checks before it acts, so a round that starts over repeats none.
@@ -149,8 +150,9 @@ static int bring_orphans(struct km *km, km_task_t t, bool *again)
  * Phase A: brings back every page the round will change: all MDB pages of
  * the tasks that lost a page and of the mappers of their lost receiver
  * parts (whose child lists are relinked), and the node tables of the
- * lost mappings.  Returns KM_ERETRY if one could not be had yet (its
- * kpager named a victim first) or a new page was lost meanwhile.
+ * lost mappings that are in (to hold them in).  Returns KM_ERETRY if one
+ * could not be had yet (its kpager named a victim first) or a new page
+ * was lost meanwhile.
  *
  * These pages must all be in at once, and they can be more than a kpager
  * lets one client hold (ws makes its largest client pay for its own
@@ -187,8 +189,12 @@ static int repair_bring(struct km *km)
 					            &again);
 					continue;
 				}
-				err = bring(km, (struct km_kpage){ t, KM_KT_NT,
-				            r->vpn >> 10 }, &again);
+				/* (A revoked node table stays out: see
+				 * undo_recv.) */
+				if (KM_NT(&km->task[t], r->vpn >> 10) != KM_OUT_PFN)
+					err = bring(km, (struct km_kpage){ t,
+					            KM_KT_NT, r->vpn >> 10 },
+					            &again);
 				if (err == KM_OK && r->task != KM_SIGMA0)
 					err = bring_task_mdb(km, r->task, &again);
 			}
@@ -298,9 +304,12 @@ static void detach(struct km *km, struct km_recv *r)
 }
 
 /* The mapping a lost receiver part held: out of the lender's use, out of
- * the task's tables, out of its mapper's list. */
+ * the task's tables, out of its mapper's list.  Its node table may be
+ * revoked: the repair does not bring it back (its kpager may not give it,
+ * and the kernel's pool is not to be spent on it); the mapping's count
+ * goes, and the table comes back rebuilt when it is next needed. */
 static int undo_recv(struct km *km, km_task_t t, uint32_t slot,
-                     const struct km_receipt *rc)
+                     struct km_receipt *rc)
 {
 	struct km_task *tk = &km->task[t];
 	const struct km_frame *f = &km->frame[rc->pfn];
@@ -316,6 +325,11 @@ static int undo_recv(struct km *km, km_task_t t, uint32_t slot,
 		return err;
 	if (nte != NULL && *nte == slot + 1) {
 		km_pt_clear(km, tk, rc->vpn << KM_PAGE_SHIFT);
+		tk->nmappings--;
+	} else if (KM_NT(tk, rc->vpn >> 10) == KM_OUT_PFN &&
+	           !(rc->flags & KM_RC_UNDONE)) {
+		km_pt_clear_out(km, tk, rc->vpn << KM_PAGE_SHIFT);
+		rc->flags |= KM_RC_UNDONE;      /* (a round may start over) */
 		tk->nmappings--;
 	}
 	s = live_part(km, rc->task, rc->slot);
@@ -337,12 +351,12 @@ static int undo_lost_parts(struct km *km)
 		if (!km->task[t].live)
 			continue;
 		for (uint32_t pg = 0; pg < p->len; pg++) {
-			const struct km_outmeta *m = km_pages_meta(p, pg);
+			struct km_outmeta *m = km_pages_meta(p, pg);
 
 			if (!mdb_page_lost(km, t, pg) || m == NULL)
 				continue;
 			for (uint32_t k = 0; k < m->nrc; k++) {
-				const struct km_receipt *rc = &m->rc[k];
+				struct km_receipt *rc = &m->rc[k];
 				uint32_t slot = KM_SLOT(pg, rc->idx);
 				union km_part *r;
 

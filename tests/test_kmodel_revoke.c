@@ -871,6 +871,48 @@ static void test_revoke_nt_discard_is_rebuilt(void **state)
 }
 
 /*
+ * A repair leaves a revoked node table out.  MDB page 0 holds the
+ * mappings at VA and at VA2, in another node table's range; the node
+ * table of VA goes out with its form kept, then MDB page 0 with its form
+ * discarded.  A lookup at VA2 brings the page back lost, and the repair
+ * undoes both mappings without asking for VA's node table (a kpager may
+ * not give it, and the kernel's pool is not to be spent on it): the PTE
+ * goes at once, the count the kernel kept of the table drops, and the
+ * table, asked for later, comes back rebuilt without the mapping, its
+ * form (which still names it) set aside.
+ */
+static void test_revoke_repair_leaves_node_table_out(void **state)
+{
+	struct fx *fx = *state;
+	const km_vaddr_t va2 = VA + (1u << 22);
+	struct km_mapping m;
+	unsigned restores;
+
+	OK(km_touch(fx->km, fx->th[0], va2, KM_ACC_WRITE));
+	assert_int_equal(tstats(fx).mappings, 2);
+	assert_int_equal(tstats(fx).pages[KM_KT_MDB], 1);
+	assert_int_not_equal(km_pte(fx->km, fx->t, VA), 0);
+	revoke(fx, KM_KT_NT, VA >> 22, false);
+	revoke(fx, KM_KT_MDB, 0, true);
+	restores = fx->rk.restores;
+	ERR(km_lookup(fx->km, fx->t, va2, &m), KM_ENOMAP);
+	CHECK(fx->km);
+	assert_int_equal(fx->rk.restores, restores + 1);    /* MDB page 0 */
+	assert_int_equal(tstats(fx).out[KM_KT_NT], 1);
+	assert_int_equal(tstats(fx).mappings, 0);
+	assert_int_equal(km_pte(fx->km, fx->t, VA), 0);
+	fx->log.n = 0;
+	ERR(km_lookup(fx->km, fx->t, VA, &m), KM_ENOMAP);
+	assert_int_equal(fx->rk.restores, restores + 2);
+	assert_int_equal(last_of(fx, KM_FK_KERNEL)->decision, KM_D_LOST);
+	assert_int_equal(tstats(fx).out[KM_KT_NT], 0);
+	CHECK(fx->km);
+	OK(km_touch(fx->km, fx->th[0], VA, KM_ACC_WRITE));
+	assert_int_equal(tstats(fx).mappings, 1);
+	CHECK(fx->km);
+}
+
+/*
  * A repair needs every MDB page of the task that lost one in at once.  A
  * kpager that gives one back only after taking the last one back (a
  * policy that caps a client, as ws caps its largest) used to make the
@@ -1315,6 +1357,7 @@ int main(void)
 		T(test_revoke_mdb_round_trip),
 		T(test_revoke_mdb_tampered_is_undone),
 		T(test_revoke_nt_discard_is_rebuilt),
+		T(test_revoke_repair_leaves_node_table_out),
 		T(test_revoke_repair_holds_what_it_brought),
 		T(test_revoke_give_one_take_one_op_ends),
 		T(test_revoke_pool_takes_back_salvaged_tables),
