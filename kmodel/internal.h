@@ -334,6 +334,9 @@ struct km {
 	 * kpagers whose answers the kernel is carrying out, innermost last.
 	 * A kernel page fault to any of them would never be answered. */
 	km_task_t op_caller;            /* the mapper, or KM_NONE */
+	uint64_t op_losses;             /* km->losses when it began */
+	bool op_meets_lost;             /* it takes parts from a task with
+	                                 * lost pages (km_mdb_need_parts) */
 	km_kpager_t reply[KM_REPLY_DEPTH];
 	uint32_t nreply;
 	uint64_t aborts;

@@ -976,6 +976,22 @@ void km_op_begin(struct km *km, km_thread_t thread)
 	km->nneed = 0;
 	km->op_thread = thread;
 	km->op_caller = KM_NONE;
+	km->op_losses = km->losses;
+	km->op_meets_lost = false;
+}
+
+/*
+ * Must the operation wait for the repair of lost pages before it changes
+ * the mapping database?  If a page was lost since it began: its walk may
+ * have read the page before it was entered vacant.  Or if it takes parts
+ * from a task with lost pages: a lost MDB page reads as free parts.  Lost
+ * pages it crosses make its walk start over (km_bring).  Any other loss,
+ * whose repair found no frame yet, is no concern of its: another
+ * subsystem's kpager may keep it from ever finishing.
+ */
+static bool op_waits_for_repair(const struct km *km)
+{
+	return km->losses != km->op_losses || km->op_meets_lost;
 }
 
 static int need_one(struct km *km, km_task_t task, enum km_ktype type,
@@ -1204,13 +1220,13 @@ int km_op_acquire(struct km *km)
 			/* A kpager, maybe one asked on the way, named a victim,
 			 * or a page was lost on the way (a kpager's own, say):
 			 * the operation starts over once that is dealt with. */
-			return km->victim.named != named || km->nlost > 0 ?
-			       KM_ERETRY : err;
+			return km->victim.named != named ||
+			       op_waits_for_repair(km) ? KM_ERETRY : err;
 		}
 	}
 	/* A lost node table or MDB page leaves references to undo before
-	 * anything may rely on the mapping database: start over. */
-	if (km->nlost > 0) {
+	 * the operation may rely on the mapping database: start over. */
+	if (op_waits_for_repair(km)) {
 		km_op_rollback(km);
 		return KM_ERETRY;
 	}

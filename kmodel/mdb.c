@@ -139,6 +139,9 @@ int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts)
 	uint32_t missing, pages, index;
 	int err;
 
+	/* (A lost MDB page, entered vacant, would count as free.) */
+	if (tk->lost_pending > 0)
+		km->op_meets_lost = true;
 	if (parts <= tk->mdb_free)
 		return KM_OK;
 	missing = parts - tk->mdb_free;

@@ -1049,16 +1049,28 @@ static void test_revoke_pool_takes_back_salvaged_tables(void **state)
  * page 0 too and stops.  The loss stands between operations: km_check
  * accepts it, and every operation on the mapping database fails with
  * the repair's error (no unmap that misses a mapping it cannot read),
- * until frames come free and the next one finishes the repair.
+ * until frames come free and the next one finishes the repair.  Another
+ * subsystem's operations go on meanwhile.
  */
 static void test_revoke_repair_without_frames_waits(void **state)
 {
 	struct fx *fx = *state;
-	km_task_t hog[8] = { 0 }, spare[2];
+	km_task_t hog[8] = { 0 }, spare[2], bkt, b[2];
+	static struct rk rk_b;          /* subsystem B's kpager */
+	km_kpager_t bkp;
 	struct km_mapping m;
-	char why[256];
+	char why[256], args[64];
+	uint32_t pages;
 
 	OK(km_touch(fx->km, fx->th[0], VA + PG, KM_ACC_WRITE));
+	/* Subsystem B: another kpager, two clients, a page in the first. */
+	snprintf(args, sizeof args, "ctx=%p", (void *)&rk_b);
+	OK(km_task_create(fx->km, KM_ROOT_KPAGER, &bkt));
+	OK(km_kpager_create(fx->km, &rk_ops, bkt, args, &bkp, why,
+	                    sizeof why));
+	for (int i = 0; i < 2; i++)
+		OK(km_task_create(fx->km, bkp, &b[i]));
+	OK(km_sigma0_map(fx->km, b[0], VA, 1, KM_RWX));
 	/* The kernel's own tasks take all but one frame of its pool. */
 	kmt_kernel_pool_exactly(fx->km, 1, hog, spare);
 	fx->rk.deny_restore = true;
@@ -1076,6 +1088,13 @@ static void test_revoke_repair_without_frames_waits(void **state)
 	                          KM_ACC_WRITE), KM_ENOMEM);
 	assert_int_equal(km_task_destroy(fx->km, fx->t), KM_ENOMEM);
 	CHECK(fx->km);
+	/* B is not held up: a map between its clients, which takes new
+	 * kernel pages (B's kpager lends them), goes through. */
+	OK(km_map(fx->km, b[0], km_fpage(VA, 12, KM_RWX), b[1], 0x30000000u,
+	          KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	CHECK(fx->km);
+	assert_int_equal(km_lookup(fx->km, fx->t, VA, &m), KM_ENOMEM);
 
 	/* Frames come free: the next operation finishes the repair.  MDB
 	 * page 0 held the mappings at VA and VA + PG: they are gone. */
