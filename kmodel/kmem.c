@@ -935,6 +935,8 @@ void km_pool_reclaim(struct km *km)
 			continue;
 		}
 		outer = km_rec_begin(km, &rec, KM_FK_REVOKE, kp.task);
+		rec.thread = KM_NO_THREAD;      /* (no operation under way) */
+		rec.parent = 0;
 		rec.kpage = kp;
 		rec.pfn = pfn;
 		if (page_out(km, kp, pfn, true) == KM_OK) {

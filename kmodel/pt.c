@@ -57,8 +57,6 @@ void km_pt_set(struct km *km, struct km_task *tk, km_vaddr_t va,
 	km_pte_notify(km, tk, va, 1, KM_PTE_ADDED);
 }
 
-/* Removes a page entered with km_pt_set.  Its page table may be out (the
- * PTE went with it) or back but not yet refilled. */
 /* Takes the PTE of a page leaving the task, if its table is in.  A
  * mapping whose PTE awaited its refill (or was hidden while lent) needs
  * none now; a UTCB page never awaits one. */
@@ -79,6 +77,8 @@ static void pte_drop(struct km *km, struct km_task *tk, km_vaddr_t va,
 	}
 }
 
+/* Removes a page entered with km_pt_set.  Its page table may be out (the
+ * PTE went with it) or back but not yet refilled. */
 void km_pt_clear(struct km *km, struct km_task *tk, km_vaddr_t va)
 {
 	uint32_t *nt = km_nte_slot(km, tk, va);

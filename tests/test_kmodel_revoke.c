@@ -1019,9 +1019,22 @@ static void test_revoke_pool_takes_back_salvaged_tables(void **state)
 	assert_int_equal(left, 6);
 	fx->rk.deny_restore = true;
 	for (uint32_t r = 1; r <= 4; r++) {
+		fx->log.n = 0;
 		revoke(fx, KM_KT_NT, (VA >> 22) + r, true);
 		OK(km_lookup(fx->km, fx->t, VA + (r << 22), &m));
 		CHECK(fx->km);
+		/* The one before went out first (the revocation's own
+		 * operation began with it), recorded as the kernel's. */
+		if (r > 1) {
+			const struct km_fault_rec *rv = &fx->log.v[0];
+
+			assert_int_equal(rv->kind, KM_FK_REVOKE);
+			assert_int_equal(rv->kpage.type, KM_KT_NT);
+			assert_int_equal(rv->kpage.index, (VA >> 22) + r - 1);
+			assert_int_equal(rv->decision, KM_D_DISCARDED);
+			assert_int_equal(rv->thread, KM_NO_THREAD);
+			assert_int_equal(rv->parent, 0);
+		}
 		/* The latest table is in a pool frame, the ones before are
 		 * out again. */
 		assert_int_equal(kmt_kpool_free(fx->km), left - 1);
