@@ -431,12 +431,16 @@ static inline void km_frame_used(struct km *km, km_pfn_t pfn)
 
 /* Is task t's mapping `r` lent to the kernel (its PTE cleared)?  That is
  * kept in the pinned frame table, not in the pageable mapping node, so
- * that lending and its end never need the node's page. */
+ * that lending and its end never need the node's page.  Only a task that
+ * runs a kpager lends: for any other, the frame's entry (a cache miss on
+ * most walks) is not read. */
 static inline bool km_lent(const struct km *km, km_task_t t,
                            const struct km_recv *r)
 {
 	const struct km_frame *f = &km->frame[r->pfn];
 
+	if (km->task[t].kpagers == 0)
+		return false;
 	return f->kuse == KM_KU_KERNEL && !f->pool &&
 	       km->kpager[f->lender].task == t && f->lender_vpn == r->vpn;
 }
