@@ -349,6 +349,8 @@ struct km {
 	                                 * vacant, awaiting km_repair */
 	uint64_t losses;                /* pages lost so far (nlost's total) */
 	bool repairing;                 /* km_repair is under way */
+	bool fast_paths;                /* km_set_fast_paths */
+	uint64_t fast_maps;             /* maps done on the fast path */
 	uint32_t ndetached;             /* mappings whose sender part was lost,
 	                                 * awaiting removal by km_repair */
 

@@ -750,6 +750,8 @@ struct km_stats {
 	                                 * cycles it spent taking chunks of
 	                                 * frames from sigma0, inside the
 	                                 * faults that found its pool dry */
+	uint64_t fast_maps;             /* one-page maps done on the fast
+	                                 * path (km_set_fast_paths) */
 };
 void km_stats(const struct km *km, struct km_stats *out);
 
@@ -764,6 +766,11 @@ int km_set_request_order(struct km *km, const uint8_t *perm, uint32_t n);
 /* Switches the fault ordering on (the default) or off (config.unordered)
  * from now on. */
 void km_set_fault_ordering(struct km *km, bool ordered);
+
+/* Switches the fast paths on (the default) or off from now on: with them
+ * off, every operation takes the general path.  The results are the same
+ * bit for bit; tests compare the two. */
+void km_set_fast_paths(struct km *km, bool on);
 
 /* Iterates over live tasks in id order: returns the first id > after, or
  * 0 when there is none (sigma0 is never returned). */

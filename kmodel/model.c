@@ -168,6 +168,7 @@ int km_create(const struct km_config *cfg, struct km **out,
 		goto fail;
 	}
 	km->nkpagers = 1;       /* 0 is the in-kernel pool */
+	km->fast_paths = true;
 
 	/* The kernel's key seals continuations.  A seed makes it (and so the
 	 * bytes of exported forms) reproducible; without one it is random. */
@@ -273,4 +274,10 @@ void km_stats(const struct km *km, struct km_stats *out)
 	out->denied = km->denied;
 	out->aborts = km->aborts;
 	out->pager_cycles = km->pager_cycles;
+	out->fast_maps = km->fast_maps;
+}
+
+void km_set_fast_paths(struct km *km, bool on)
+{
+	km->fast_paths = on;
 }

@@ -195,8 +195,34 @@ static int one_op(struct world *w, const char **what)
 	                     rights);
 }
 
+/* How a run is set up beyond its seed: for the comparison of the fast
+ * paths with the general ones (NULL: fcfs for both kpagers, fast paths
+ * on, nothing recorded). */
+struct stress_opts {
+	const struct kp_ops *second;    /* the second kpager's policy */
+	const char *second_args;
+	bool slow;                      /* the fast paths off */
+	uint64_t digest;                /* out: of every record and result */
+	uint64_t fast_maps;             /* out: km_stats' count */
+};
+
+static void digest_add(uint64_t *h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		*h = (*h ^ b[i]) * 0x100000001b3ull;      /* FNV-1a */
+}
+
+/* Every fault record, field for field (records start zeroed, padding
+ * included: km_rec_begin). */
+static void digest_sink(void *ctx, const struct km_fault_rec *rec)
+{
+	digest_add(ctx, rec, sizeof *rec);
+}
+
 /* One run of `ops` random operations from `seed`. */
-static void stress(uint64_t seed, uint64_t ops)
+static void stress(uint64_t seed, uint64_t ops, struct stress_opts *o)
 {
 	struct km_config c = km_config_default(2048);
 	struct world w;
@@ -213,11 +239,19 @@ static void stress(uint64_t seed, uint64_t ops)
 	memset(&w, 0, sizeof w);
 	c.kmem = KM_KMEM_KPAGER;
 	assert_int_equal(km_create(&c, &w.km, why, sizeof why), KM_OK);
+	if (o != NULL) {
+		o->digest = 0xcbf29ce484222325ull;
+		km_set_fault_sink(w.km, digest_sink, &o->digest);
+		km_set_fast_paths(w.km, !o->slow);
+	}
 	for (int i = 0; i < 2; i++) {
+		bool second = i == 1 && o != NULL && o->second != NULL;
+
 		assert_int_equal(km_task_create(w.km, KM_ROOT_KPAGER,
 		                                &w.kpager_task[i]), KM_OK);
-		assert_int_equal(km_kpager_create(w.km, &kp_fcfs_ops,
-		                                  w.kpager_task[i],
+		assert_int_equal(km_kpager_create(w.km, second ? o->second :
+		                                  &kp_fcfs_ops, w.kpager_task[i],
+		                                  second ? o->second_args :
 		                                  i ? "frames=24" : "frames=40",
 		                                  &w.kpager[i], why, sizeof why),
 		                 KM_OK);
@@ -230,8 +264,17 @@ static void stress(uint64_t seed, uint64_t ops)
 
 		shape_of(w.km, &before);
 		err = one_op(&w, &what);
-		if (err != KM_OK) {
+		if (o != NULL) {
+			uint64_t now = km_now(w.km);
+
+			digest_add(&o->digest, &err, sizeof err);
+			digest_add(&o->digest, &now, sizeof now);
+		}
+		if (err != KM_OK)
 			fails[err]++;
+		/* (With another policy than fcfs, a denied fault may come with
+		 * the kpager's own revocations: the check is fcfs's.) */
+		if (err != KM_OK && (o == NULL || o->second == NULL)) {
 			shape_of(w.km, &after);
 			/* A failed touch may still have let the default pager
 			 * grow its pool from sigma0 first (the pager's own
@@ -282,8 +325,12 @@ static void stress(uint64_t seed, uint64_t ops)
 	              (unsigned long long)fails[KM_ENOMEM],
 	              (unsigned long long)fails[KM_EDEADLK]);
 	/* The pools are small enough that kernel page faults were denied. */
-	if (ops >= 10000)
+	if (ops >= 10000 && o == NULL)
 		assert_true(fails[KM_EDENIED] > 0);
+	if (o != NULL) {
+		km_stats(w.km, &st);
+		o->fast_maps = st.fast_maps;
+	}
 
 	/* Every task dies: clients, then kpagers, then the default pager. */
 	while (w.ntasks > 0) {
@@ -311,7 +358,47 @@ static void test_kmodel_stress_random_ops(void **state)
 {
 	(void)state;
 	stress(kmt_env_u64("KPSIM_SEED", (uint64_t)time(NULL)),
-	       kmt_env_u64("KPSIM_STRESS_OPS", 100000));
+	       kmt_env_u64("KPSIM_STRESS_OPS", 100000), NULL);
+}
+
+/*
+ * The fast paths change nothing: the same operations, with them on and
+ * off, give the same results, fault records and clock after every
+ * operation.  The second kpager is ws, whose choice of victims reads the
+ * pages' last use (which the fast map marks as the general path does),
+ * then chaos, which discards and refuses forms, so that pages are lost and
+ * operations meet them.  Each run must have taken the fast path, and the
+ * general one too (a map of one page cannot be fast with a page out).
+ */
+static void test_kmodel_stress_fast_paths_change_nothing(void **state)
+{
+	static const struct { const struct kp_ops *ops; const char *args; }
+	second[] = {
+		{ &kp_ws_ops, "pool=24" },
+		{ &kp_chaos_ops, "seed=5,over=fcfs,frames=24" },
+	};
+	uint64_t seed = kmt_env_u64("KPSIM_SEED", (uint64_t)time(NULL));
+	uint64_t ops = kmt_env_u64("KPSIM_STRESS_OPS", 100000) / 5;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof second / sizeof second[0]; i++) {
+		struct stress_opts fast = { second[i].ops, second[i].args,
+		                            false, 0, 0 };
+		struct stress_opts slow = fast;
+
+		slow.slow = true;
+		stress(seed + i, ops, &slow);
+		stress(seed + i, ops, &fast);
+		print_message("fast paths, second kpager %s: %llu of the maps "
+		              "fast\n", second[i].ops->name,
+		              (unsigned long long)fast.fast_maps);
+		assert_true(fast.fast_maps > 0);
+		assert_int_equal(slow.fast_maps, 0);
+		if (fast.digest != slow.digest)
+			fail_msg("seed %llu, second kpager %s: the fast paths "
+			         "changed the run", (unsigned long long)(seed + i),
+			         second[i].ops->name);
+	}
 }
 
 /*
@@ -331,7 +418,7 @@ static void test_kmodel_stress_regression_seeds(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
-		stress(seeds[i], 20000);
+		stress(seeds[i], 20000, NULL);
 }
 
 int main(void)
@@ -339,6 +426,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kmodel_stress_random_ops),
 		cmocka_unit_test(test_kmodel_stress_regression_seeds),
+		cmocka_unit_test(test_kmodel_stress_fast_paths_change_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
