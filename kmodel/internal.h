@@ -301,6 +301,7 @@ struct km {
 	                                 * one (km_check) */
 	uint32_t kernel_frames;         /* frames holding kernel pages */
 	uint32_t lent;                  /* of those, frames lent by kpagers */
+	uint64_t loans;                 /* frames kpagers have lent so far */
 
 	struct km_task *task;           /* [max_tasks]; 0 is sigma0 */
 	uint32_t ntasks;

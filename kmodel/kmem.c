@@ -855,6 +855,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 		k->st.mapped++;
 		k->st.lent++;
 		km->lent++;
+		km->loans++;
 		rec.pfn = r->pfn;
 		*pfn = r->pfn;
 		if (restore)

@@ -807,7 +807,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
                          uint32_t *moved)
 {
 	uint32_t pages = 0, children = 0, last_pde = KM_NONE, done = 0;
-	uint32_t obtained;      /* kernel pages the plan had to obtain */
+	uint64_t loans = km->loans;
 	struct node src, dst;
 	unsigned rights;
 	km_pfn_t pfn;
@@ -874,17 +874,17 @@ static int map_plan_once(struct km *km, const struct plan *p,
 	} else {
 		err = km_mdb_need_parts(km, p->to, pages + children);
 	}
-	obtained = km->nneed;
 	if (err != KM_OK || (err = km_op_acquire(km)) != KM_OK) {
 		km_op_rollback(km);
 		return err;
 	}
-	/* A kpager may have lent, for a page just obtained, the very frame
-	 * prepare moved out of a subtree this change takes away (it was
-	 * free again).  The pages stay; the operation starts over, and
-	 * prepare deals with that frame as with any lent one.  (With no page
-	 * obtained, as in most faults, nothing was lent since prepare.) */
-	for (uint32_t i = 0; obtained > 0 && i < p->n; i++) {
+	/* A kpager may have lent, for a page obtained or brought back since
+	 * the walk began, the very frame prepare moved out of a subtree this
+	 * change takes away (it was free again).  The pages stay; the
+	 * operation starts over, and prepare deals with that frame as with
+	 * any lent one.  (With nothing lent since, as in most faults, there
+	 * is nothing to look for.) */
+	for (uint32_t i = 0; km->loans != loans && i < p->n; i++) {
 		if (!plan_source(km, p, i, &src, &rights, &pfn))
 			continue;
 		dst.task = p->to;
@@ -1156,21 +1156,30 @@ static uint32_t nt_live(const struct km *km, km_task_t t, uint32_t pde)
 }
 
 /*
- * Validates an unmap of pages [first, end) of `task`: brings back every
- * revoked page it will touch, and refuses (KM_EBUSY) if it would take away
- * a lent page the change needs.  KM_ERETRY if a page it met was lost.
+ * Walks the mappings of pages [first, end) of `task` for an unmap: with
+ * `check` false, prepares the change of each subtree (km_subtree_prepare);
+ * with it true, reads only, and says KM_ERETRY if a subtree holds a page
+ * lent to the kernel that the change cannot do without (every page is in
+ * after a walk that prepared).
  */
-static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
-                         uint64_t end)
+static int unmap_walk(struct km *km, km_task_t task, uint64_t first,
+                      uint64_t end, bool check)
 {
 	int err;
 
 	if (task == KM_SIGMA0) {
-		for (uint64_t v = first; v < end; v++)
-			if (!km->frame[v].pool &&
+		for (uint64_t v = first; v < end; v++) {
+			struct node n = { KM_SIGMA0, (uint32_t)v };
+
+			if (km->frame[v].pool)
+				continue;
+			if (check && subtree_lends_needed(km, n, true, KM_SIGMA0))
+				return KM_ERETRY;
+			if (!check &&
 			    (err = km_subtree_prepare(km, KM_SIGMA0, (uint32_t)v,
 			                              true, KM_SIGMA0)) != KM_OK)
 				return err;
+		}
 		return KM_OK;
 	}
 	/* One node table at a time, its entries read in place: a task's
@@ -1190,7 +1199,10 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 		/* A node table is brought back (and marked used) once, before
 		 * its first entry: nothing in the walk sends it out again,
 		 * and a loss ends the walk (KM_ERETRY). */
-		if ((err = km_recv_find(km, task, (uint32_t)v, &slot)) != KM_OK)
+		if (check && !km_present(KM_NT(&km->task[task], pde)))
+			return KM_ERETRY;
+		if (!check &&
+		    (err = km_recv_find(km, task, (uint32_t)v, &slot)) != KM_OK)
 			return err;
 		/* (Preparing changes no entry of this table.) */
 		left = nt_live(km, task, pde);
@@ -1198,17 +1210,40 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 		     e = (uint32_t)(stop - ((uint64_t)pde << 10));
 		     left > 0; i++, left--) {
 			const uint32_t *w = nt_words(km, task, pde);
+			struct node n = { task, KM_NONE };
 
 			KM_ASSERT(w != NULL);
 			if ((i = nt_next(w, i, e)) == e)
 				break;
-			err = km_subtree_prepare(km, task, nte_recv(w[i]), true,
-			                         KM_SIGMA0);
-			if (err != KM_OK)
+			n.slot = nte_recv(w[i]);
+			if (check && subtree_lends_needed(km, n, true, KM_SIGMA0))
+				return KM_ERETRY;
+			if (!check &&
+			    (err = km_subtree_prepare(km, task, n.slot, true,
+			                              KM_SIGMA0)) != KM_OK)
 				return err;
 		}
 	}
 	return KM_OK;
+}
+
+/*
+ * Validates an unmap of pages [first, end) of `task`: brings back every
+ * revoked page it will touch, and refuses (KM_EBUSY) if it would take away
+ * a lent page the change needs.  KM_ERETRY if a page it met was lost, or
+ * if a kpager lent, for a page brought back on the way, a frame the walk
+ * had moved out of a subtree the change takes away: the walk starts over
+ * and deals with it as with any lent page.
+ */
+static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
+                         uint64_t end)
+{
+	uint64_t loans = km->loans;
+	int err = unmap_walk(km, task, first, end, false);
+
+	if (err == KM_OK && km->loans != loans)
+		err = unmap_walk(km, task, first, end, true);
+	return err;
 }
 
 int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,

@@ -46,6 +46,13 @@ struct rk {
 	bool give_one_take_one;
 	int last_restored;
 	unsigned victims;
+	/* restore_lifo: a form is copied into the page freed last, and that
+	 * page is lent for the restore (as the policies' shared pool does,
+	 * whose free pages are a stack). */
+	bool restore_lifo;
+	int last_freed;
+	unsigned lifo_moves;
+	km_pfn_t pfn[NPOOL];
 };
 #define RK_MAX_VICTIMS 1000u
 #define MDB_PARTS 170u         /* mapping-node parts per MDB page */
@@ -62,10 +69,27 @@ static int rk_init(struct km *km, km_task_t task, const char *args,
 	memset(rk, 0, sizeof *rk);
 	rk->evict = -1;
 	rk->last_restored = -1;
+	rk->last_freed = -1;
 	rk->km = km;
 	rk->task = task;
 	*state = rk;
-	return km_sigma0_map(km, task, POOL, NPOOL, KM_R | KM_W);
+	if (km_sigma0_map(km, task, POOL, NPOOL, KM_R | KM_W) != KM_OK)
+		return KM_ENOMEM;
+	for (uint32_t i = 0; i < NPOOL; i++) {
+		struct km_mapping m;
+
+		if (km_lookup(km, task, POOL + i * PG, &m) != KM_OK)
+			return KM_EINVAL;
+		rk->pfn[i] = m.pfn;
+	}
+	return KM_OK;
+}
+
+/* Is the page freed last free, and not page i? */
+static bool last_freed_free(const struct rk *rk, uint32_t i)
+{
+	return rk->last_freed >= 0 && (uint32_t)rk->last_freed != i &&
+	       rk->state[rk->last_freed] == RK_FREE;
 }
 
 static void rk_fault(void *state, const struct kp_fault *f,
@@ -98,6 +122,17 @@ static void rk_fault(void *state, const struct kp_fault *f,
 				d->vaddr = POOL + (uint32_t)last * PG;
 				return;
 			}
+			if (rk->restore_lifo && last_freed_free(rk, i)) {
+				uint32_t to = (uint32_t)rk->last_freed;
+
+				memcpy(km_frame_ptr(rk->km, rk->pfn[to]),
+				       km_frame_ptr(rk->km, rk->pfn[i]), PG);
+				rk->state[i] = RK_FREE;
+				rk->kva[to] = rk->kva[i];
+				rk->last_freed = -1;
+				rk->lifo_moves++;
+				i = to;
+			}
 			rk->last_restored = (int)i;
 			rk->state[i] = RK_LENT;
 			d->action = KP_MAP;
@@ -124,6 +159,7 @@ static void rk_released(void *state, km_vaddr_t vaddr, struct km_kpage kp)
 
 	(void)kp;
 	rk->state[(vaddr - POOL) / PG] = RK_FREE;
+	rk->last_freed = (int)((vaddr - POOL) / PG);
 }
 
 /* The kernel took a page back on its own: the frame holds the form. */
@@ -1056,6 +1092,56 @@ static void test_revoke_pool_takes_back_salvaged_tables(void **state)
 }
 
 /*
+ * An unmap may bring a page back into the very frame it has just moved a
+ * page out of.  The kpager takes away its whole pool (unmap with the
+ * mappings themselves): the walk moves each node table and MDB page lent
+ * from it into the kernel's pool, and the frames come free.  Further on,
+ * a page of the pool mapped to the client leads to the client's MDB page
+ * 0, revoked; the kpager restores it into the frame it got back last,
+ * inside the range going away.  The unmap must notice that loan and walk
+ * again, moving that page too: taking the frame away with the page in it
+ * would lose it, and the removal of the mapping under it would then read
+ * the lost page (it did: an assertion in km_part).
+ */
+static void test_revoke_unmap_restore_into_freed_frame(void **state)
+{
+	struct fx *fx = *state;
+	const uint32_t g = NPOOL - 1;   /* the pool page mapped to the client */
+	const km_vaddr_t vb = VA + 16 * PG;  /* (tables in: no fault to the
+	                                      * kpager, which waits on its map) */
+	struct km_task_stats ts;
+	struct km_mapping m;
+	uint32_t pages;
+
+	/* Page g stays the kpager's: marked held, for no kernel page. */
+	assert_int_equal(fx->rk.state[g], RK_FREE);
+	fx->rk.state[g] = RK_HELD;
+	fx->rk.kva[g] = UINT64_MAX;
+	OK(km_map(fx->km, fx->kt, km_fpage(POOL + g * PG, 12, KM_R | KM_W),
+	          fx->t, vb, KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	revoke(fx, KM_KT_MDB, 0, false);
+	CHECK(fx->km);
+
+	fx->rk.restore_lifo = true;
+	fx->log.n = 0;
+	OK(km_unmap(fx->km, fx->kt, km_fpage(POOL, 18, KM_RWX), KM_UNMAP_SELF,
+	            &pages));
+	CHECK(fx->km);
+	/* The restore went into a frame the walk had freed. */
+	assert_int_equal(fx->rk.restores, 1);
+	assert_int_equal(fx->rk.lifo_moves, 1);
+	/* Nothing was lost: the MDB page is in the kernel's pool, and the
+	 * client's mappings are all there but the one from the pool. */
+	OK(km_task_stats(fx->km, fx->t, &ts));
+	assert_int_equal(ts.out[KM_KT_MDB], 0);
+	assert_int_equal(ts.pages[KM_KT_MDB], 1);
+	ERR(km_lookup(fx->km, fx->t, vb, &m), KM_ENOMAP);
+	OK(km_lookup(fx->km, fx->t, VA, &m));
+	CHECK(fx->km);
+}
+
+/*
  * A repair that finds no frame: the node table at VA and MDB page 0 are
  * lost (forms dropped), the kpager denies restores, and the kernel's
  * pool has one frame, which the node table takes.  The repair needs MDB
@@ -1393,6 +1479,7 @@ int main(void)
 		T(test_revoke_repair_holds_what_it_brought),
 		T(test_revoke_give_one_take_one_op_ends),
 		T(test_revoke_pool_takes_back_salvaged_tables),
+		T(test_revoke_unmap_restore_into_freed_frame),
 		T(test_revoke_repair_without_frames_waits),
 		T(test_revoke_thread_ends_while_repair_stopped),
 		T(test_revoke_flush_under_mdb_moves_to_pool),
