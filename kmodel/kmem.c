@@ -451,7 +451,8 @@ int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard)
  * pool, content and all, and ends the loan: for a node table or MDB page
  * whose lender's mapping is going away while the kernel still needs the
  * page (nothing points at those pages but the task's own table).
- * KM_ENOMEM if the pool is empty; nothing changes then.
+ * KM_ENOMEM if the pool is down to its reserve (KM_KPOOL_RESERVE);
+ * nothing changes then.
  */
 int km_kpage_to_pool(struct km *km, km_pfn_t pfn)
 {
@@ -462,7 +463,7 @@ int km_kpage_to_pool(struct km *km, km_pfn_t pfn)
 
 	KM_ASSERT(f->kuse == KM_KU_KERNEL && !f->pool &&
 	          (kp.type == KM_KT_NT || kp.type == KM_KT_MDB));
-	if (km->kpool_len == 0)
+	if (km->kpool_len <= KM_KPOOL_RESERVE)
 		return KM_ENOMEM;
 	np = km->kpool[--km->kpool_len];
 	km_charge(km, KM_C_KPOOL_ALLOC);
@@ -870,9 +871,11 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	return err;
 }
 
-/* Takes a frame from the in-kernel pool for `kp`, entered as `how` says. */
+/* Takes a frame from the in-kernel pool for `kp`, entered as `how` says,
+ * leaving at least `keep` frames (KM_KPOOL_RESERVE for a page a kpager
+ * lends, 0 for the kernel's own tasks'). */
 static int pool_alloc(struct km *km, struct km_kpage kp, enum km_import how,
-                      km_pfn_t *pfn)
+                      uint32_t keep, km_pfn_t *pfn)
 {
 	struct km_fault_rec rec, *outer;
 	int err = KM_OK;
@@ -883,7 +886,7 @@ static int pool_alloc(struct km *km, struct km_kpage kp, enum km_import how,
 	outer = km_rec_begin(km, &rec, KM_FK_KPOOL, kp.task);
 	rec.kpage = kp;
 	km_charge(km, KM_C_KPOOL_ALLOC);
-	if (km->kpool_len == 0) {
+	if (km->kpool_len <= keep) {
 		km->denied++;
 		rec.decision = KM_D_DENIED;
 		err = KM_ENOMEM;
@@ -956,12 +959,13 @@ void km_pool_reclaim(struct km *km)
 /*
  * A node table or MDB page whose kpager will not give it back: the kernel
  * enters it from its own pool, empty (lost), and tells the kpager the form
- * it may still hold will not be asked for again.
+ * it may still hold will not be asked for again.  Not from the pool's
+ * reserve, which is its own tasks' (KM_KPOOL_RESERVE).
  */
 static int salvage(struct km *km, struct km_kpage kp, km_pfn_t *pfn)
 {
 	km_kpager_t kid = km->task[kp.task].kpager;
-	int err = pool_alloc(km, kp, KM_IMPORT_REBUILD, pfn);
+	int err = pool_alloc(km, kp, KM_IMPORT_REBUILD, KM_KPOOL_RESERVE, pfn);
 
 	if (err == KM_OK && km->kpager[kid].ops->forgotten != NULL) {
 		km->in_callback++;
@@ -1121,7 +1125,7 @@ static int need_acquire(struct km *km, uint32_t i)
 		    (kp.type == KM_KT_NT || kp.type == KM_KT_MDB))
 			err = salvage(km, kp, &pfn);
 	} else if (km->cfg.kmem == KM_KMEM_POOL || kid == KM_ROOT_KPAGER) {
-		err = pool_alloc(km, kp, KM_IMPORT_NEW, &pfn);
+		err = pool_alloc(km, kp, KM_IMPORT_NEW, 0, &pfn);
 	} else {
 		err = kernel_fault(km, kid, kp, false, &pfn);
 	}

@@ -262,6 +262,21 @@ struct km_config {
 struct km_config km_config_default(uint32_t frames);
 
 /*
+ * The frames of the in-kernel pool that pages lent by kpagers never take:
+ * when a kpager refuses to give back a node table or MDB page, the kernel
+ * enters it from its pool (salvage), and when a kpager's mapping of a
+ * frame lent as one goes, the kernel moves the page into its pool; both
+ * stop short of these frames.  They are left to the kernel's own tasks
+ * (sigma0, the default pager, kpagers' tasks), whose pages only the pool
+ * provides, so that a hostile kpager's clients cannot take the frame an
+ * honest subsystem's fault needs next.  A default pager's fault takes at
+ * most 7 pool pages: when it grows its pool by 256 frames from sigma0,
+ * 2 mapping pages each for sigma0's and its own 256 new parts, a page
+ * table and a node table; and a mapping page for the fault's own map.
+ */
+#define KM_KPOOL_RESERVE 8u
+
+/*
  * Creates a model: frames in a fresh memfd (lazily backed), the frame table,
  * sigma0 owning every frame, the in-kernel pool taken from sigma0.
  * Returns KM_OK and *out, or an error (KM_EINVAL for a bad configuration,

@@ -1044,15 +1044,14 @@ static void test_revoke_give_one_take_one_op_ends(void **state)
 static void test_revoke_pool_takes_back_salvaged_tables(void **state)
 {
 	struct fx *fx = *state;
-	km_task_t hog[8] = { 0 };
+	km_task_t hog[8] = { 0 }, spare[2];
 	struct km_task_stats ts;
 	struct km_mapping m;
-	uint32_t left;
+	const uint32_t left = KM_KPOOL_RESERVE + 6;
 
 	for (uint32_t r = 1; r <= 4; r++)
 		OK(km_touch(fx->km, fx->th[0], VA + (r << 22), KM_ACC_WRITE));
-	left = kmt_drain_kernel_pool(fx->km, 6, hog);
-	assert_int_equal(left, 6);
+	kmt_kernel_pool_exactly(fx->km, left, hog, spare);
 	fx->rk.deny_restore = true;
 	for (uint32_t r = 1; r <= 4; r++) {
 		fx->log.n = 0;
@@ -1144,17 +1143,19 @@ static void test_revoke_unmap_restore_into_freed_frame(void **state)
 /*
  * A repair that finds no frame: the node table at VA and MDB page 0 are
  * lost (forms dropped), the kpager denies restores, and the kernel's
- * pool has one frame, which the node table takes.  The repair needs MDB
- * page 0 too and stops.  The loss stands between operations: km_check
- * accepts it, and every operation on the mapping database fails with
- * the repair's error (no unmap that misses a mapping it cannot read),
- * until frames come free and the next one finishes the repair.  Another
- * subsystem's operations go on meanwhile.
+ * pool has one frame above its reserve (KM_KPOOL_RESERVE), which the node
+ * table takes.  The repair needs MDB page 0 too and stops.  The loss
+ * stands between operations: km_check accepts it, and every operation on
+ * the mapping database fails with the repair's error (no unmap that
+ * misses a mapping it cannot read), until frames come free and the next
+ * one finishes the repair.  Another subsystem's operations go on
+ * meanwhile, and the kernel's own tasks take frames of the reserve.
  */
 static void test_revoke_repair_without_frames_waits(void **state)
 {
 	struct fx *fx = *state;
-	km_task_t hog[8] = { 0 }, spare[2], bkt, b[2];
+	km_task_t hog[8] = { 0 }, spare[2], bkt, b[2], own;
+	km_thread_t own_th;
 	static struct rk rk_b;          /* subsystem B's kpager */
 	km_kpager_t bkp;
 	struct km_mapping m;
@@ -1170,13 +1171,18 @@ static void test_revoke_repair_without_frames_waits(void **state)
 	for (int i = 0; i < 2; i++)
 		OK(km_task_create(fx->km, bkp, &b[i]));
 	OK(km_sigma0_map(fx->km, b[0], VA, 1, KM_RWX));
-	/* The kernel's own tasks take all but one frame of its pool. */
-	kmt_kernel_pool_exactly(fx->km, 1, hog, spare);
+	/* A task of the kernel's own, and a thread in it. */
+	OK(km_task_create(fx->km, KM_ROOT_KPAGER, &own));
+	OK(km_thread_create(fx->km, own, 0, &own_th));
+	/* The kernel's own tasks take all but one frame above its pool's
+	 * reserve, which no kpager's client may take. */
+	kmt_kernel_pool_exactly(fx->km, KM_KPOOL_RESERVE + 1, hog, spare);
 	fx->rk.deny_restore = true;
 	revoke(fx, KM_KT_NT, VA >> 22, true);
 	revoke(fx, KM_KT_MDB, 0, true);
 
 	assert_int_equal(km_lookup(fx->km, fx->t, VA, &m), KM_ENOMEM);
+	assert_int_equal(kmt_kpool_free(fx->km), KM_KPOOL_RESERVE);
 	if (!km_check(fx->km, why, sizeof why))
 		fail_msg("km_check with the repair pending: %s", why);
 	assert_int_equal(km_unmap(fx->km, fx->t, km_fpage(VA, 12, KM_RWX),
@@ -1192,6 +1198,12 @@ static void test_revoke_repair_without_frames_waits(void **state)
 	OK(km_map(fx->km, b[0], km_fpage(VA, 12, KM_RWX), b[1], 0x30000000u,
 	          KM_MAP, &pages));
 	assert_int_equal(pages, 1);
+	CHECK(fx->km);
+	/* Nor are the kernel's own tasks: the reserve is theirs.  (Its
+	 * fifth thread needs a KTCB page, four threads to a page.) */
+	for (int i = 0; i < 4; i++)
+		OK(km_thread_create(fx->km, own, 0, &own_th));
+	assert_true(kmt_kpool_free(fx->km) < KM_KPOOL_RESERVE);
 	CHECK(fx->km);
 	assert_int_equal(km_lookup(fx->km, fx->t, VA, &m), KM_ENOMEM);
 
