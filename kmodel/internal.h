@@ -502,6 +502,7 @@ int km_kpage_revoke(struct km *km, km_pfn_t pfn, bool discard);
 int km_kpage_revoke_orphan(struct km *km, km_pfn_t pfn);
 int km_victim_revoke(struct km *km);
 int km_kpage_to_pool(struct km *km, km_pfn_t pfn);
+bool km_kpage_awaits_repair(const struct km *km, km_pfn_t pfn);
 void km_pool_reclaim(struct km *km);
 int km_bring_out(struct km *km, struct km_kpage kp);
 void km_lost_note(struct km *km, struct km_kpage kp);

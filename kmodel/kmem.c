@@ -539,6 +539,16 @@ static int lent_frame_now(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 	return err == KM_OK && *pfn == KM_NO_PFN ? KM_EINVAL : err;
 }
 
+/* Does lent frame pfn hold a page lost and not yet repaired?  It cannot
+ * go out: what the kernel kept of its form is for the repair. */
+bool km_kpage_awaits_repair(const struct km *km, km_pfn_t pfn)
+{
+	const struct km_frame *f = &km->frame[pfn];
+
+	return km_pages_lost(&km->task[f->ktask].page[f->ktype],
+	                     f->kindex) == KM_LOST_PENDING;
+}
+
 static bool kpager_live(const struct km *km, km_kpager_t id)
 {
 	return id != KM_ROOT_KPAGER && id < km->nkpagers && km->kpager[id].live;
@@ -561,6 +571,9 @@ int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 		return KM_EBUSY;
 	if ((err = lent_frame_now(km, id, vaddr, &pfn)) != KM_OK)
 		return err;
+	/* A page awaiting its repair stays until the repair is done. */
+	if (km_kpage_awaits_repair(km, pfn))
+		return KM_EBUSY;
 	return revoke_page(km, pfn, discard, true);
 }
 
@@ -609,9 +622,7 @@ int km_victim_revoke(struct km *km)
 	/* A page lost and not yet repaired cannot go out, nor one a repair
 	 * holds in (it was named before the repair brought it in): the
 	 * kpager will be asked again, and may name another. */
-	if (km_pages_lost(&km->task[km->frame[pfn].ktask].
-	                  page[km->frame[pfn].ktype],
-	                  km->frame[pfn].kindex) == KM_LOST_PENDING ||
+	if (km_kpage_awaits_repair(km, pfn) ||
 	    (km->frame[pfn].flags & KM_FR_HELD))
 		return KM_OK;
 	km->kpager[km->victim.kpager].st.evicted++;

@@ -450,7 +450,8 @@ int km_kpager_stats(const struct km *km, km_kpager_t id,
  * A kpager that denies a node table or MDB page back loses it the same
  * way (the kernel enters it from its pool), so it cannot block others.
  * Revocation is refused (KM_EBUSY) from inside a kpager callback: an
- * operation is under way then.
+ * operation is under way then; and for a node table or MDB page lost and
+ * awaiting its repair (a repair that found no frame), until the repair.
  * Returns KM_OK; KM_ENOKPAGER; KM_EINVAL if `vaddr` is not a page the
  * kpager has lent; KM_EBUSY; KM_EIO if the host refuses memory for what
  * the kernel keeps.  Nothing changes on error.

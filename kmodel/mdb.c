@@ -330,11 +330,13 @@ int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot, bool self,
 				return KM_EBUSY;
 			if (km_kpage_to_pool(km, pfn) != KM_OK) {
 				/* No pool frame to move it to: it goes, its
-				 * form discarded.  (A kpager that keeps lending
-				 * such pages from the very range changed would
-				 * make that go on for ever: after a few, the
-				 * change is busy.) */
-				if (km->op_evictions++ >= KM_OP_EVICTIONS)
+				 * form discarded, unless it awaits its repair
+				 * (then the change is busy).  (A kpager that
+				 * keeps lending such pages from the very range
+				 * changed would make that go on for ever: after
+				 * a few, the change is busy.) */
+				if (km_kpage_awaits_repair(km, pfn) ||
+				    km->op_evictions++ >= KM_OP_EVICTIONS)
 					return KM_EBUSY;
 				err = km_kpage_revoke(km, pfn, true);
 				return err == KM_OK ? KM_ERETRY : err;
