@@ -794,7 +794,6 @@ static bool map_fast(struct km *km, const struct plan *p, uint32_t *moved)
 	km_charge(km, KM_C_MAP_ITEM);
 	for (uint32_t i = 0; i < m.n; i++)
 		km_frame_used(km, m.pfn[i]);
-	km->nneed = 0;
 	mdb_link(km, src, p->to, dvpn, pfn, rights);
 	km_mdb_trim(km);
 	km->fast_maps++;
