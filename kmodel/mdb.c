@@ -748,10 +748,9 @@ static bool map_fast(struct km *km, const struct plan *p, uint32_t *moved)
 	unsigned rights;
 	km_pfn_t pfn;
 
+	/* (With no page lost, no task has one awaiting repair.) */
 	if (!km->fast_paths || p->n != 1 || p->mode != KM_MAP ||
 	    p->from == p->to || km->nlost > 0 ||
-	    km->task[p->from].lost_pending > 0 ||
-	    km->task[p->to].lost_pending > 0 ||
 	    km->task[p->from].mdb_free == 0 || km->task[p->to].mdb_free == 0)
 		return false;
 	/* The source (its node table and part, which plan_source reads),
