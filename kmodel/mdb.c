@@ -1331,24 +1331,35 @@ int km_unmap_all(struct km *km, km_task_t t)
 	return KM_OK;
 }
 
-/* Are the pages km_lookup reads for mapping n all in? */
+/* May a kpager's callback read kernel page kp: is it in, and not lost
+ * and awaiting its repair (present then, but vacant)? */
+static bool callback_readable(const struct km *km, struct km_kpage kp)
+{
+	return !km_kpage_is_out(km, kp) &&
+	       km_pages_lost(&km->task[kp.task].page[kp.type], kp.index) !=
+	       KM_LOST_PENDING;
+}
+
+/* May a callback read the pages km_lookup reads for mapping n? */
 static bool lookup_in(const struct km *km, struct node n)
 {
 	const struct km_recv *r;
 	const struct km_send *s;
 
-	if (km_kpage_is_out(km, (struct km_kpage){ n.task, KM_KT_MDB,
-	                                           KM_SLOT_PAGE(n.slot) }))
+	if (!callback_readable(km, (struct km_kpage){ n.task, KM_KT_MDB,
+	                                              KM_SLOT_PAGE(n.slot) }))
 		return false;
 	r = recv_of(km, n);
+	if (r->send_task == KM_NONE)
+		return false;   /* detached: the repair is to remove it */
 	if (r->send_task == KM_SIGMA0)
 		return true;
-	if (km_kpage_is_out(km, (struct km_kpage){ r->send_task, KM_KT_MDB,
-	                                           KM_SLOT_PAGE(r->send_slot) }))
+	if (!callback_readable(km, (struct km_kpage){ r->send_task, KM_KT_MDB,
+	                                              KM_SLOT_PAGE(r->send_slot) }))
 		return false;
 	s = send_of(km, r->send_task, r->send_slot);
-	return !km_kpage_is_out(km, (struct km_kpage){ r->send_task, KM_KT_MDB,
-	                                               KM_SLOT_PAGE(s->parent) });
+	return callback_readable(km, (struct km_kpage){ r->send_task, KM_KT_MDB,
+	                                                KM_SLOT_PAGE(s->parent) });
 }
 
 int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
@@ -1367,8 +1378,10 @@ int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
 	n.task = task;
 	if (km->in_callback > 0) {
 		/* Inside a kpager's callback an operation is under way: only
-		 * what is in may be read. */
-		if (KM_NT(&km->task[task], va >> 22) == KM_OUT_PFN)
+		 * what is in may be read (a repair, perhaps, that has yet to
+		 * undo what lost pages held). */
+		if (!callback_readable(km, (struct km_kpage){ task, KM_KT_NT,
+		                                              va >> 22 }))
 			return KM_EBUSY;
 		n.slot = km_recv_at(km, task, va >> KM_PAGE_SHIFT);
 		if (n.slot != KM_NONE && !lookup_in(km, n))

@@ -52,6 +52,11 @@ struct rk {
 	bool restore_lifo;
 	int last_freed;
 	unsigned lifo_moves;
+	/* lookup_va: each fault callback looks that page of its own task
+	 * up, as the policies' LRU does, and keeps the result. */
+	km_vaddr_t lookup_va;
+	int lookup_err[8];
+	unsigned lookups;
 	km_pfn_t pfn[NPOOL];
 };
 #define RK_MAX_VICTIMS 1000u
@@ -99,6 +104,12 @@ static void rk_fault(void *state, const struct kp_fault *f,
 
 	d->action = KP_DENY;
 	d->discarded = false;
+	if (rk->lookup_va != 0 && rk->lookups < 8) {
+		struct km_mapping m;
+
+		rk->lookup_err[rk->lookups++] = km_lookup(rk->km, rk->task,
+		                                          rk->lookup_va, &m);
+	}
 	if (rk->evict >= 0 && !f->restore) {
 		d->action = KP_REVOKE;
 		d->vaddr = POOL + (uint32_t)rk->evict * PG;
@@ -1004,6 +1015,44 @@ static void test_revoke_repair_holds_what_it_brought(void **state)
 	CHECK(fx->km);
 }
 
+/*
+ * A kpager's callback may look up its own task's pages (the policies'
+ * LRU asks how each was used).  During a repair, the MDB page holding the
+ * sender part of such a page's mapping may be lost: present but vacant,
+ * its parts not yet undone.  The lookup is busy then; it read the vacant
+ * part as a sender part, and the model stopped on a broken invariant
+ * (test_kmodel_stress, quota beside, seed 26).
+ */
+static void test_revoke_callback_lookup_during_repair(void **state)
+{
+	struct fx *fx = *state;
+	const km_vaddr_t base = 0x20000000u, mine = POOL + NPOOL * PG;
+	struct km_mapping m;
+
+	/* The client maps a page to its kpager's task: the sender part goes
+	 * into the client's MDB page 0, then 200 mappings fill pages 0, 1. */
+	OK(km_map(fx->km, fx->t, km_fpage(VA, 12, KM_R), fx->kt, mine,
+	          KM_MAP, NULL));
+	for (uint32_t i = 0; i < 200; i++)
+		OK(km_touch(fx->km, fx->th[0], base + i * PG, KM_ACC_WRITE));
+	assert_int_equal(tstats(fx).pages[KM_KT_MDB], 2);
+	revoke(fx, KM_KT_MDB, 0, true);
+	revoke(fx, KM_KT_MDB, 1, false);
+	/* A lookup crosses page 0, which comes back lost; the repair brings
+	 * page 1 back, and the kpager's callback looks `mine` up meanwhile. */
+	fx->rk.lookup_va = mine;
+	(void)km_lookup(fx->km, fx->t, base, &m);
+	fx->rk.lookup_va = 0;
+	assert_int_equal(fx->rk.lookups, 2);
+	ERR(fx->rk.lookup_err[0], KM_EBUSY);    /* page 0 out */
+	ERR(fx->rk.lookup_err[1], KM_EBUSY);    /* page 0 lost */
+	CHECK(fx->km);
+	/* The repair took the mapping away with its lost sender part. */
+	ERR(km_lookup(fx->km, fx->kt, mine, &m), KM_ENOMAP);
+	OK(km_lookup(fx->km, fx->t, base + 199 * PG, &m));
+	CHECK(fx->km);
+}
+
 /* The same kpager against an operation: unmapping a range needs every
  * MDB page of the range in at once.  Its victims are followed up to
  * KM_EVICT_STREAK in a row (giving back a victim does not end the row);
@@ -1489,6 +1538,7 @@ int main(void)
 		T(test_revoke_nt_discard_is_rebuilt),
 		T(test_revoke_repair_leaves_node_table_out),
 		T(test_revoke_repair_holds_what_it_brought),
+		T(test_revoke_callback_lookup_during_repair),
 		T(test_revoke_give_one_take_one_op_ends),
 		T(test_revoke_pool_takes_back_salvaged_tables),
 		T(test_revoke_unmap_restore_into_freed_frame),
