@@ -784,7 +784,7 @@ static bool check_pagees(const struct km *km, char *why, size_t why_len)
 
 bool km_check(const struct km *km, char *why, size_t why_len)
 {
-	uint64_t pages = 0, recvs = 0, lost = 0, detached = 0;
+	uint64_t pages = 0, recvs = 0, lost = 0, detached = 0, walked = 0;
 	uint32_t nthreads = 0, ntasks = 0;
 	char dummy[8];
 
@@ -808,6 +808,7 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 		if (!check_mdb(km, t, &recvs, &detached, why, why_len) ||
 		    !check_task_pages(km, t, &pages, why, why_len))
 			return false;
+		walked += tk->nout[KM_KT_NT] + tk->nout[KM_KT_MDB];
 		if (tk->kpager != KM_ROOT_KPAGER &&
 		    (tk->kpager >= km->nkpagers || !km->kpager[tk->kpager].live))
 			FAIL("task %u: its kpager %u is gone", t, tk->kpager);
@@ -821,6 +822,10 @@ bool km_check(const struct km *km, char *why, size_t why_len)
 	if (lost != km->nlost)
 		FAIL("tasks have %llu pages lost and not repaired, the count "
 		     "says %u", (unsigned long long)lost, km->nlost);
+	if (walked != km->nout_walked)
+		FAIL("tasks have %llu node tables and MDB pages out, the "
+		     "count says %u", (unsigned long long)walked,
+		     km->nout_walked);
 	if (pages != km->kernel_frames)
 		FAIL("tasks account for %llu kernel pages, %u frames hold them",
 		     (unsigned long long)pages, km->kernel_frames);

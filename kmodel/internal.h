@@ -345,6 +345,10 @@ struct km {
 	uint8_t order[8];               /* km_set_request_order, once */
 	uint32_t norder;
 	uint32_t in_callback;           /* a kpager's callback is running */
+	uint32_t nout_walked;           /* NT and MDB pages out, all tasks:
+	                                 * with none (and none lost), a walk
+	                                 * of the mapping database finds every
+	                                 * page in */
 	uint32_t nlost;                 /* NT and MDB pages lost (their form
 	                                 * discarded or refused): present,
 	                                 * vacant, awaiting km_repair */
@@ -352,6 +356,7 @@ struct km {
 	bool repairing;                 /* km_repair is under way */
 	bool fast_paths;                /* km_set_fast_paths */
 	uint64_t fast_maps;             /* maps done on the fast path */
+	uint64_t fast_destroys;         /* task deletions done on it */
 	uint32_t ndetached;             /* mappings whose sender part was lost,
 	                                 * awaiting removal by km_repair */
 
@@ -426,10 +431,15 @@ static inline struct km_task *km_task_get(const struct km *km, km_task_t t)
 
 /* Notes the kernel's use of the kernel page in frame pfn (for kpagers'
  * policies: km_kpager_page_use). */
+static inline void km_frame_used_at(struct km *km, km_pfn_t pfn,
+                                    uint64_t at)
+{
+	km->frame[pfn].last_use = at;
+	km->frame[pfn].flags |= KM_FR_USED;
+}
 static inline void km_frame_used(struct km *km, km_pfn_t pfn)
 {
-	km->frame[pfn].last_use = km->now;
-	km->frame[pfn].flags |= KM_FR_USED;
+	km_frame_used_at(km, pfn, km->now);
 }
 
 /* Is task t's mapping `r` lent to the kernel (its PTE cleared)?  That is
@@ -652,7 +662,8 @@ static inline int km_part_bring(struct km *km, km_task_t t, uint32_t slot)
 }
 int km_mdb_need_parts(struct km *km, km_task_t t, uint32_t parts);
 void km_mdb_trim_note(struct km *km, struct km_kpage kp);
-int km_unmap_all(struct km *km, km_task_t t);
+bool km_unmap_all_simple(const struct km *km, km_task_t t);
+void km_unmap_all(struct km *km, km_task_t t, const uint64_t *marks_at);
 int km_subtree_prepare(struct km *km, km_task_t t, uint32_t slot,
                        bool self, km_task_t keep);
 void km_send_unlink(struct km *km, km_task_t t, uint32_t slot);

@@ -208,6 +208,16 @@ static int deps_ready(struct km *km, struct km_kpage kp);
 /* ---------------------------------------------------------------------- */
 /* Installing, freeing and revoking kernel pages.                           */
 
+/* Counts a kernel page of task tk going out (d = 1) or out no longer
+ * (d = -1): per task and type, and node tables and MDB pages in all. */
+static void nout_add(struct km *km, struct km_task *tk, enum km_ktype type,
+                     int d)
+{
+	tk->nout[type] += (uint32_t)d;
+	if (type == KM_KT_NT || type == KM_KT_MDB)
+		km->nout_walked += (uint32_t)d;
+}
+
 /* Enters a frame into the kernel as the page `kp`, with its content made
  * as `how` says (see kform.c).  The pages it depends on are present. */
 static enum km_decision kpage_install(struct km *km, struct km_kpage kp,
@@ -221,7 +231,7 @@ static enum km_decision kpage_install(struct km *km, struct km_kpage kp,
 	KM_ASSERT(f->kuse == KM_KU_NONE && slot != NULL);
 	KM_ASSERT((*slot == KM_OUT_PFN) == (how != KM_IMPORT_NEW));
 	if (*slot == KM_OUT_PFN)
-		tk->nout[kp.type]--;
+		nout_add(km, tk, kp.type, -1);
 	f->kuse = KM_KU_KERNEL;
 	km_frame_used(km, pfn);
 	f->ktype = (uint8_t)kp.type;
@@ -348,7 +358,7 @@ void km_kpage_forget(struct km *km, struct km_kpage kp)
 	if (kp.type == KM_KT_UTCB)
 		km_pt_clear(km, tk, KM_UTCB_AREA + kp.index * KM_PAGE_SIZE);
 	*slot = KM_NO_PFN;
-	tk->nout[kp.type]--;
+	nout_add(km, tk, kp.type, -1);
 	if (tk->page[kp.type].lost != NULL)
 		tk->page[kp.type].lost[kp.index] = 0;
 	km_outmeta_free(&tk->page[kp.type], kp.index);
@@ -399,7 +409,7 @@ static int page_out(struct km *km, struct km_kpage kp, km_pfn_t pfn,
 	if (km_kform_export(km, kp, pfn, discard) != KM_OK)
 		return KM_EIO;
 	*kpage_slot(km, kp) = KM_OUT_PFN;
-	tk->nout[kp.type]++;
+	nout_add(km, tk, kp.type, 1);
 	tk->page[kp.type].lost[kp.index] = discard;
 	frame_leave(km, kp, pfn);
 	return KM_OK;

@@ -768,6 +768,7 @@ struct km_stats {
 	                                 * faults that found its pool dry */
 	uint64_t fast_maps;             /* one-page maps done on the fast
 	                                 * path (km_set_fast_paths) */
+	uint64_t fast_destroys;         /* task deletions done on it */
 };
 void km_stats(const struct km *km, struct km_stats *out);
 
@@ -787,6 +788,12 @@ void km_set_fault_ordering(struct km *km, bool ordered);
  * off, every operation takes the general path.  The results are the same
  * bit for bit; tests compare the two. */
 void km_set_fast_paths(struct km *km, bool on);
+
+/* A digest of the kernel's use marks on every frame (when it last used
+ * the frame, and whether it has since its kpager last asked), which
+ * kpagers read to choose victims: tests compare it between runs that
+ * must agree, such as with the fast paths on and off. */
+uint64_t km_use_marks_digest(const struct km *km);
 
 /* Iterates over live tasks in id order: returns the first id > after, or
  * 0 when there is none (sigma0 is never returned). */

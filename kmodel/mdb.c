@@ -1298,9 +1298,67 @@ int km_unmap_all_prepare(struct km *km, km_task_t t)
 	return unmap_prepare(km, t, 0, KM_USER_TOP >> KM_PAGE_SHIFT);
 }
 
-/* Removes every mapping of task t and everything derived from them, after
- * km_unmap_all_prepare. */
-int km_unmap_all(struct km *km, km_task_t t)
+/*
+ * Can every mapping of task t go without km_unmap_all_prepare's walk?
+ * That walk brings back pages that are out or lost, and deals with pages
+ * lent to the kernel.  With no node table or MDB page out or lost
+ * anywhere, no kpager in t (none of its pages is lent) and no mapping
+ * derived from t's (no sender part among t's parts), it would only mark
+ * used the pages it reads: km_unmap_all does that on its way (the fast
+ * path of a task's deletion).  Reads only.
+ */
+bool km_unmap_all_simple(const struct km *km, km_task_t t)
+{
+	const struct km_task *tk = &km->task[t];
+	uint64_t used;
+
+	if (!km->fast_paths || km->nout_walked > 0 || km->nlost > 0 ||
+	    km->ndetached > 0 || tk->kpagers > 0)
+		return false;
+	used = (uint64_t)tk->npages[KM_KT_MDB] * KM_MDB_PARTS - tk->mdb_free;
+	return used == tk->nmappings;   /* receiver parts alone */
+}
+
+/* Marks used, at `at`, the MDB page holding part `slot` of task t. */
+static void part_mark(struct km *km, km_task_t t, uint32_t slot, uint64_t at)
+{
+	if (slot != KM_NONE)
+		km_frame_used_at(km, km->task[t].page[KM_KT_MDB].
+		                 pfn[KM_SLOT_PAGE(slot)], at);
+}
+
+/*
+ * Marks used, at `at`, what node_bring marks for mapping x, a leaf about
+ * to go, but for its node table: its part, its sender part, that part's
+ * parent and its siblings as they are now.  A sibling that went before x
+ * was marked as it went, and so was each sibling x had then, that x has
+ * no longer: the pages are those the walk would have marked for them all.
+ */
+static void leaf_marks(struct km *km, struct node x, uint64_t at)
+{
+	const struct km_recv *r = recv_of(km, x);
+	const struct km_send *s;
+
+	KM_ASSERT(r->first_child == KM_NONE);
+	part_mark(km, x.task, x.slot, at);
+	if (r->send_task == KM_NONE)
+		return;
+	s = send_of(km, r->send_task, r->send_slot);
+	part_mark(km, r->send_task, r->send_slot, at);
+	part_mark(km, r->send_task, s->next, at);
+	part_mark(km, r->send_task, s->prev, at);
+	if (r->send_task != KM_SIGMA0)
+		part_mark(km, r->send_task, s->parent, at);
+}
+
+/*
+ * Removes every mapping of task t and everything derived from them: after
+ * km_unmap_all_prepare (marks_at NULL), or when km_unmap_all_simple says
+ * the walk can be done without, marking the pages it would have marked
+ * at *marks_at, the time it would have run.  The caller trims the MDB
+ * pages this leaves empty (km_mdb_trim).
+ */
+void km_unmap_all(struct km *km, km_task_t t, const uint64_t *marks_at)
 {
 	struct km_task *tk = &km->task[t];
 
@@ -1311,6 +1369,8 @@ int km_unmap_all(struct km *km, km_task_t t)
 
 		if (!km_present(KM_NT(tk, pde)))
 			continue;
+		if (marks_at != NULL)
+			km_frame_used_at(km, KM_NT(tk, pde), *marks_at);
 		/* Removing a subtree removes no entry after the one it starts
 		 * from unless the task mapped a page to itself: then the
 		 * count is not met, and the walk goes to the end. */
@@ -1324,11 +1384,11 @@ int km_unmap_all(struct km *km, km_task_t t)
 				break;
 			x.task = t;
 			x.slot = nte_recv(w[i]);
+			if (marks_at != NULL)
+				leaf_marks(km, x, *marks_at);
 			remove_subtree(km, x, true);
 		}
 	}
-	km_mdb_trim(km);
-	return KM_OK;
 }
 
 /* May a kpager's callback read kernel page kp: is it in, and not lost

@@ -275,9 +275,24 @@ void km_stats(const struct km *km, struct km_stats *out)
 	out->aborts = km->aborts;
 	out->pager_cycles = km->pager_cycles;
 	out->fast_maps = km->fast_maps;
+	out->fast_destroys = km->fast_destroys;
 }
 
 void km_set_fast_paths(struct km *km, bool on)
 {
 	km->fast_paths = on;
+}
+
+uint64_t km_use_marks_digest(const struct km *km)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+
+	for (km_pfn_t i = 0; i < km->cfg.frames; i++) {
+		const struct km_frame *f = &km->frame[i];
+		uint64_t v = f->last_use * 2u + ((f->flags & KM_FR_USED) != 0);
+
+		h = (h ^ v ^ i) * 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	return h;
 }

@@ -193,6 +193,8 @@ static void free_threads(struct km *km, km_task_t t)
 int km_task_destroy(struct km *km, km_task_t t)
 {
 	struct km_task *tk = km_task_get(km, t);
+	uint64_t marks_at;
+	bool simple;
 	int err;
 
 	/* Does the task exist, and is it not sigma0? */
@@ -214,14 +216,27 @@ int km_task_destroy(struct km *km, km_task_t t)
 	if ((err = km_settle(km)) != KM_OK)
 		return err;
 	km->op_evictions = 0;
-	while ((err = km_unmap_all_prepare(km, t)) == KM_ERETRY)
-		if ((err = km_repair(km)) != KM_OK)
+	/* (In the simple case the walk would only mark pages used, at this
+	 * time: km_unmap_all marks them as it goes.) */
+	marks_at = km->now;
+	if (!(simple = km_unmap_all_simple(km, t))) {
+		while ((err = km_unmap_all_prepare(km, t)) == KM_ERETRY)
+			if ((err = km_repair(km)) != KM_OK)
+				return err;
+		if (err != KM_OK)
 			return err;
-	if (err != KM_OK)
-		return err;
+	} else {
+		km->fast_destroys++;
+	}
 
+	/* The mappings go first, then the threads, then the MDB pages left
+	 * empty.  Taking the mappings away frees no kernel page, and calls a
+	 * kpager only to revoke a page lent from what goes (never in the
+	 * simple case): so the threads' pages go back to their kpager with
+	 * every mark made, fast path or not, as a kpager may read them. */
+	km_unmap_all(km, t, simple ? &marks_at : NULL);
 	free_threads(km, t);
-	km_unmap_all(km, t);
+	km_mdb_trim(km);
 	for (km_kpager_t k = 1; k < km->nkpagers; k++) {
 		struct km_kpager *kp = &km->kpager[k];
 

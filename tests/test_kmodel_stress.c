@@ -202,8 +202,11 @@ struct stress_opts {
 	const struct kp_ops *second;    /* the second kpager's policy */
 	const char *second_args;
 	bool slow;                      /* the fast paths off */
-	uint64_t digest;                /* out: of every record and result */
-	uint64_t fast_maps;             /* out: km_stats' count */
+	uint64_t digest;                /* out: of every record and result,
+	                                 * and of the use marks after each
+	                                 * operation */
+	uint64_t fast_maps;             /* out: km_stats' counts */
+	uint64_t fast_destroys;
 };
 
 static void digest_add(uint64_t *h, const void *p, size_t n)
@@ -266,9 +269,11 @@ static void stress(uint64_t seed, uint64_t ops, struct stress_opts *o)
 		err = one_op(&w, &what);
 		if (o != NULL) {
 			uint64_t now = km_now(w.km);
+			uint64_t marks = km_use_marks_digest(w.km);
 
 			digest_add(&o->digest, &err, sizeof err);
 			digest_add(&o->digest, &now, sizeof now);
+			digest_add(&o->digest, &marks, sizeof marks);
 		}
 		if (err != KM_OK)
 			fails[err]++;
@@ -330,6 +335,7 @@ static void stress(uint64_t seed, uint64_t ops, struct stress_opts *o)
 	if (o != NULL) {
 		km_stats(w.km, &st);
 		o->fast_maps = st.fast_maps;
+		o->fast_destroys = st.fast_destroys;
 	}
 
 	/* Every task dies: clients, then kpagers, then the default pager. */
@@ -376,17 +382,20 @@ second_kpager[] = {
 static void fast_and_slow(uint64_t seed, uint64_t ops, size_t k)
 {
 	struct stress_opts fast = { second_kpager[k].ops,
-	                            second_kpager[k].args, false, 0, 0 };
+	                            second_kpager[k].args, false, 0, 0, 0 };
 	struct stress_opts slow = fast;
 
 	slow.slow = true;
 	stress(seed, ops, &slow);
 	stress(seed, ops, &fast);
-	print_message("fast paths, second kpager %s: %llu of the maps fast\n",
-	              second_kpager[k].ops->name,
-	              (unsigned long long)fast.fast_maps);
+	print_message("fast paths, second kpager %s: %llu maps and %llu task "
+	              "deletions fast\n", second_kpager[k].ops->name,
+	              (unsigned long long)fast.fast_maps,
+	              (unsigned long long)fast.fast_destroys);
 	assert_true(fast.fast_maps > 0);
+	assert_true(fast.fast_destroys > 0);
 	assert_int_equal(slow.fast_maps, 0);
+	assert_int_equal(slow.fast_destroys, 0);
 	if (fast.digest != slow.digest)
 		fail_msg("seed %llu, second kpager %s: the fast paths changed "
 		         "the run", (unsigned long long)seed,

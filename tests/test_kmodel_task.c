@@ -831,6 +831,71 @@ static void test_task_destroy_with_mappings_derived_inside_a_table(
 }
 
 /* Every kernel page is charged to exactly one task. */
+/*
+ * Maps page P of task a to b, d and e in turn, with 200 other pages of a
+ * mapped to c before d and before e, so that P's receiver part in a and
+ * the three sender parts sit in four MDB pages of a.  Then deletes d
+ * (siblings e and b on either side) and gives the use marks' digest and
+ * the clock after it, and how many deletions took the fast path.
+ */
+static void delete_between_siblings(struct fx *fx, bool fast, uint64_t *marks,
+                                    uint64_t *now, uint64_t *fast_destroys)
+{
+	const km_vaddr_t p = 0x10000000u, fill = 0x20000000u;
+	km_task_t a, b, c, d, e;
+	struct km_stats st;
+	uint32_t to_c = 0;
+
+	km_set_fast_paths(fx->km, fast);
+	a = new_task(fx);
+	b = new_task(fx);
+	c = new_task(fx);
+	d = new_task(fx);
+	e = new_task(fx);
+	OK(km_sigma0_map(fx->km, a, p, 1, KM_RWX));
+	OK(km_sigma0_map(fx->km, a, fill, 400, KM_RWX));
+	OK(km_map(fx->km, a, km_fpage(p, 12, KM_RWX), b, p, KM_MAP, NULL));
+	for (km_task_t to = d; to != KM_SIGMA0; to = to == d ? e : KM_SIGMA0) {
+		for (uint32_t i = 0; i < 200; i++, to_c++)
+			OK(km_map(fx->km, a, km_fpage(fill + to_c * 4096u, 12,
+			                              KM_RWX),
+			          c, fill + to_c * 4096u, KM_MAP, NULL));
+		OK(km_map(fx->km, a, km_fpage(p, 12, KM_RWX), to, p, KM_MAP,
+		          NULL));
+	}
+	/* P's receiver part in page 0, 400 more: the sender parts to b, d
+	 * and e are in pages 2, 3 and 4. */
+	assert_int_equal(tstats(fx->km, a).pages[KM_KT_MDB], 5);
+	OK(km_task_destroy(fx->km, d));
+	CHECK(fx->km);
+	*marks = km_use_marks_digest(fx->km);
+	*now = km_now(fx->km);
+	km_stats(fx->km, &st);
+	*fast_destroys = st.fast_destroys;
+}
+
+/*
+ * A task's deletion has a fast path (km_unmap_all_simple): with nothing
+ * out, lost or lent, and no mapping derived from the task's, it skips the
+ * validating walk and marks, as it takes each mapping away, the pages the
+ * walk would have marked: among them the sender part's siblings and its
+ * parent.  Here each of those is in an MDB page of its own, so that a
+ * mark left out, or made at another time, shows in the use marks.
+ */
+static void test_task_destroy_fast_marks_what_the_walk_marks(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t marks[2], now[2], fast[2];
+
+	delete_between_siblings(fx, false, &marks[0], &now[0], &fast[0]);
+	fx_restart(fx);
+	delete_between_siblings(fx, true, &marks[1], &now[1], &fast[1]);
+	assert_int_equal(fast[0], 0);
+	assert_int_equal(fast[1], 1);
+	assert_int_equal(now[1], now[0]);
+	assert_true(marks[1] == marks[0]);
+}
+
 static void test_task_stats_sum_to_kernel_frames(void **state)
 {
 	struct fx *fx = *state;
@@ -889,6 +954,7 @@ int main(void)
 		T(test_task_destroy_in_the_middle_keeps_the_mapper),
 		T(test_task_destroy_everything_returns_all_frames),
 		T(test_task_destroy_with_mappings_derived_inside_a_table),
+		T(test_task_destroy_fast_marks_what_the_walk_marks),
 		T(test_task_stats_sum_to_kernel_frames),
 #undef T
 	};
