@@ -1330,9 +1330,10 @@ static void part_mark(struct km *km, km_task_t t, uint32_t slot, uint64_t at)
 /*
  * Marks used, at `at`, what node_bring marks for mapping x, a leaf about
  * to go, but for its node table: its part, its sender part, that part's
- * parent and its siblings as they are now.  A sibling that went before x
- * was marked as it went, and so was each sibling x had then, that x has
- * no longer: the pages are those the walk would have marked for them all.
+ * parent and its siblings as they are now.  A sibling x had when the walk
+ * would have run and has no longer went first and was marked then, and so
+ * was the neighbour that took its place: over all the mappings that go,
+ * the pages are those the walk would have marked.
  */
 static void leaf_marks(struct km *km, struct node x, uint64_t at)
 {
