@@ -53,7 +53,8 @@ struct fk {
 	 * still lent.  The kernel needing both at once must get on. */
 	bool swap;
 	int last_restored;
-	uint32_t mine;                  /* pages of MINE clients mapped to it */
+	uint32_t mine;                  /* which pages at MINE clients have
+	                                 * mapped to it, a bit each */
 };
 
 /* Where clients map pages to the kpager's own task (a bit per page). */
