@@ -458,6 +458,14 @@ static inline bool km_lent(const struct km *km, km_task_t t,
 	       km->kpager[f->lender].task == t && f->lender_vpn == r->vpn;
 }
 
+/* Is kernel page kp lost and awaiting its repair (present, but vacant)? */
+static inline bool km_kpage_lost_pending(const struct km *km,
+                                         struct km_kpage kp)
+{
+	return km_pages_lost(&km->task[kp.task].page[kp.type], kp.index) ==
+	       KM_LOST_PENDING;
+}
+
 /* The frame of a task's kernel page (or KM_OUT_PFN / KM_NO_PFN). */
 #define KM_PD(tk) ((tk)->page[KM_KT_PD].pfn[0])
 #define KM_ND(tk) ((tk)->page[KM_KT_ND].pfn[0])
@@ -532,9 +540,7 @@ static inline int km_bring(struct km *km, struct km_kpage kp)
 		return km_bring_out(km, kp);
 	/* Lost and not yet repaired (a repair found no frame): it reads as
 	 * empty, so a walk that crosses it waits for the repair. */
-	if (km->nlost > 0 && !km->repairing &&
-	    km_pages_lost(&km->task[kp.task].page[kp.type], kp.index) ==
-	    KM_LOST_PENDING)
+	if (km->nlost > 0 && !km->repairing && km_kpage_lost_pending(km, kp))
 		return KM_ERETRY;
 	km_frame_used(km, pfn);
 	return KM_OK;

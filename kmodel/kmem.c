@@ -555,8 +555,8 @@ bool km_kpage_awaits_repair(const struct km *km, km_pfn_t pfn)
 {
 	const struct km_frame *f = &km->frame[pfn];
 
-	return km_pages_lost(&km->task[f->ktask].page[f->ktype],
-	                     f->kindex) == KM_LOST_PENDING;
+	return km_kpage_lost_pending(km, (struct km_kpage){ f->ktask, f->ktype,
+	                                                    f->kindex });
 }
 
 static bool kpager_live(const struct km *km, km_kpager_t id)

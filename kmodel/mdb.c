@@ -1396,9 +1396,7 @@ void km_unmap_all(struct km *km, km_task_t t, const uint64_t *marks_at)
  * and awaiting its repair (present then, but vacant)? */
 static bool callback_readable(const struct km *km, struct km_kpage kp)
 {
-	return !km_kpage_is_out(km, kp) &&
-	       km_pages_lost(&km->task[kp.task].page[kp.type], kp.index) !=
-	       KM_LOST_PENDING;
+	return !km_kpage_is_out(km, kp) && !km_kpage_lost_pending(km, kp);
 }
 
 /* May a callback read the pages km_lookup reads for mapping n? */
