@@ -514,11 +514,13 @@ enum km_decision km_kform_import(struct km *km, struct km_kpage kp,
 	switch (kp.type) {
 	case KM_KT_PD:
 		memcpy(&w[KM_USER_PDES], km->kernel_pde, sizeof km->kernel_pde);
-		/* Tables that outlived their directory are entered again. */
-		for (uint32_t i = 0; i < KM_USER_PDES; i++)
-			if (km_present(KM_PT(tk, i)))
-				w[i] = km_phys(km, KM_PT(tk, i)) | KM_PTE_P |
-				       KM_PTE_RW | KM_PTE_US;
+		/* Tables that outlived their directory are entered again
+		 * (a new task has none to look for). */
+		if (tk->npages[KM_KT_PT] > 0)
+			for (uint32_t i = 0; i < KM_USER_PDES; i++)
+				if (km_present(KM_PT(tk, i)))
+					w[i] = km_phys(km, KM_PT(tk, i)) |
+					       KM_PTE_P | KM_PTE_RW | KM_PTE_US;
 		km_pte_notify(km, tk, 0, KM_USER_PDES * 1024, KM_PTE_ADDED);
 		break;
 	case KM_KT_ND:
