@@ -22,17 +22,15 @@
  * Budget stops are made in the block hook of the block that would exceed the
  * budget: that block is not counted, and since 2.0.1 emits the block hook
  * before the TB's exit check, it does not run either (EIP = its start).
- * Known limits, both only for code that rewrites itself: a guest store
- * that rewrites the block it is running makes QEMU abandon that block
- * without an exception (precise SMC), and the rest of the block is then
- * over-counted; and a block rewritten in place with the same address and
- * size keeps the count learned for the old code (a call to "nop; nop;
- * ret", rewritten to "xor eax, eax; ret" and called again, counts 10
- * instructions for 9).  The hook is told only the address and the size,
- * and watching every store for writes to code would cost memory-bound
- * guests what the count costs them now.  Ordinary code does neither; a
- * hostile guest can so understate its own instructions and cycles, and
- * run more in a time slice than it is charged for.
+ * Code rewritten in place, at the same address and size, is counted as
+ * it is now: QEMU drops a block a store hits, and when it translates the
+ * address again an UC_HOOK_EDGE_GENERATED hook (on_translated; 2.0.1 calls
+ * it from every translation once a block has run) learns the block's count
+ * again from its bytes.  Running code costs nothing more.  A known limit,
+ * only for code that rewrites itself: a store into the block that is
+ * running makes QEMU abandon that block without an exception (precise SMC)
+ * and run the store again alone, so the rest of the block is over-counted.
+ * That only ever charges the guest more than it ran.
  */
 #include "engine.h"
 
@@ -110,7 +108,7 @@ struct sim_engine {
 	size_t off_err;      /* byte offset of env->error_code in a context */
 	size_t off_is_int;   /* byte offset of env->exception_is_int */
 	size_t off_old_exc;  /* byte offset of env->old_exception */
-	uc_hook h_block, h_intr;
+	uc_hook h_block, h_translated, h_intr;
 	bool counting;       /* block hook installed */
 
 	struct icache_slot *slots; /* open addressing, linear probing */
@@ -674,6 +672,21 @@ static const uc_control_type ctl_request_cache =
 	(uc_control_type)((uint32_t)UC_CTL_TB_REQUEST_CACHE | (2u << 26) |
 	                  ((uint32_t)UC_CTL_IO_READ_WRITE << 30));
 
+/* Fills s's count and cycles for the block [addr, addr + size), of which
+ * Unicorn counted `icount` instructions, from the guest's bytes. */
+static void measure_block(struct sim_engine *e, uint32_t addr, uint32_t size,
+						  unsigned icount, struct icache_slot *s)
+{
+	unsigned n;
+
+	s->icount = (uint16_t)icount;
+	s->checked = count_insns(e, addr, size, &n, &s->cycles) && n == icount;
+	if (!s->checked) {
+		e->stats.blocks_unchecked++;
+		s->cycles = icount;
+	}
+}
+
 static struct icache_slot *learn_block(struct sim_engine *e, uint32_t addr,
 									   uint32_t size)
 {
@@ -707,12 +720,7 @@ static struct icache_slot *learn_block(struct sim_engine *e, uint32_t addr,
 						   addr, size, (unsigned long long)tb.pc, tb.size);
 		return NULL;
 	}
-	s.icount = tb.icount;
-	s.checked = count_insns(e, addr, size, &n, &s.cycles) && n == tb.icount;
-	if (!s.checked) {
-		e->stats.blocks_unchecked++;
-		s.cycles = tb.icount;
-	}
+	measure_block(e, addr, size, tb.icount, &s);
 	e->stats.blocks_learned++;
 put:
 	if (2 * (e->used + 1) > e->nslots &&
@@ -812,6 +820,32 @@ static void on_block_empty(uc_engine *uc, uint64_t addr, uint32_t size,
 	(void)addr;
 	(void)size;
 	(void)opaque;
+}
+
+/*
+ * Unicorn has just translated the block at cur->pc (2.0.1 calls its
+ * "edge generated" hooks from every translation that tb_find makes, once
+ * any block has run; the ring-0 stub that drops to CPL 3 runs before the
+ * guest).  Translation of an address the cache knows, with the same size,
+ * means the code there was rewritten (QEMU dropped the old block when a
+ * store hit it) or the translation cache was flushed: the instructions
+ * may differ, so the count is learned again from the bytes just
+ * translated.  Running translated code never comes here.
+ */
+static void on_translated(uc_engine *uc, uc_tb *cur, uc_tb *prev, void *opaque)
+{
+	struct sim_engine *e = opaque;
+	struct icache_slot *s;
+
+	(void)uc;
+	(void)prev;
+	if (cur->pc >= e->phys_base || cur->icount == 0)
+		return;
+	s = icache_find(e, icache_key((uint32_t)cur->pc, cur->size));
+	if (s == NULL)
+		return; /* first sight: on_block learns it */
+	measure_block(e, (uint32_t)cur->pc, cur->size, cur->icount, s);
+	e->stats.blocks_relearned++;
 }
 
 /* Every exception and int n lands here (no IDT is ever used): stop. */
@@ -1102,10 +1136,13 @@ static int setup(struct sim_engine *e, const struct sim_engine_config *cfg,
 	/* Hooks go in before anything is translated: a TB only calls the hooks
 	 * that existed when it was translated. */
 	e->counting = !cfg->no_icount;
-	if (e->counting)
+	if (e->counting) {
 		UC_TRY(e, uc_hook_add(e->uc, &e->h_block, UC_HOOK_BLOCK,
 							  (void *)on_block, e, 1, 0));
-	else if (cfg->empty_block_hook)
+		UC_TRY(e, uc_hook_add(e->uc, &e->h_translated,
+							  UC_HOOK_EDGE_GENERATED, (void *)on_translated,
+							  e, 1, 0));
+	} else if (cfg->empty_block_hook)
 		UC_TRY(e, uc_hook_add(e->uc, &e->h_block, UC_HOOK_BLOCK,
 							  (void *)on_block_empty, e, 1, 0));
 	UC_TRY(e, uc_hook_add(e->uc, &e->h_intr, UC_HOOK_INTR, (void *)on_intr, e,

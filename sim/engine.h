@@ -137,6 +137,9 @@ struct sim_engine_stats {
 	uint64_t blocks_learned;/* distinct (address, size) blocks seen */
 	uint64_t blocks_unchecked; /* blocks whose length decoding disagreed
 							   with Unicorn's icount (should stay 0) */
+	uint64_t blocks_relearned; /* known blocks counted again because
+							   Unicorn translated them again (code
+							   rewritten, or its cache flushed) */
 	uint64_t midblock_stops;/* exceptions that needed the over-count fix */
 	uint64_t inexact;       /* fixes that could not be made exact */
 	uint64_t stub_runs;     /* ring-0 stub executions (TLB flushes) */

@@ -424,6 +424,51 @@ static void test_sim_engine_long_run_cut_unseen(void **state)
 	assert_true(st.run_cuts >= 5);
 }
 
+/*
+ * A subroutine rewritten in place to other instructions of the same total
+ * length: Unicorn translates it again, and the count must follow.  The
+ * engine once kept the count learned for the old code, so a guest could
+ * swap a long instruction for as many short ones as fit, unaccounted:
+ * here it counted 8 instructions for 9.
+ */
+static void test_sim_engine_icount_code_rewritten_in_place(void **state)
+{
+	enum { SUB = 0x40 };
+	static const uint8_t code[] = {
+		0xE8, SUB - 5, 0x00, 0x00, 0x00,    /* 0: call SUB              */
+		0x66, 0xC7, 0x05,                   /* 5: mov word [SUB], 0x9090 */
+		(uint8_t)(VA_DATA2 + SUB), (uint8_t)((VA_DATA2 + SUB) >> 8),
+		(uint8_t)((VA_DATA2 + SUB) >> 16), (uint8_t)((VA_DATA2 + SUB) >> 24),
+		0x90, 0x90,
+		0xE8, SUB - 19, 0x00, 0x00, 0x00,   /* E: call SUB              */
+		0xCD, 0x30,                         /* 13: int 0x30             */
+	};
+	static const uint8_t sub[] = {
+		0x31, 0xC0,                         /* SUB: xor eax, eax, later */
+		0xC3,                               /*      nop; nop; then ret  */
+	};
+	struct fixture *f = *state;
+	struct sim_regs r = {.eax = 7, .esp = VA_STACK};
+	struct sim_engine_stats st;
+	struct sim_event ev;
+	uint32_t pfn = tm_alloc(&f->m), stack = tm_alloc(&f->m);
+
+	OK(tm_map(&f->m, &f->t, VA_DATA2, pfn, USER_RW));
+	OK(tm_map(&f->m, &f->t, VA_STACK - SIM_PAGE_SIZE, stack, USER_RW));
+	tm_put(&f->m, pfn, 0, code, sizeof code);
+	tm_put(&f->m, pfn, SUB, sub, sizeof sub);
+
+	ev = run_to(f->t.e, &r, VA_DATA2, SIM_EV_SYSCALL);
+	assert_int_equal(ev.eip, VA_DATA2 + 0x15);
+	assert_int_equal(r.eax, 0);                /* the first call ran xor */
+	assert_int_equal(word_at(&f->m, pfn, SUB), 0x00C39090u);
+	/* call, xor, ret, mov, call, nop, nop, ret, int 0x30 */
+	assert_int_equal(ev.icount, 9);
+	sim_engine_get_stats(f->t.e, &st);
+	assert_int_equal(st.blocks_unchecked, 0);
+	assert_true(st.blocks_relearned >= 1);
+}
+
 /* Code that rewrites itself is translated again every round; past a
  * sixteenth of the translation cache the engine flushes it and gives the
  * memory back, so that the guest cannot make the host hold the 1 GiB the
@@ -663,6 +708,7 @@ int main(void)
 		T(test_sim_engine_syscall_round_trip),
 		T(test_sim_engine_budget_stops_at_block_boundary),
 		T(test_sim_engine_long_run_cut_unseen),
+		T(test_sim_engine_icount_code_rewritten_in_place),
 		T(test_sim_engine_selfmod_cache_given_back),
 		T(test_sim_engine_consecutive_faults_no_double_fault),
 		T(test_sim_engine_user_state_survives_flush),
