@@ -381,10 +381,60 @@ struct km {
 	uint32_t nheld, held_cap;
 	km_thread_t op_thread;          /* on whose behalf, for kernel faults */
 	uint64_t op_parent;             /* the user fault being served, or 0 */
+	uint32_t op_depth;              /* API calls under way (km_enter) */
+	uint64_t op_id, op_serial;      /* the outermost one's number, and
+	                                 * the last number given */
+	km_thread_t syscall_thread;     /* km_syscall_begin's, or none */
 };
 
 /* ---------------------------------------------------------------------- */
 /* Shared helpers between kmodel's files.                                   */
+
+/*
+ * Who an operation of the API runs for: op_thread, which the records of
+ * the kernel page faults it raises name, and with op_caller the waiting
+ * side of the wait-for graph (waits_on_itself).  Each entry point that
+ * may raise a fault brackets its work with km_enter and km_leave.  Called
+ * from outside the model, an operation runs for `thread` (if it names
+ * none: for the thread whose system call it carries out, see
+ * km_syscall_begin, or for no thread), with no mapper waiting, and gets a
+ * new number, which its faults carry to the kpager (kp_fault.op).  Called
+ * from inside one (the default pager's map within a touch, a kpager's
+ * lookup from a callback), it runs for the enclosing operation's thread
+ * unless it names its own.  km_leave puts back what km_enter found, so
+ * nothing an operation set reaches the next one.  (Before, a later unmap
+ * or task deletion ran for the thread last created or destroyed and for
+ * the last mapper: a fault to that mapper's kpager was taken for a
+ * deadlock.)
+ */
+struct km_behalf {
+	km_thread_t thread;
+	km_task_t caller;
+};
+
+static inline struct km_behalf km_enter(struct km *km, km_thread_t thread)
+{
+	struct km_behalf was = { km->op_thread, km->op_caller };
+
+	if (km->op_depth++ == 0) {
+		km->op_thread = thread != KM_NO_THREAD ? thread
+		                                       : km->syscall_thread;
+		km->op_caller = KM_NONE;
+		km->op_id = ++km->op_serial;
+	} else if (thread != KM_NO_THREAD) {
+		km->op_thread = thread;
+	}
+	return was;
+}
+
+static inline void km_leave(struct km *km, struct km_behalf was)
+{
+	KM_ASSERT(km->op_depth > 0);
+	km->op_depth--;
+	km->op_thread = was.thread;
+	km->op_caller = was.caller;
+}
+
 
 static inline uint8_t *km_fp(const struct km *km, km_pfn_t pfn)
 {

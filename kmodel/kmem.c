@@ -564,8 +564,8 @@ static bool kpager_live(const struct km *km, km_kpager_t id)
 	return id != KM_ROOT_KPAGER && id < km->nkpagers && km->kpager[id].live;
 }
 
-int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
-                     bool discard)
+static int kpager_revoke_op(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                            bool discard)
 {
 	km_pfn_t pfn;
 	int err;
@@ -587,8 +587,18 @@ int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 	return revoke_page(km, pfn, discard, true);
 }
 
-int km_kpager_page_use(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
-                       bool clear, bool *referenced, uint64_t *last_use)
+int km_kpager_revoke(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                     bool discard)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = kpager_revoke_op(km, id, vaddr, discard);
+
+	km_leave(km, was);
+	return err;
+}
+
+static int kpager_page_use_op(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                              bool clear, bool *referenced, uint64_t *last_use)
 {
 	km_pfn_t pfn;
 	int err;
@@ -611,6 +621,16 @@ int km_kpager_page_use(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 	if (clear)
 		km->frame[pfn].flags &= (uint8_t)~KM_FR_USED;
 	return KM_OK;
+}
+
+int km_kpager_page_use(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
+                       bool clear, bool *referenced, uint64_t *last_use)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = kpager_page_use_op(km, id, vaddr, clear, referenced, last_use);
+
+	km_leave(km, was);
+	return err;
 }
 
 /* Revokes the victim a kpager named with KP_REVOKE, now that the
@@ -806,6 +826,7 @@ static int kernel_fault(struct km *km, km_kpager_t kid, struct km_kpage kp,
 	f.kpager = kid;
 	f.now = km->now;
 	f.thread = km->op_thread;
+	f.op = km->op_id;
 	f.kpage = kp;
 	f.kva = km_kpage_kva(kp);
 	f.restore = restore;

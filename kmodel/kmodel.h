@@ -321,6 +321,11 @@ struct kp_fault {
 	km_kpager_t kpager;     /* the kpager asked (for km_kpager_page_use) */
 	uint64_t now;           /* simulated clock */
 	km_thread_t thread;     /* on whose behalf, or KM_NO_THREAD */
+	uint64_t op;            /* the kernel operation it is for: 1, 2, ...,
+	                         * one per call into the model from outside
+	                         * (a touch, a map, a task's creation); the
+	                         * faults of its attempts after a KP_REVOKE
+	                         * share it */
 	struct km_kpage kpage;  /* the page the kernel needs */
 	uint64_t kva;           /* its kernel virtual address */
 	bool restore;           /* the page was revoked: map the frame that
@@ -690,6 +695,16 @@ int km_lookup(const struct km *km, km_task_t task, km_vaddr_t va,
  */
 int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
              unsigned access);
+
+/*
+ * The calls made between km_syscall_begin and km_syscall_end carry out a
+ * system call of `thread`: their kernel page faults are for it (the fault
+ * records' thread, kp_fault.thread), where they name no thread themselves
+ * (a task's creation, a map).  Outside such a bracket those are for no
+ * thread.  Each call is still an operation of its own (kp_fault.op).
+ */
+void km_syscall_begin(struct km *km, km_thread_t thread);
+void km_syscall_end(struct km *km);
 
 /*
  * The default pager: a task of its own whose pool comes from sigma0.  It is

@@ -956,9 +956,9 @@ static int user_range(uint64_t va, uint64_t size)
 	return KM_OK;
 }
 
-int km_map(struct km *km, km_task_t from, struct km_fpage src,
-           km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
-           uint32_t *pages)
+static int map_op(struct km *km, km_task_t from, struct km_fpage src,
+                  km_task_t to, km_vaddr_t dst_base, enum km_map_mode mode,
+                  uint32_t *pages)
 {
 	struct plan p;
 	uint64_t size;
@@ -1003,6 +1003,16 @@ int km_map(struct km *km, km_task_t from, struct km_fpage src,
 	return err;
 }
 
+int km_map(struct km *km, km_task_t from, struct km_fpage src, km_task_t to,
+           km_vaddr_t dst_base, enum km_map_mode mode, uint32_t *pages)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = map_op(km, from, src, to, dst_base, mode, pages);
+
+	km_leave(km, was);
+	return err;
+}
+
 int km_map_one(struct km *km, km_task_t from, uint32_t src_vpn,
                km_task_t to, uint32_t dst_vpn, unsigned rights)
 {
@@ -1013,8 +1023,8 @@ int km_map_one(struct km *km, km_task_t from, uint32_t src_vpn,
 	return err == KM_OK && moved == 0 ? KM_ENOMAP : err;
 }
 
-int km_sigma0_map(struct km *km, km_task_t to, km_vaddr_t dst,
-                  uint32_t count, unsigned rights)
+static int sigma0_map_op(struct km *km, km_task_t to, km_vaddr_t dst,
+                         uint32_t count, unsigned rights)
 {
 	struct plan p;
 	uint32_t *frames, n = 0, moved;
@@ -1059,6 +1069,16 @@ int km_sigma0_map(struct km *km, km_task_t to, km_vaddr_t dst,
 	p.mode = KM_MAP;
 	err = map_plan(km, &p, &moved);
 	free(frames);
+	return err;
+}
+
+int km_sigma0_map(struct km *km, km_task_t to, km_vaddr_t dst, uint32_t count,
+                  unsigned rights)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = sigma0_map_op(km, to, dst, count, rights);
+
+	km_leave(km, was);
 	return err;
 }
 
@@ -1246,8 +1266,8 @@ static int unmap_prepare(struct km *km, km_task_t task, uint64_t first,
 	return err;
 }
 
-int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
-             unsigned flags, uint32_t *pages)
+static int unmap_op(struct km *km, km_task_t task, struct km_fpage fp,
+                    unsigned flags, uint32_t *pages)
 {
 	uint64_t size, first, end;
 	uint32_t n = 0;
@@ -1290,6 +1310,16 @@ int km_unmap(struct km *km, km_task_t task, struct km_fpage fp,
 	if (pages != NULL)
 		*pages = n;
 	return KM_OK;
+}
+
+int km_unmap(struct km *km, km_task_t task, struct km_fpage fp, unsigned flags,
+             uint32_t *pages)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = unmap_op(km, task, fp, flags, pages);
+
+	km_leave(km, was);
+	return err;
 }
 
 /* Validates the removal of every mapping of task t (see unmap_prepare). */
@@ -1421,8 +1451,8 @@ static bool lookup_in(const struct km *km, struct node n)
 	                                                KM_SLOT_PAGE(s->parent) });
 }
 
-int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
-              struct km_mapping *out)
+static int lookup_op(const struct km *kmc, km_task_t task, km_vaddr_t va,
+                     struct km_mapping *out)
 {
 	/* Reads, but may bring revoked pages back, as the kernel would. */
 	struct km *km = (struct km *)kmc;
@@ -1477,4 +1507,15 @@ int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
 	}
 	out->lent = km_lent(km, task, r);
 	return KM_OK;
+}
+
+int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
+              struct km_mapping *out)
+{
+	struct km *km = (struct km *)kmc;
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = lookup_op(kmc, task, va, out);
+
+	km_leave(km, was);
+	return err;
 }

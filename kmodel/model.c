@@ -278,6 +278,16 @@ void km_stats(const struct km *km, struct km_stats *out)
 	out->fast_destroys = km->fast_destroys;
 }
 
+void km_syscall_begin(struct km *km, km_thread_t thread)
+{
+	km->syscall_thread = thread;
+}
+
+void km_syscall_end(struct km *km)
+{
+	km->syscall_thread = KM_NO_THREAD;
+}
+
 void km_set_fast_paths(struct km *km, bool on)
 {
 	km->fast_paths = on;

@@ -17,7 +17,7 @@ static bool kpager_live(const struct km *km, km_kpager_t k)
 	return k < km->nkpagers && km->kpager[k].live;
 }
 
-int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
+static int task_create_op(struct km *km, km_kpager_t kpager, km_task_t *id)
 {
 	struct km_task *tk;
 	km_task_t t;
@@ -58,6 +58,15 @@ int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
 	km->ntasks++;
 	*id = t;
 	return KM_OK;
+}
+
+int km_task_create(struct km *km, km_kpager_t kpager, km_task_t *id)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = task_create_op(km, kpager, id);
+
+	km_leave(km, was);
+	return err;
 }
 
 /* Is any slot of page `page` (of `per` slots) still used? */
@@ -190,7 +199,7 @@ static void free_threads(struct km *km, km_task_t t)
 		free(ids);
 }
 
-int km_task_destroy(struct km *km, km_task_t t)
+static int task_destroy_op(struct km *km, km_task_t t)
 {
 	struct km_task *tk = km_task_get(km, t);
 	uint64_t marks_at;
@@ -260,6 +269,15 @@ int km_task_destroy(struct km *km, km_task_t t)
 	return KM_OK;
 }
 
+int km_task_destroy(struct km *km, km_task_t t)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = task_destroy_op(km, t);
+
+	km_leave(km, was);
+	return err;
+}
+
 /* The lowest free slot of a per-task slot table, growing it up to `max`;
  * KM_NONE if all `max` are used or the host refuses memory. */
 static uint32_t slot_find(km_thread_t **tab, uint32_t *cap, uint32_t max)
@@ -284,8 +302,8 @@ static uint32_t slot_find(km_thread_t **tab, uint32_t *cap, uint32_t max)
 	return i;
 }
 
-int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
-                     km_thread_t *id)
+static int thread_create_op(struct km *km, km_task_t t, km_task_t pager,
+                            km_thread_t *id)
 {
 	struct km_task *tk = km_task_get(km, t);
 	struct km_ktcb *kt;
@@ -359,6 +377,16 @@ int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
 	return KM_OK;
 }
 
+int km_thread_create(struct km *km, km_task_t t, km_task_t pager,
+                     km_thread_t *id)
+{
+	struct km_behalf was = km_enter(km, KM_NO_THREAD);
+	int err = thread_create_op(km, t, pager, id);
+
+	km_leave(km, was);
+	return err;
+}
+
 static struct km_thread *thread_get(const struct km *km, km_thread_t th)
 {
 	if (th == KM_NO_THREAD || th >= km->cfg.max_threads ||
@@ -379,7 +407,7 @@ static bool utcb_page_goes(const struct km_task *tk, uint32_t utcb)
 	return true;
 }
 
-int km_thread_destroy(struct km *km, km_thread_t th)
+static int thread_destroy_op(struct km *km, km_thread_t th)
 {
 	const struct km_thread *t;
 	struct km_kpage nt;
@@ -403,6 +431,15 @@ int km_thread_destroy(struct km *km, km_thread_t th)
 	return KM_OK;
 }
 
+int km_thread_destroy(struct km *km, km_thread_t th)
+{
+	struct km_behalf was = km_enter(km, th);
+	int err = thread_destroy_op(km, th);
+
+	km_leave(km, was);
+	return err;
+}
+
 int km_thread_state(const struct km *km, km_thread_t th,
                     enum km_thread_state *state, enum km_stop_reason *why)
 {
@@ -416,8 +453,8 @@ int km_thread_state(const struct km *km, km_thread_t th,
 	return KM_OK;
 }
 
-int km_thread_regs(struct km *km, km_thread_t th, uint32_t regs[10],
-                   bool write)
+static int thread_regs_op(struct km *km, km_thread_t th, uint32_t regs[10],
+                          bool write)
 {
 	struct km_thread *t = thread_get(km, th);
 	struct km_kpage kp;
@@ -454,6 +491,15 @@ int km_thread_regs(struct km *km, km_thread_t th, uint32_t regs[10],
 	else
 		memcpy(regs, k->regs, sizeof k->regs);
 	return KM_OK;
+}
+
+int km_thread_regs(struct km *km, km_thread_t th, uint32_t regs[10], bool write)
+{
+	struct km_behalf was = km_enter(km, th);
+	int err = thread_regs_op(km, th, regs, write);
+
+	km_leave(km, was);
+	return err;
 }
 
 int km_thread_task(const struct km *km, km_thread_t th, km_task_t *task)

@@ -197,32 +197,17 @@ static int pager_prefault(struct km *km, km_thread_t thread,
 	return err;
 }
 
-int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
-             unsigned access)
+/* A touch the MMU did not allow: the page fault, served for `thread`
+ * (a live thread of task tk; pte is va's PTE slot if the directory is in). */
+static int touch_fault(struct km *km, km_thread_t thread,
+                       const struct km_thread *th, struct km_task *tk,
+                       km_vaddr_t va, unsigned access, uint32_t *pte)
 {
-	const struct km_thread *th = km_thread_get(km, thread);
-	struct km_task *tk;
 	struct km_fault_rec rec, *outer;
 	uint64_t saved_parent = km->op_parent;
-	km_thread_t saved_thread = km->op_thread;
-	uint32_t *pte, *ntp, nte, vpn = 0;
+	uint32_t *ntp, nte, vpn = 0;
 	int err;
 
-	/* Is the thread live, the access kind valid, the address user space? */
-	if (th == NULL)
-		return KM_ENOTHREAD;
-	if (access == 0 || (access & ~(KM_ACC_READ | KM_ACC_WRITE | KM_ACC_EXEC)))
-		return KM_EINVAL;
-	if (va >= KM_USER_TOP)
-		return KM_EINVAL;
-	tk = &km->task[th->task];
-
-	/* What the MMU does when the directory and the PTE allow it. */
-	pte = km_present(KM_PD(tk)) ? km_pte_slot(km, tk, va) : NULL;
-	if (pte != NULL && km_pte_rights_ok(*pte, access)) {
-		set_accessed(pte, access);
-		return KM_OK;
-	}
 	/* The node table, and the mapping node it names, may be revoked:
 	 * the kernel needs them back to know what is mapped here (and any
 	 * repair left over done, to read them). */
@@ -250,7 +235,6 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 	rec.addr = va;
 	rec.access = access;
 	km->op_parent = rec.seq;
-	km->op_thread = thread;
 	km->ufaults++;
 	tk->ufaults++;
 	km_charge(km, KM_C_TRAP_ENTRY);
@@ -329,6 +313,35 @@ int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
 	km_charge(km, KM_C_TRAP_EXIT);
 	km_rec_end(km, &rec, outer);
 	km->op_parent = saved_parent;
-	km->op_thread = saved_thread;
+	return err;
+}
+
+int km_touch(struct km *km, km_thread_t thread, km_vaddr_t va,
+             unsigned access)
+{
+	const struct km_thread *th = km_thread_get(km, thread);
+	struct km_task *tk;
+	struct km_behalf was;
+	uint32_t *pte;
+	int err;
+
+	/* Is the thread live, the access kind valid, the address user space? */
+	if (th == NULL)
+		return KM_ENOTHREAD;
+	if (access == 0 || (access & ~(KM_ACC_READ | KM_ACC_WRITE | KM_ACC_EXEC)))
+		return KM_EINVAL;
+	if (va >= KM_USER_TOP)
+		return KM_EINVAL;
+	tk = &km->task[th->task];
+
+	/* What the MMU does when the directory and the PTE allow it. */
+	pte = km_present(KM_PD(tk)) ? km_pte_slot(km, tk, va) : NULL;
+	if (pte != NULL && km_pte_rights_ok(*pte, access)) {
+		set_accessed(pte, access);
+		return KM_OK;
+	}
+	was = km_enter(km, thread);
+	err = touch_fault(km, thread, th, tk, va, access, pte);
+	km_leave(km, was);
 	return err;
 }

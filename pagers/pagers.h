@@ -101,7 +101,8 @@ const char *const *kp_names(void);
  *     const struct kp_ops *kpsim_policy(unsigned abi_version);
  *
  * kpsim calls it with KP_ABI_VERSION; the object returns its policy, or
- * NULL if it was built for another version.  Version 1 is the struct
+ * NULL if it was built for another version.  Version 2 (kp_fault.op
+ * added to version 1) is the struct
  * kp_ops (init, fini, fault, released, forgotten, aborted, revoked),
  * struct kp_fault and struct kp_decision (KP_MAP, KP_DENY, KP_REVOKE) of
  * kmodel.h; a change to any of them is a new version.  The object calls the
@@ -109,7 +110,7 @@ const char *const *kp_names(void);
  * export them (CMake ENABLE_EXPORTS, -rdynamic); it must not link kmodel
  * itself.  A spec's name may not contain ':'.
  */
-#define KP_ABI_VERSION 1u
+#define KP_ABI_VERSION 2u
 #define KP_ABI_SYMBOL "kpsim_policy"
 typedef const struct kp_ops *(*kp_policy_fn)(unsigned abi_version);
 /* What a policy's shared object defines (never kpsim itself). */

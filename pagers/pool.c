@@ -199,11 +199,10 @@ void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
 void kp_pool_fault_begin(struct kp_pool *p, const struct kp_fault *f)
 {
 	p->id = f->kpager;
-	if (p->in_retry && (f->now - p->last_fault > KP_RETRY_GAP ||
-	                    f->thread != p->retry_thread))
+	if (p->in_retry && f->op != p->retry_op)
 		p->in_retry = false;
 	p->last_fault = f->now;
-	p->last_thread = f->thread;
+	p->last_op = f->op;
 }
 
 uint64_t kp_pool_victim_bound(const struct kp_pool *p)
@@ -223,7 +222,7 @@ void kp_pool_evict_or_deny(struct kp_pool *p, uint32_t i,
 	t = p->fr[i].kp.type;
 	p->in_retry = true;
 	p->retry_since = p->last_fault;
-	p->retry_thread = p->last_thread;
+	p->retry_op = p->last_op;
 	d->action = KP_REVOKE;
 	d->vaddr = kp_pool_vaddr(p, i);
 	d->discarded = t == KM_KT_PD || t == KM_KT_PT || t == KM_KT_ND;

@@ -60,10 +60,10 @@ struct kp_pool {
 	struct kp_form *form;   /* saved forms, unordered */
 	uint32_t nform, form_cap;
 	uint64_t last_fault;    /* simulated cycle of the latest fault */
-	km_thread_t last_thread; /* on whose behalf it was raised */
+	uint64_t last_op;       /* the kernel operation it was for */
 	bool in_retry;          /* faults now are retries after KP_REVOKE */
 	uint64_t retry_since;   /* cycle of the latest KP_REVOKE answer */
-	km_thread_t retry_thread; /* the operation's thread then */
+	uint64_t retry_op;      /* the operation it was for */
 	struct kp_tally *tally; /* [tally_cap], scratch of
 	                         * kp_pool_largest_client; NULL before */
 	uint32_t tally_cap;     /* a power of two >= 2 * frames */
@@ -99,12 +99,13 @@ uint32_t kp_pool_index(const struct kp_pool *p, km_vaddr_t vaddr);
  * latest KP_REVOKE: one the attempt needs would only be faulted back,
  * evicting another, and an operation needing more frames than it can get
  * would go round for ever (the kernel bounds KP_REVOKE answers in a row,
- * but a restore between two of them resets its count).  The kernel does
- * not say which operation a fault belongs to, so a run of faults on
- * behalf of one thread, closer than KP_RETRY_GAP cycles to each other,
- * counts as one operation's.
+ * but a restore between two of them resets its count).  The retries last
+ * while faults are for the operation that got the KP_REVOKE (kp_fault.op).
+ * (Before the kernel said, a run of faults for one thread less than
+ * 100,000 cycles apart was taken for one operation's: two touches close
+ * together were one, and faults whose thread the model had left over from
+ * an earlier call were not.)
  */
-#define KP_RETRY_GAP 100000u
 
 /* Every fault callback calls this first. */
 void kp_pool_fault_begin(struct kp_pool *p, const struct kp_fault *f);

@@ -1217,7 +1217,9 @@ static void run_slice(struct sim_machine *m, km_thread_t th)
 			break;
 		case SIM_EV_SYSCALL:
 			t->fault_repeat = 0;
+			km_syscall_begin(m->km, th);
 			sim_m_syscall(m, th);
+			km_syscall_end(m->km);
 			break;
 		case SIM_EV_BUDGET:
 			break;

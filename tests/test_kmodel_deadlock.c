@@ -321,12 +321,120 @@ static void test_deadlock_unrelated_unaffected(void **state)
 	km_destroy(w.km);
 }
 
+/* The threads the kernel page faults of an operation were for, and the
+ * kernel operation each belonged to. */
+struct seen_faults {
+	uint32_t n;
+	km_thread_t thread[64];
+	uint64_t op[64];
+};
+
+static void seen_fault(void *ctx, const struct km_fault_rec *r)
+{
+	struct seen_faults *s = ctx;
+
+	if (r->kind == KM_FK_KERNEL && s->n < 64)
+		s->thread[s->n++] = r->thread;
+}
+
+/* A kpager that tells what operation its faults were for (kp_fault.op)
+ * before it does what fcfs does. */
+static uint64_t last_ops[2];
+
+static void op_fault(void *state, const struct kp_fault *f,
+                     struct kp_decision *d)
+{
+	last_ops[0] = last_ops[1];
+	last_ops[1] = f->op;
+	kp_fcfs_ops.fault(state, f, d);
+}
+
+/*
+ * Nothing an operation leaves behind decides the next one.  The model
+ * once kept the thread and the mapper of an earlier call: a task's
+ * deletion that needed a node table back from the kpager running in the
+ * task that had made the last map was aborted as a deadlock (nobody
+ * waited on that kpager), and kernel page faults were put down to
+ * whichever thread an earlier call had named (the fault records, and
+ * what kpagers are told).  Found by the stress comparison beside chaos,
+ * seed 227: the teardown's deletion failed with KM_EDEADLK.
+ */
+static void test_deadlock_none_left_over_from_earlier_calls(void **state)
+{
+	struct world w;
+	struct km_kpager_stats ks;
+	struct seen_faults seen = { 0 };
+	km_thread_t th2;
+	char why[128];
+
+	(void)state;
+	build(&w, H_DEPTH1, false);
+	OK(km_touch(w.km, w.th, REGION, KM_ACC_WRITE));
+	/* All K1 lent comes back to it: C's node table for REGION too. */
+	for (uint32_t i = 0; i < 40; i++)
+		(void)km_kpager_revoke(w.km, w.kp[0], 0x10000000u + i * 0x1000u,
+		                       false);
+	/* A thread made and gone, and a map by K1's own task T1. */
+	OK(km_thread_create(w.km, w.src, 0, &th2));
+	OK(km_thread_destroy(w.km, th2));
+	OK(km_map(w.km, w.t1, km_fpage(0x08048000u, 12, KM_RWX), w.src,
+	          0x50000000u, KM_MAP, NULL));
+
+	/* C's touch of a new region: its faults are for C's thread. */
+	km_set_fault_sink(w.km, seen_fault, &seen);
+	OK(km_touch(w.km, w.th, REGION + 0x00400000u, KM_ACC_WRITE));
+	assert_true(seen.n > 0);
+	for (uint32_t i = 0; i < seen.n; i++)
+		assert_int_equal(seen.thread[i], w.th);
+
+	/* C's deletion brings its node table back from K1: for no thread,
+	 * and no deadlock. */
+	seen.n = 0;
+	OK(km_task_destroy(w.km, w.c));
+	assert_true(seen.n > 0);
+	for (uint32_t i = 0; i < seen.n; i++)
+		assert_int_equal(seen.thread[i], KM_NO_THREAD);
+	OK(km_kpager_stats(w.km, w.kp[0], &ks));
+	assert_int_equal(ks.aborted, 0);
+	CHECK(w.km);
+	km_destroy(w.km);
+
+	/* kp_fault.op: one number for all faults of a call, a new one for
+	 * the next call. */
+	{
+		static struct kp_ops ops;
+		struct km_config c = km_config_default(1024);
+		km_task_t kt, ct;
+		km_kpager_t k;
+		km_thread_t t;
+		uint64_t first;
+
+		ops = kp_fcfs_ops;
+		ops.fault = op_fault;
+		c.kmem = KM_KMEM_KPAGER;
+		OK(km_create(&c, &w.km, why, sizeof why));
+		OK(km_task_create(w.km, KM_ROOT_KPAGER, &kt));
+		OK(km_kpager_create(w.km, &ops, kt, "frames=40", &k, why,
+		                    sizeof why));
+		OK(km_task_create(w.km, k, &ct));       /* PD and ND */
+		assert_true(last_ops[0] != 0 && last_ops[0] == last_ops[1]);
+		first = last_ops[1];
+		OK(km_thread_create(w.km, ct, 0, &t));  /* UTCB, KTCB, ... */
+		assert_true(last_ops[0] == last_ops[1] && last_ops[1] > first);
+		first = last_ops[1];
+		OK(km_touch(w.km, t, 0x08048000u, KM_ACC_WRITE));
+		assert_true(last_ops[0] == last_ops[1] && last_ops[1] > first);
+		km_destroy(w.km);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deadlock_exhaustive),
 		cmocka_unit_test(test_deadlock_pager_reply_needs_memory),
 		cmocka_unit_test(test_deadlock_unrelated_unaffected),
+		cmocka_unit_test(test_deadlock_none_left_over_from_earlier_calls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -307,12 +307,31 @@ static void test_sim_machine_pingpong(void **state)
 	finish(&r);
 }
 
+/* The kernel pages of threads a guest makes by system call are faulted
+ * in for the thread that made the call (not for none, nor for a thread an
+ * earlier call left behind). */
 static void test_sim_machine_spawn(void **state)
 {
 	struct run r;
+	km_thread_t spawner = KM_NO_THREAD;
+	size_t made = 0;
 
 	(void)state;
 	workload(&r, KM_KMEM_KPAGER, "spawn 40", "spawn: 40 threads reported");
+	for (size_t i = 0; i < r.rs->n && i < 4096; i++) {
+		const struct km_fault_rec *f = &r.rs->v[i];
+
+		if (f->kind == KM_FK_USER && spawner == KM_NO_THREAD)
+			spawner = f->thread;
+		/* The first KTCB and UTCB pages came with the task. */
+		if (f->kind == KM_FK_KERNEL && f->decision == KM_D_MAPPED &&
+		    (f->kpage.type == KM_KT_KTCB ||
+		     f->kpage.type == KM_KT_UTCB) && f->kpage.index > 0) {
+			assert_int_equal(f->thread, spawner);
+			made++;
+		}
+	}
+	assert_true(spawner != KM_NO_THREAD && made > 0);
 	finish(&r);
 }
 

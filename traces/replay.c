@@ -706,10 +706,18 @@ int tr_replay_event(struct tr_replay *r, const struct tr_event *ev,
 		return -1;
 	}
 	r->st.events++;
+	/* The events from a syscall to its sysret are what the call did (a
+	 * run records them in one go, sim/machine.c): the model's work for
+	 * them is for the calling thread, in the trace's order, whether an
+	 * event is held or skipped. */
+	if (ev->kind == TR_SYSCALL)
+		km_syscall_begin(r->km, r->th[ev->a].km);
 	if ((t = held_by(r, ev)) != NULL)
 		hold(r, t, ev);
 	else if (process(r, ev, why, why_len) != 0)
 		return -1;
+	if (ev->kind == TR_SYSRET)
+		km_syscall_end(r->km);
 	if (r->oom) {
 		snprintf(why, why_len, "out of host memory");
 		return -1;
