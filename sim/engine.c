@@ -29,8 +29,11 @@
  * again from its bytes.  Running code costs nothing more.  A known limit,
  * only for code that rewrites itself: a store into the block that is
  * running makes QEMU abandon that block without an exception (precise SMC)
- * and run the store again alone, so the rest of the block is over-counted.
- * That only ever charges the guest more than it ran.
+ * and run the store again alone, so the rest of the block is over-counted
+ * (up to twice the count, for a loop that stores into its own block every
+ * round).  That only ever charges the guest more than it ran.  The hook
+ * cannot tell such a stop from a jump into a block Unicorn once cut short
+ * at a faulting instruction; taking one for the other would under-count.
  */
 #include "engine.h"
 
