@@ -435,7 +435,6 @@ static inline void km_leave(struct km *km, struct km_behalf was)
 	km->op_caller = was.caller;
 }
 
-
 static inline uint8_t *km_fp(const struct km *km, km_pfn_t pfn)
 {
 	return km->mem + (size_t)pfn * KM_PAGE_SIZE;
