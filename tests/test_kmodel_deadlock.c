@@ -321,12 +321,10 @@ static void test_deadlock_unrelated_unaffected(void **state)
 	km_destroy(w.km);
 }
 
-/* The threads the kernel page faults of an operation were for, and the
- * kernel operation each belonged to. */
+/* The threads the kernel page faults of an operation were for. */
 struct seen_faults {
 	uint32_t n;
 	km_thread_t thread[64];
-	uint64_t op[64];
 };
 
 static void seen_fault(void *ctx, const struct km_fault_rec *r)
