@@ -549,7 +549,7 @@ static inline km_pfn_t km_kpage_pfn(const struct km *km, struct km_kpage kp)
 	return p->pfn[kp.index];
 }
 bool km_kpage_is_out(const struct km *km, struct km_kpage kp);
-void km_op_begin(struct km *km, km_thread_t thread);
+void km_op_begin(struct km *km);
 int km_op_need(struct km *km, km_task_t task, enum km_ktype type,
                uint32_t index);
 int km_op_acquire(struct km *km);

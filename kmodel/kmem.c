@@ -542,7 +542,7 @@ static int lent_frame_now(struct km *km, km_kpager_t id, km_vaddr_t vaddr,
 
 	if ((err = km_settle(km)) != KM_OK)
 		return err;
-	km_op_begin(km, KM_NO_THREAD);
+	km_op_begin(km);
 	while ((err = lent_frame(km, id, vaddr, pfn)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
 			return err;
@@ -1020,10 +1020,9 @@ static int salvage(struct km *km, struct km_kpage kp, km_pfn_t *pfn)
 /* ---------------------------------------------------------------------- */
 /* The operation protocol.                                                  */
 
-void km_op_begin(struct km *km, km_thread_t thread)
+void km_op_begin(struct km *km)
 {
 	km->nneed = 0;
-	km->op_thread = thread;
 	km->op_caller = KM_NONE;
 	km->op_losses = km->losses;
 	km->op_meets_lost = false;

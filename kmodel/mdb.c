@@ -788,7 +788,7 @@ static bool map_fast(struct km *km, const struct plan *p, uint32_t *moved)
 	    !fast_in(km, &m, p->to, KM_KT_PD, 0))
 		return false;
 
-	km_op_begin(km, km->op_thread);
+	km_op_begin(km);
 	km->op_caller = p->from;
 	km_charge(km, KM_C_MAP_ITEM);
 	for (uint32_t i = 0; i < m.n; i++)
@@ -816,7 +816,7 @@ static int map_plan_once(struct km *km, const struct plan *p,
 
 	if (map_fast(km, p, moved))
 		return KM_OK;
-	km_op_begin(km, km->op_thread);
+	km_op_begin(km);
 	km->op_caller = p->from;        /* the mapper waits on the map */
 	km_charge(km, KM_C_MAP_ITEM);
 	for (uint32_t i = 0; i < p->n; i++) {
@@ -1451,11 +1451,10 @@ static bool lookup_in(const struct km *km, struct node n)
 	                                                KM_SLOT_PAGE(s->parent) });
 }
 
-static int lookup_op(const struct km *kmc, km_task_t task, km_vaddr_t va,
+/* Reads, but may bring revoked pages back, as the kernel would. */
+static int lookup_op(struct km *km, km_task_t task, km_vaddr_t va,
                      struct km_mapping *out)
 {
-	/* Reads, but may bring revoked pages back, as the kernel would. */
-	struct km *km = (struct km *)kmc;
 	struct node n;
 	const struct km_recv *r;
 	int err;
@@ -1478,7 +1477,7 @@ static int lookup_op(const struct km *kmc, km_task_t task, km_vaddr_t va,
 	} else {
 		if ((err = km_settle(km)) != KM_OK)
 			return err;
-		km_op_begin(km, KM_NO_THREAD);
+		km_op_begin(km);
 		for (;;) {
 			err = km_recv_find(km, task, va >> KM_PAGE_SHIFT,
 			                   &n.slot);
@@ -1514,7 +1513,7 @@ int km_lookup(const struct km *kmc, km_task_t task, km_vaddr_t va,
 {
 	struct km *km = (struct km *)kmc;
 	struct km_behalf was = km_enter(km, KM_NO_THREAD);
-	int err = lookup_op(kmc, task, va, out);
+	int err = lookup_op(km, task, va, out);
 
 	km_leave(km, was);
 	return err;

@@ -41,7 +41,7 @@ static int task_create_op(struct km *km, km_kpager_t kpager, km_task_t *id)
 
 	/* (A page lost meanwhile, the kpager's own, is undone; then again.) */
 	do {
-		km_op_begin(km, km->op_thread);
+		km_op_begin(km);
 		if ((err = km_op_need(km, t, KM_KT_PD, 0)) == KM_OK &&
 		    (err = km_op_need(km, t, KM_KT_ND, 0)) == KM_OK)
 			err = km_op_acquire(km);
@@ -337,7 +337,7 @@ static int thread_create_op(struct km *km, km_task_t t, km_task_t pager,
 	/* The slots' pages, new or back from their kpager (and with a UTCB
 	 * page, what it is entered into). */
 	do {
-		km_op_begin(km, km->op_thread);
+		km_op_begin(km);
 		err = km_op_need(km, t, KM_KT_UTCB, us / KM_UTCB_PER_PAGE);
 		if (err == KM_OK)
 			err = km_op_need(km, t, KM_KT_KTCB,
@@ -421,7 +421,7 @@ static int thread_destroy_op(struct km *km, km_thread_t th)
 	 * another thread's UTCB in it, does not write the table and may
 	 * still go. */
 	nt = (struct km_kpage){ t->task, KM_KT_NT, KM_UTCB_PDE };
-	km_op_begin(km, th);
+	km_op_begin(km);
 	while ((err = km_bring(km, nt)) == KM_ERETRY)
 		if ((err = km_repair(km)) != KM_OK)
 			break;
@@ -469,7 +469,7 @@ static int thread_regs_op(struct km *km, km_thread_t th, uint32_t regs[10],
 	kp.index = t->ktcb / KM_KTCB_PER_PAGE;
 	/* Is its KTCB in the kernel?  If revoked, bring it back. */
 	do {
-		km_op_begin(km, th);
+		km_op_begin(km);
 		err = km_op_need(km, kp.task, kp.type, kp.index);
 		if (err == KM_OK)
 			err = km_op_acquire(km);

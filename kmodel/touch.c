@@ -131,7 +131,7 @@ static int touch_restore(struct km *km, struct km_task *tk, km_task_t t,
 {
 	int err = KM_OK;
 
-	km_op_begin(km, km->op_thread);
+	km_op_begin(km);
 	if (!km_present(KM_PD(tk)))
 		err = km_op_need(km, t, KM_KT_PD, 0);
 	if (err == KM_OK && nte == KM_NTE_UTCB)
@@ -153,7 +153,7 @@ static int touch_bring(struct km *km, km_task_t t, km_vaddr_t va)
 	uint32_t slot;
 	int err;
 
-	km_op_begin(km, km->op_thread);
+	km_op_begin(km);
 	for (;;) {
 		err = km_recv_find(km, t, va >> KM_PAGE_SHIFT, &slot);
 		if (err == KM_OK)
@@ -173,13 +173,13 @@ static int touch_bring(struct km *km, km_task_t t, km_vaddr_t va)
  * would fault to the task's kpager in the middle of it, and a kpager that
  * is also the task's pager would wait on itself: the paper's deadlock.
  */
-static int pager_prefault(struct km *km, km_thread_t thread,
-                          const struct km_thread *th, km_vaddr_t va)
+static int pager_prefault(struct km *km, const struct km_thread *th,
+                          km_vaddr_t va)
 {
 	int err;
 
 	do {
-		km_op_begin(km, thread);
+		km_op_begin(km);
 		err = km_op_need(km, th->task, KM_KT_PT, KM_PDX(va));
 		if (err == KM_OK)
 			err = km_op_need(km, th->task, KM_KT_NT, KM_PDX(va));
@@ -225,7 +225,7 @@ static int touch_fault(struct km *km, km_thread_t thread,
 	 * simulator).  The kernel pages that map will need come first. */
 	if (nte == KM_NTE_NONE && th->pager != km->defpager) {
 		if (!km->cfg.unordered &&
-		    (err = pager_prefault(km, thread, th, va)) != KM_OK)
+		    (err = pager_prefault(km, th, va)) != KM_OK)
 			return err;
 		return KM_ENOMAP;
 	}
