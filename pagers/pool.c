@@ -13,7 +13,6 @@ int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
                  km_vaddr_t base, enum kp_forms forms_mode, char *why,
                  size_t why_len)
 {
-	struct km_mapping m;
 	int err;
 
 	/* Is the pool a sane size, page aligned, inside user space? */
@@ -45,25 +44,13 @@ int kp_pool_init(struct kp_pool *p, struct km *km, km_task_t task,
 		return err;
 	}
 	p->km = km;
+	p->task = task;
 	p->id = KM_ROOT_KPAGER;         /* known from the first fault */
 	p->base = base;
 	p->frames = frames;
 	p->forms_mode = forms_mode;
-	/* A frame stays behind its page while the kpager lives (it never
-	 * maps or unmaps its pool), so its number is looked up once: from
-	 * inside a callback km_lookup may be refused. */
-	for (uint32_t i = 0; i < frames; i++) {
-		err = km_lookup(km, task, kp_pool_vaddr(p, i), &m);
-		if (err != KM_OK) {
-			kp_pool_fini(p);
-			snprintf(why, why_len, "%s: the page at 0x%x that sigma0 "
-			         "just mapped cannot be looked up: %s", policy,
-			         kp_pool_vaddr(p, i), km_strerror(err));
-			return err;
-		}
-		p->fr[i].pfn = m.pfn;
+	for (uint32_t i = 0; i < frames; i++)
 		p->free[i] = frames - 1 - i;
-	}
 	p->nfree = frames;
 	return KM_OK;
 }
@@ -122,12 +109,39 @@ static void form_drop(struct kp_pool *p, uint32_t j)
 	p->form[j] = p->form[--p->nform];
 }
 
+/*
+ * The bytes of the pool's page i, as the kpager's own code would reach
+ * them (to write them if `write`): the frame its mapping at that page
+ * holds now, or NULL if it has none with those rights there.  Not a frame
+ * number kept from the start: the page may have been unmapped, granted
+ * away or replaced since (by the kpager's task itself, or by whoever
+ * mapped it the page), and the frame that was behind it may now be
+ * another task's, or in the kernel's use.  From inside a callback the
+ * lookup is also refused while the pages holding the kpager's own
+ * mapping are out: the kpager would fault on its page, and a callback
+ * cannot wait for that.
+ */
+static uint8_t *page_bytes(const struct kp_pool *p, uint32_t i, bool write)
+{
+	struct km_mapping m;
+
+	if (km_lookup(p->km, p->task, kp_pool_vaddr(p, i), &m) != KM_OK ||
+	    m.lent || !(m.rights & (write ? KM_W : KM_R)))
+		return NULL;
+	return km_frame_ptr(p->km, m.pfn);
+}
+
 /* Copies the form in frame `i` to the backing store.  False if the host
- * has no memory for it (the caller keeps the form in the frame). */
+ * has no memory for it, or the frame cannot be read (the caller keeps
+ * the form in the frame). */
 static bool form_save(struct kp_pool *p, uint32_t i)
 {
+	const uint8_t *frame = page_bytes(p, i, false);
 	struct kp_form *nf;
 	uint8_t *bytes;
+
+	if (frame == NULL)
+		return false;
 
 	if (p->nform == p->form_cap) {
 		uint32_t cap = p->form_cap ? p->form_cap * 2 : 16;
@@ -141,7 +155,7 @@ static bool form_save(struct kp_pool *p, uint32_t i)
 	bytes = malloc(KM_PAGE_SIZE);
 	if (bytes == NULL)
 		return false;
-	memcpy(bytes, km_frame_ptr(p->km, p->fr[i].pfn), KM_PAGE_SIZE);
+	memcpy(bytes, frame, KM_PAGE_SIZE);
 	p->form[p->nform].kva = p->fr[i].kva;
 	p->form[p->nform].bytes = bytes;
 	p->nform++;
@@ -180,14 +194,15 @@ void kp_pool_lend(struct kp_pool *p, uint32_t i, const struct kp_fault *f,
 
 	if (f->restore) {
 		uint32_t j = form_find(p, f->kva);
+		uint8_t *frame = j != KP_NONE ? page_bytes(p, i, true) : NULL;
 
-		if (j != KP_NONE) {
-			memcpy(km_frame_ptr(p->km, p->fr[i].pfn),
-			       p->form[j].bytes, KM_PAGE_SIZE);
+		/* A form the kpager cannot put back in its page is lost to
+		 * it as much as one it never kept. */
+		if (frame != NULL)
+			memcpy(frame, p->form[j].bytes, KM_PAGE_SIZE);
+		if (j != KP_NONE)
 			form_drop(p, j);
-		} else {
-			discarded = true;
-		}
+		discarded = frame == NULL;
 	}
 	p->fr[i].state = KP_LENT;
 	p->fr[i].kp = f->kpage;

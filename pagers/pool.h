@@ -25,7 +25,6 @@ struct kp_frame {
 	struct km_kpage kp;     /* LENT, HELD: the kernel page it holds */
 	uint64_t kva;           /* km_kpage_kva(kp) */
 	uint64_t lent_at;       /* LENT: simulated cycle it was lent */
-	km_pfn_t pfn;           /* the frame behind the kpager's page */
 };
 
 /* A client's count in kp_pool_largest_client's table. */
@@ -49,6 +48,7 @@ enum kp_forms {
 
 struct kp_pool {
 	struct km *km;          /* borrowed; outlives the kpager */
+	km_task_t task;         /* the kpager's, whose pages the frames are */
 	km_kpager_t id;         /* this kpager's id, from its faults */
 	km_vaddr_t base;        /* frame i sits at base + i * 4096 */
 	uint32_t frames;

@@ -494,6 +494,67 @@ static void test_pagers_policies_quota_restores_forms(void **state)
 	assert_true(fx->seen.restored >= 1);
 }
 
+/*
+ * A pool page the kpager's task no longer holds.  quota keeps the form of
+ * a revoked page in its backing store; its task then unmaps the page, and
+ * sigma0 maps the frame that was behind it to another task, which fills
+ * it.  When the page is faulted back, the kpager can put the form only
+ * where its own mapping reaches, which is nowhere: the page does not come
+ * back from it, and the other task's frame keeps its bytes.  (Stress seed
+ * 434 beside quota: the pool copied a form into the frame it had been
+ * given at the start, by then another task's page directory.)
+ */
+static void test_pagers_policies_pool_page_taken_away(void **state)
+{
+	struct fx *fx = *state;
+	struct km_mapping m;
+	km_task_t a, y;
+	km_thread_t ta;
+	uint32_t regs[10], i, pages, restored;
+	const uint8_t *bytes;
+	km_vaddr_t va;
+
+	start(fx, "quota:frames=8,pool=32");
+	OK(client(fx, &a, &ta));
+	for (i = 0; i < 10; i++)
+		regs[i] = 0x1000u * i + 7u;
+	OK(km_thread_regs(fx->km, ta, regs, true));
+	for (i = 0; i < 32; i++) {
+		struct km_kpage k;
+
+		if (km_lookup(fx->km, fx->kt, BASE + i * PG, &m) != KM_OK ||
+		    !m.lent)
+			continue;
+		k = fx->seen.in_frame[m.pfn];
+		if (k.task == a && k.type == KM_KT_KTCB && k.index == 0)
+			break;	/* the page that holds a's thread */
+	}
+	assert_true(i < 32);
+	va = BASE + i * PG;
+	OK(km_kpager_revoke(fx->km, fx->kp, va, false));
+	CHECK(fx->km);
+
+	OK(km_lookup(fx->km, fx->kt, va, &m));
+	OK(km_unmap(fx->km, fx->kt, km_fpage(va, 12, KM_RWX), KM_UNMAP_SELF,
+	            &pages));
+	OK(km_task_create(fx->km, KM_ROOT_KPAGER, &y));
+	OK(km_map(fx->km, KM_SIGMA0, km_fpage(m.from_vaddr, 12, KM_R | KM_W),
+	          y, 0x20000000u, KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	memset(km_frame_ptr(fx->km, m.pfn), 0x5a, PG);
+	bytes = km_frame_ptr(fx->km, m.pfn);
+	CHECK(fx->km);
+
+	restored = fx->seen.restored;
+	(void)km_thread_regs(fx->km, ta, regs, false);
+	CHECK(fx->km);
+	for (i = 0; i < PG; i++)
+		if (bytes[i] != 0x5a)
+			fail_msg("byte %u of the other task's frame is %#x", i,
+			         bytes[i]);
+	assert_int_equal(fx->seen.restored, restored);
+}
+
 /* The kernel's record of pool frame i: lent?, and its last use. */
 static bool frame_use(struct fx *fx, uint32_t i, uint64_t *last)
 {
@@ -976,6 +1037,7 @@ int main(void)
 		T(test_pagers_policies_quota_budget_and_isolation),
 		T(test_pagers_policies_quota_over_deny),
 		T(test_pagers_policies_quota_restores_forms),
+		T(test_pagers_policies_pool_page_taken_away),
 		T(test_pagers_policies_ws_keeps_the_window),
 		T(test_pagers_policies_clock_typed_tables_first),
 		T(test_pagers_policies_pinned_never_revokes),
