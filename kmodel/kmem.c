@@ -694,14 +694,16 @@ void km_task_free_kpages(struct km *km, km_task_t t)
 
 /*
  * Checks a kpager's answer: the page at `va` of the kpager's task must be
- * mapped writable there, not mapped onwards, not lent already, and its
- * frame must not hold kernel data.  Returns the receiver slot or KM_NONE.
+ * mapped writable there, straight from sigma0 and nowhere else, not
+ * mapped onwards, not lent already, and its frame must not hold kernel
+ * data.  Returns the receiver slot or KM_NONE.
  */
 static uint32_t lend_check(struct km *km, km_task_t kt, km_vaddr_t va,
                            int *err)
 {
 	uint32_t slot;
 	const struct km_recv *r;
+	const struct km_send *s;
 
 	*err = KM_OK;
 	if ((va & (KM_PAGE_SIZE - 1)) != 0 || va >= KM_USER_TOP)
@@ -718,6 +720,20 @@ static uint32_t lend_check(struct km *km, km_task_t kt, km_vaddr_t va,
 	if (r->tag != KM_PART_RECV || !(r->rights & KM_W) ||
 	    r->first_child != KM_NONE ||
 	    km->frame[r->pfn].kuse != KM_KU_NONE)
+		return KM_NONE;
+	/* In-use kernel memory is out of every user's reach, and the kernel
+	 * takes away the lender's PTE alone: the frame may have no other
+	 * mapping.  A task that mapped the page on to the kpager, or another
+	 * that sigma0 mapped the same frame to, would keep its own, and
+	 * could read and write the kernel's page through it.  So the mapping
+	 * must be sigma0's only child. */
+	if (r->send_task != KM_SIGMA0)
+		return KM_NONE;
+	if ((*err = km_part_bring(km, KM_SIGMA0, r->send_slot)) != KM_OK)
+		return KM_NONE;
+	r = &km_part(km, kt, slot)->r;  /* (bringing may have moved pages) */
+	s = &km_part(km, KM_SIGMA0, r->send_slot)->s;
+	if (s->prev != KM_NONE || s->next != KM_NONE)
 		return KM_NONE;
 	return slot;
 }

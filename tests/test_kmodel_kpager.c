@@ -806,6 +806,64 @@ static void test_kpager_vaddr_mapped_onwards_is_refused(void **state)
 	assert_int_equal(lookup(fx->km, fx->s, VA_S).from, fx->p);
 }
 
+/*
+ * The kernel takes away only the lender's PTE of a page it uses, so a
+ * page anyone else reaches may not be lent.  Here s maps a page of its
+ * own over the kpager's first page: s, the mapper, keeps its mapping.
+ * (Before the kernel refused it, s could write the client's page
+ * directory.)
+ */
+static void test_kpager_vaddr_mapped_from_another_task_is_refused(
+	void **state)
+{
+	struct fx *fx = *state;
+	km_task_t c;
+	uint32_t pages = 0;
+
+	make_kpager(fx);
+	OK(km_sigma0_map(fx->km, fx->s, VA_S, 1, KM_R | KM_W));
+	OK(km_map(fx->km, fx->s, km_fpage(VA_S, 12, KM_R | KM_W), fx->p,
+	          TKP_BASE, KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	assert_int_equal(lookup(fx->km, fx->p, TKP_BASE).from, fx->s);
+	CHECK(fx->km);
+	reset_logs(fx);
+	FAILS(fx, KM_SIGMA0, true, km_task_create(fx->km, fx->kp, &c), -1);
+	assert_refused_cleanly(fx);
+	assert_int_equal(lookup(fx->km, fx->s, VA_S).rights, KM_R | KM_W);
+}
+
+/* The same when sigma0 has mapped the kpager's frame to another task as
+ * well; once that mapping is gone, the page may be lent. */
+static void test_kpager_vaddr_sigma0_mapped_elsewhere_is_refused(
+	void **state)
+{
+	struct fx *fx = *state;
+	struct km_mapping m;
+	km_task_t c;
+	uint32_t pages = 0;
+
+	make_kpager(fx);
+	m = lookup(fx->km, fx->p, TKP_BASE);
+	assert_int_equal(m.from, KM_SIGMA0);
+	OK(km_map(fx->km, KM_SIGMA0, km_fpage(m.from_vaddr, 12, KM_R | KM_W),
+	          fx->s, VA_S, KM_MAP, &pages));
+	assert_int_equal(pages, 1);
+	assert_int_equal(lookup(fx->km, fx->s, VA_S).pfn, m.pfn);
+	CHECK(fx->km);
+	reset_logs(fx);
+	FAILS(fx, KM_SIGMA0, true, km_task_create(fx->km, fx->kp, &c), -1);
+	assert_refused_cleanly(fx);
+
+	OK(km_unmap(fx->km, fx->s, km_fpage(VA_S, 12, KM_RWX), KM_UNMAP_SELF,
+	            &pages));
+	memset(fx->tkp.used, 0, sizeof fx->tkp.used);
+	c = make_client(fx);
+	assert_true(lookup(fx->km, fx->p, TKP_BASE).lent);
+	OK(km_task_destroy(fx->km, c));
+	CHECK(fx->km);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Pages lent to the kernel                                                 */
 
@@ -1043,6 +1101,8 @@ int main(void)
 		T(test_kpager_read_only_vaddr_is_refused),
 		T(test_kpager_vaddr_lent_twice_is_refused),
 		T(test_kpager_vaddr_mapped_onwards_is_refused),
+		T(test_kpager_vaddr_mapped_from_another_task_is_refused),
+		T(test_kpager_vaddr_sigma0_mapped_elsewhere_is_refused),
 		T(test_kpager_lent_pages_move_only_by_revocation),
 		T(test_kpager_task_destroy_returns_lent_pages),
 		T(test_kpager_task_backing_a_kpager_is_busy),
