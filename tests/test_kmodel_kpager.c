@@ -857,6 +857,8 @@ static void test_kpager_vaddr_sigma0_mapped_elsewhere_is_refused(
 
 	OK(km_unmap(fx->km, fx->s, km_fpage(VA_S, 12, KM_RWX), KM_UNMAP_SELF,
 	            &pages));
+	/* (The test kpager still counts the page of its refused answer as
+	 * used: it would offer the next one.) */
 	memset(fx->tkp.used, 0, sizeof fx->tkp.used);
 	c = make_client(fx);
 	assert_true(lookup(fx->km, fx->p, TKP_BASE).lent);
